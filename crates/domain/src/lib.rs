@@ -1,0 +1,15 @@
+//! mailfwd's domain: the data, the rules of validity, the ports that own the data and
+//! the services built on them. No I/O, no runtime, no SQL: adapters bring those.
+
+pub mod address;
+pub mod import;
+pub mod memory;
+pub mod rule;
+pub mod rule_store;
+
+#[cfg(any(test, feature = "contract"))]
+pub mod contract;
+
+pub use address::{AddressError, Domain, EmailAddress};
+pub use rule::{InvalidRule, RecipientPattern, Rule};
+pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};
