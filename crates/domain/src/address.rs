@@ -85,7 +85,10 @@ impl Domain {
             input.to_ascii_lowercase()
         } else {
             idna::domain_to_ascii(input).map_err(|_| {
-                AddressError::InvalidDomain(input.to_owned(), "it cannot be converted to punycode (IDNA)")
+                AddressError::InvalidDomain(
+                    input.to_owned(),
+                    "it cannot be converted to punycode (IDNA)",
+                )
             })?
         };
         let ascii = ascii.strip_suffix('.').unwrap_or(&ascii).to_owned();
@@ -113,7 +116,10 @@ fn check_label(input: &str, label: &str) -> Result<(), AddressError> {
     if label.len() > MAX_LABEL {
         return invalid("a label is longer than 63 octets");
     }
-    if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+    if !label
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
         return invalid("a label holds a character other than letters, digits and '-'");
     }
     if label.starts_with('-') || label.ends_with('-') {
@@ -124,7 +130,10 @@ fn check_label(input: &str, label: &str) -> Result<(), AddressError> {
 
 fn parse_address_literal(input: &str) -> Result<String, AddressError> {
     let bad = || AddressError::InvalidAddressLiteral(input.to_owned());
-    let inner = input.strip_prefix('[').and_then(|s| s.strip_suffix(']')).ok_or_else(bad)?;
+    let inner = input
+        .strip_prefix('[')
+        .and_then(|s| s.strip_suffix(']'))
+        .ok_or_else(bad)?;
     let ip: IpAddr = match inner.get(..5) {
         Some(tag) if tag.eq_ignore_ascii_case("ipv6:") => {
             IpAddr::V6(inner[5..].parse::<Ipv6Addr>().map_err(|_| bad())?)
@@ -229,7 +238,10 @@ impl EmailAddress {
         if base.is_empty() {
             return None;
         }
-        Some(EmailAddress { local: base.to_owned(), domain: self.domain.clone() })
+        Some(EmailAddress {
+            local: base.to_owned(),
+            domain: self.domain.clone(),
+        })
     }
 }
 
@@ -241,7 +253,9 @@ fn is_atext(c: char) -> bool {
 }
 
 fn is_dot_atom(s: &str) -> bool {
-    !s.is_empty() && s.split('.').all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
+    !s.is_empty()
+        && s.split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(is_atext))
 }
 
 fn parse_local_part(raw: &str) -> Result<String, AddressError> {
@@ -262,7 +276,9 @@ fn parse_quoted_local_part(raw: &str) -> Result<String, AddressError> {
         .strip_prefix('"')
         .and_then(|s| s.strip_suffix('"'))
         .filter(|_| raw.len() >= 2)
-        .ok_or(AddressError::BadQuoting("it does not end with a closing quote"))?;
+        .ok_or(AddressError::BadQuoting(
+            "it does not end with a closing quote",
+        ))?;
     let mut content = String::with_capacity(inner.len());
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
@@ -271,7 +287,11 @@ fn parse_quoted_local_part(raw: &str) -> Result<String, AddressError> {
                 Some(escaped) => content.push(escaped),
                 None => return Err(AddressError::BadQuoting("it ends with a lone backslash")),
             },
-            '"' => return Err(AddressError::BadQuoting("an unescaped quote appears inside it")),
+            '"' => {
+                return Err(AddressError::BadQuoting(
+                    "an unescaped quote appears inside it",
+                ));
+            }
             other => content.push(other),
         }
     }

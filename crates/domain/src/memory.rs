@@ -25,7 +25,9 @@ impl MemoryRuleStore {
     fn rules(&self) -> MutexGuard<'_, BTreeMap<String, Rule>> {
         // A panic while holding the lock cannot leave a map half-updated: every
         // operation below is a single insert or remove.
-        self.rules.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.rules
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -42,7 +44,10 @@ impl RuleStore for MemoryRuleStore {
     }
 
     async fn get(&self, pattern: &RecipientPattern) -> Result<Rule, RuleError> {
-        self.rules().get(&pattern.key()).cloned().ok_or_else(|| RuleError::NotFound(pattern.clone()))
+        self.rules()
+            .get(&pattern.key())
+            .cloned()
+            .ok_or_else(|| RuleError::NotFound(pattern.clone()))
     }
 
     async fn delete(&self, pattern: &RecipientPattern) -> Result<(), RuleError> {
@@ -59,7 +64,12 @@ impl RuleStore for MemoryRuleStore {
         let mut page: Vec<Rule> = rules
             .iter()
             .filter(|(key, _)| after.as_deref().is_none_or(|after| key.as_str() > after))
-            .filter(|(_, rule)| query.domain.as_ref().is_none_or(|d| rule.pattern().domain() == d))
+            .filter(|(_, rule)| {
+                query
+                    .domain
+                    .as_ref()
+                    .is_none_or(|d| rule.pattern().domain() == d)
+            })
             .take(limit + 1)
             .map(|(_, rule)| rule.clone())
             .collect();
@@ -69,7 +79,10 @@ impl RuleStore for MemoryRuleStore {
         } else {
             None
         };
-        Ok(RulePage { rules: page, next_cursor })
+        Ok(RulePage {
+            rules: page,
+            next_cursor,
+        })
     }
 
     async fn upsert_many(&self, batch: Vec<Rule>) -> Result<u64, RuleError> {
@@ -83,6 +96,9 @@ impl RuleStore for MemoryRuleStore {
 
     async fn resolve(&self, recipient: &EmailAddress) -> Result<Option<Rule>, RuleError> {
         let rules = self.rules();
-        Ok(RecipientPattern::candidate_keys(recipient).iter().find_map(|key| rules.get(key)).cloned())
+        Ok(RecipientPattern::candidate_keys(recipient)
+            .iter()
+            .find_map(|key| rules.get(key))
+            .cloned())
     }
 }

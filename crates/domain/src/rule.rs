@@ -1,5 +1,6 @@
 //! Forwarding rules: which recipient pattern goes to which destinations.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -128,24 +129,29 @@ impl Rule {
         destinations: Vec<EmailAddress>,
         max_destinations: usize,
     ) -> Result<Self, InvalidRule> {
-        let mut unique: Vec<EmailAddress> = Vec::with_capacity(destinations.len());
-        for destination in destinations {
-            if !unique.iter().any(|d| d.match_key() == destination.match_key()) {
-                unique.push(destination);
-            }
-        }
+        let mut seen = HashSet::with_capacity(destinations.len());
+        let unique: Vec<EmailAddress> = destinations
+            .into_iter()
+            .filter(|d| seen.insert(d.match_key()))
+            .collect();
         if unique.is_empty() {
             return Err(InvalidRule::NoDestination);
         }
         if unique.len() > max_destinations {
-            return Err(InvalidRule::TooManyDestinations { count: unique.len(), max: max_destinations });
+            return Err(InvalidRule::TooManyDestinations {
+                count: unique.len(),
+                max: max_destinations,
+            });
         }
-        if let RecipientPattern::Exact(address) = &pattern {
-            if let Some(same) = unique.iter().find(|d| d.match_key() == address.match_key()) {
-                return Err(InvalidRule::ForwardsToItself(same.clone()));
-            }
+        if let RecipientPattern::Exact(address) = &pattern
+            && let Some(same) = unique.iter().find(|d| d.match_key() == address.match_key())
+        {
+            return Err(InvalidRule::ForwardsToItself(same.clone()));
         }
-        Ok(Rule { pattern, destinations: unique })
+        Ok(Rule {
+            pattern,
+            destinations: unique,
+        })
     }
 
     /// Which recipients this rule applies to.
@@ -181,8 +187,14 @@ mod tests {
             RecipientPattern::parse("*@Acme.Test").map(|p| p.to_string()),
             Ok("*@acme.test".to_owned())
         );
-        assert!(matches!(RecipientPattern::parse("Sales@acme.test"), Ok(RecipientPattern::Exact(_))));
-        assert_eq!(RecipientPattern::parse("Sales@acme.test").map(|p| p.key()), Ok("sales@acme.test".to_owned()));
+        assert!(matches!(
+            RecipientPattern::parse("Sales@acme.test"),
+            Ok(RecipientPattern::Exact(_))
+        ));
+        assert_eq!(
+            RecipientPattern::parse("Sales@acme.test").map(|p| p.key()),
+            Ok("sales@acme.test".to_owned())
+        );
         assert!(RecipientPattern::parse("*@bad..domain").is_err());
     }
 
@@ -192,13 +204,19 @@ mod tests {
             RecipientPattern::candidate_keys(&addr("User+Tag@x.test")),
             vec!["user+tag@x.test", "user@x.test", "*@x.test"]
         );
-        assert_eq!(RecipientPattern::candidate_keys(&addr("user@x.test")), vec!["user@x.test", "*@x.test"]);
+        assert_eq!(
+            RecipientPattern::candidate_keys(&addr("user@x.test")),
+            vec!["user@x.test", "*@x.test"]
+        );
     }
 
     #[test]
     fn rule_validation() {
         let pattern = RecipientPattern::parse("a@x.test").expect("valid");
-        assert_eq!(Rule::new(pattern.clone(), vec![], 10), Err(InvalidRule::NoDestination));
+        assert_eq!(
+            Rule::new(pattern.clone(), vec![], 10),
+            Err(InvalidRule::NoDestination)
+        );
         assert_eq!(
             Rule::new(pattern.clone(), vec![addr("A@X.test")], 10),
             Err(InvalidRule::ForwardsToItself(addr("A@x.test")))
@@ -208,8 +226,12 @@ mod tests {
             Rule::new(pattern.clone(), many, 2),
             Err(InvalidRule::TooManyDestinations { count: 3, max: 2 })
         );
-        let rule = Rule::new(pattern, vec![addr("b@y.test"), addr("B@y.test"), addr("c@y.test")], 2)
-            .expect("duplicates merge before the limit is checked");
+        let rule = Rule::new(
+            pattern,
+            vec![addr("b@y.test"), addr("B@y.test"), addr("c@y.test")],
+            2,
+        )
+        .expect("duplicates merge before the limit is checked");
         assert_eq!(rule.destinations(), &[addr("b@y.test"), addr("c@y.test")]);
     }
 

@@ -106,12 +106,16 @@ pub fn encode_cursor(last_key: &str) -> String {
 /// # Errors
 /// [`RuleError::InvalidCursor`] for anything else.
 pub fn decode_cursor(cursor: &str) -> Result<String, RuleError> {
-    if cursor.len() % 2 != 0 {
+    if !cursor.len().is_multiple_of(2) {
         return Err(RuleError::InvalidCursor);
     }
     let bytes = (0..cursor.len())
         .step_by(2)
-        .map(|i| cursor.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            cursor
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect::<Option<Vec<u8>>>()
         .ok_or(RuleError::InvalidCursor)?;
     String::from_utf8(bytes).map_err(|_| RuleError::InvalidCursor)

@@ -1,1 +1,126 @@
-//! placeholder crate root
+//! mailfwd's HTTP API on axum: forwarding-rule CRUD under `/v1/forwards`, streamed CSV
+//! import, `/healthz` and the OpenAPI document at `/openapi.json`.
+//!
+//! The crate turns HTTP into domain calls and domain outcomes into HTTP; it validates
+//! nothing itself. Every error leaves as an RFC 9457 problem document (see `error.rs`).
+
+mod auth;
+mod dto;
+mod error;
+mod extract;
+mod forwards;
+mod health;
+mod import;
+mod openapi;
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::middleware;
+use mailfwd_domain::RuleStore;
+use mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// Default limit of a CSV import body: 64 MiB.
+pub const DEFAULT_IMPORT_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Default limit of a JSON request body: 64 KiB.
+pub const DEFAULT_JSON_BODY_LIMIT: usize = 64 * 1024;
+
+/// How the HTTP API behaves.
+#[derive(Clone)]
+pub struct HttpConfig {
+    /// The bearer token every `/v1` request must carry. `None` serves loopback peers only.
+    pub api_token: Option<String>,
+    /// The most destinations one rule may have.
+    pub max_destinations: usize,
+    /// The largest CSV import body, in bytes; larger bodies are answered 413.
+    pub import_body_limit: usize,
+    /// The largest JSON request body, in bytes; larger bodies are answered 413.
+    pub json_body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            api_token: None,
+            max_destinations: DEFAULT_MAX_DESTINATIONS,
+            import_body_limit: DEFAULT_IMPORT_BODY_LIMIT,
+            json_body_limit: DEFAULT_JSON_BODY_LIMIT,
+        }
+    }
+}
+
+/// Written by hand so the token never reaches a log line.
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
+            .field("max_destinations", &self.max_destinations)
+            .field("import_body_limit", &self.import_body_limit)
+            .field("json_body_limit", &self.json_body_limit)
+            .finish()
+    }
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+struct AppState {
+    rules: Arc<dyn RuleStore>,
+    config: Arc<HttpConfig>,
+}
+
+/// The whole HTTP application: routes, authentication, problem-details fallbacks and
+/// request tracing. `/healthz` and `/openapi.json` are public; `/v1/*` needs the token
+/// (or a loopback peer when no token is configured).
+pub fn router(rules: Arc<dyn RuleStore>, config: HttpConfig) -> Router {
+    let state = AppState {
+        rules,
+        config: Arc::new(config),
+    };
+    // Routes are registered through `routes!`, which also records them in the OpenAPI
+    // document, so the document cannot describe a route that does not exist.
+    let protected = OpenApiRouter::new()
+        .routes(routes!(forwards::create_rule, forwards::list_rules))
+        .routes(routes!(forwards::get_rule, forwards::delete_rule))
+        .routes(routes!(import::import_rules))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ));
+    let (router, api) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(protected)
+        .routes(routes!(health::healthz))
+        .split_for_parts();
+    router
+        .route("/openapi.json", openapi::serve_document(api))
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown` completes, then lets in-flight
+/// requests finish. Each request carries the peer's `ConnectInfo<SocketAddr>`, which the
+/// loopback-only mode relies on.
+///
+/// # Errors
+/// The I/O error that stopped the server.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -139,7 +139,11 @@ mod tests {
 
     #[test]
     fn lines_across_chunk_boundaries_keep_their_numbers() {
-        let got = lines(&[b"email,for", b"ward\r\na@x.test, b@y.test\n\n", b"c@x.test,\"d@y.test;e@y.test\""]);
+        let got = lines(&[
+            b"email,for",
+            b"ward\r\na@x.test, b@y.test\n\n",
+            b"c@x.test,\"d@y.test;e@y.test\"",
+        ]);
         assert_eq!(
             got,
             vec![
@@ -153,11 +157,26 @@ mod tests {
 
     #[test]
     fn quoting_rules() {
-        assert_eq!(parse_line(b"\"a \"\"q\"\" b\",c"), fields(&["a \"q\" b", "c"]));
-        assert_eq!(parse_line(b"\"open,c"), Line::Malformed("a quoted field is not closed on its line"));
-        assert_eq!(parse_line(b"\"a\"b,c"), Line::Malformed("text follows a closing quote"));
-        assert_eq!(parse_line(b"\xef\xbb\xbfemail,forward"), fields(&["email", "forward"]));
-        assert_eq!(parse_line(b"a,\xff"), Line::Malformed("the line is not valid UTF-8"));
+        assert_eq!(
+            parse_line(b"\"a \"\"q\"\" b\",c"),
+            fields(&["a \"q\" b", "c"])
+        );
+        assert_eq!(
+            parse_line(b"\"open,c"),
+            Line::Malformed("a quoted field is not closed on its line")
+        );
+        assert_eq!(
+            parse_line(b"\"a\"b,c"),
+            Line::Malformed("text follows a closing quote")
+        );
+        assert_eq!(
+            parse_line(b"\xef\xbb\xbfemail,forward"),
+            fields(&["email", "forward"])
+        );
+        assert_eq!(
+            parse_line(b"a,\xff"),
+            Line::Malformed("the line is not valid UTF-8")
+        );
         assert_eq!(parse_line(b"a,"), fields(&["a", ""]));
     }
 
@@ -165,6 +184,12 @@ mod tests {
     fn overlong_lines_are_reported_not_buffered() {
         let long = vec![b'a'; MAX_LINE + 10];
         let got = lines(&[&long, b"\nx,y\n"]);
-        assert_eq!(got, vec![(1, Line::Malformed("the line is longer than 16 KiB")), (2, fields(&["x", "y"]))]);
+        assert_eq!(
+            got,
+            vec![
+                (1, Line::Malformed("the line is longer than 16 KiB")),
+                (2, fields(&["x", "y"]))
+            ]
+        );
     }
 }

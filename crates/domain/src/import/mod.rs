@@ -185,8 +185,13 @@ impl<'a> CsvImport<'a> {
     }
 
     fn take_row(&mut self, line: u64, columns: Columns, fields: &[String]) {
-        let (Some(email), Some(forward)) = (fields.get(columns.email), fields.get(columns.forward)) else {
-            let reason = format!("expected {} fields, found {}", columns.email.max(columns.forward) + 1, fields.len());
+        let (Some(email), Some(forward)) = (fields.get(columns.email), fields.get(columns.forward))
+        else {
+            let reason = format!(
+                "expected {} fields, found {}",
+                columns.email.max(columns.forward) + 1,
+                fields.len()
+            );
             return self.reject(line, "row", reason, 1);
         };
         let pattern = match RecipientPattern::parse(email) {
@@ -210,14 +215,23 @@ impl<'a> CsvImport<'a> {
             pending.rows += 1;
         } else {
             self.pending_index.insert(key, self.pending.len());
-            self.pending.push(PendingRule { pattern, destinations, first_line: line, rows: 1 });
+            self.pending.push(PendingRule {
+                pattern,
+                destinations,
+                first_line: line,
+                rows: 1,
+            });
         }
     }
 
     fn reject(&mut self, line: u64, column: &'static str, reason: String, rows: u64) {
         self.report.rejected_rows += rows;
         if self.report.errors.len() < self.options.max_reported_errors {
-            self.report.errors.push(RowError { line, column, reason });
+            self.report.errors.push(RowError {
+                line,
+                column,
+                reason,
+            });
         } else {
             self.report.errors_truncated = true;
         }
@@ -230,12 +244,19 @@ impl<'a> CsvImport<'a> {
         for mut pending in std::mem::take(&mut self.pending) {
             if self.written.contains(&pending.pattern.key()) {
                 match self.store.get(&pending.pattern).await {
-                    Ok(earlier) => pending.destinations.splice(0..0, earlier.into_parts().1).for_each(drop),
+                    Ok(earlier) => pending
+                        .destinations
+                        .splice(0..0, earlier.into_parts().1)
+                        .for_each(drop),
                     Err(RuleError::NotFound(_)) => {}
                     Err(source) => return Err(self.storage_error(source)),
                 }
             }
-            match Rule::new(pending.pattern, pending.destinations, self.options.max_destinations) {
+            match Rule::new(
+                pending.pattern,
+                pending.destinations,
+                self.options.max_destinations,
+            ) {
                 Ok(rule) => {
                     self.report.imported_rows += pending.rows;
                     rules.push(rule);
@@ -256,22 +277,36 @@ impl<'a> CsvImport<'a> {
             return Ok(());
         }
         let keys: Vec<String> = rules.iter().map(|r| r.pattern().key()).collect();
-        let written = self.store.upsert_many(rules).await.map_err(|source| self.storage_error(source))?;
+        let written = self
+            .store
+            .upsert_many(rules)
+            .await
+            .map_err(|source| self.storage_error(source))?;
         self.report.rules_written += written;
         self.written.extend(keys);
         Ok(())
     }
 
     fn storage_error(&self, source: RuleError) -> ImportError {
-        ImportError::Storage { rules_written: self.report.rules_written, source }
+        ImportError::Storage {
+            rules_written: self.report.rules_written,
+            source,
+        }
     }
 }
 
 fn header(names: &[String]) -> Result<Columns, ImportError> {
-    let find = |wanted: &str| names.iter().position(|n| n.trim().eq_ignore_ascii_case(wanted));
+    let find = |wanted: &str| {
+        names
+            .iter()
+            .position(|n| n.trim().eq_ignore_ascii_case(wanted))
+    };
     match (find("email"), find("forward")) {
         (Some(email), Some(forward)) => Ok(Columns { email, forward }),
-        _ => Err(ImportError::BadHeader(format!("found '{}'", names.join(",")))),
+        _ => Err(ImportError::BadHeader(format!(
+            "found '{}'",
+            names.join(",")
+        ))),
     }
 }
 

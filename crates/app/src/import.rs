@@ -1,0 +1,93 @@
+//! `mailfwd import FILE.csv`: the HTTP importer, fed from a file, with progress.
+
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use mailfwd_domain::import::{CsvImport, ImportOptions, ImportReport};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::cli::ImportArgs;
+use crate::config::Config;
+use crate::serve::open_rule_store;
+
+const CHUNK: usize = 64 * 1024;
+
+/// Imports the file and prints a summary; see `mailfwd import --help` for exit codes.
+pub async fn run(config: Config, args: ImportArgs) -> ExitCode {
+    match import(&config, &args).await {
+        Ok(report) => {
+            print_report(&report);
+            if report.rejected_rows == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            }
+        }
+        Err(error) => {
+            eprintln!("mailfwd import: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import(config: &Config, args: &ImportArgs) -> Result<ImportReport, String> {
+    let (mut input, length): (Box<dyn AsyncRead + Unpin>, Option<u64>) =
+        if args.file.as_os_str() == "-" {
+            (Box::new(tokio::io::stdin()), None)
+        } else {
+            let file = tokio::fs::File::open(&args.file)
+                .await
+                .map_err(|e| format!("cannot open '{}': {e}", args.file.display()))?;
+            let length = file.metadata().await.ok().map(|m| m.len());
+            (Box::new(file), length)
+        };
+    let store = open_rule_store(config).await?;
+    let options = ImportOptions {
+        atomic: args.atomic,
+        max_destinations: config.max_destinations,
+        ..ImportOptions::default()
+    };
+    let mut importer = CsvImport::new(&store, options);
+    let progress = progress_bar(length);
+    let mut buffer = vec![0u8; CHUNK];
+    loop {
+        let read = input
+            .read(&mut buffer)
+            .await
+            .map_err(|e| format!("cannot read '{}': {e}", args.file.display()))?;
+        if read == 0 {
+            break;
+        }
+        importer
+            .feed(&buffer[..read])
+            .await
+            .map_err(|e| e.to_string())?;
+        progress.inc(read as u64);
+    }
+    let report = importer.finish().await.map_err(|e| e.to_string())?;
+    progress.finish_and_clear();
+    Ok(report)
+}
+
+/// A byte-count bar on a terminal; draws nothing when stderr is not a terminal.
+fn progress_bar(length: Option<u64>) -> ProgressBar {
+    let bar = length.map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+    let template = "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})";
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+fn print_report(report: &ImportReport) {
+    println!(
+        "{} rows read: {} imported into {} rules, {} rejected",
+        report.rows, report.imported_rows, report.rules_written, report.rejected_rows
+    );
+    for error in &report.errors {
+        println!("line {} ({}): {}", error.line, error.column, error.reason);
+    }
+    if report.errors_truncated {
+        println!("(more rejected rows not listed)");
+    }
+}

@@ -1,0 +1,74 @@
+//! Opening the database: create it if missing, WAL mode, migrations applied.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use thiserror::Error;
+
+/// Why the database could not be opened.
+#[derive(Debug, Error)]
+pub enum ConnectError {
+    /// The URL is not a `sqlite://` URL sqlx understands.
+    #[error("'{url}' is not a valid SQLite URL: {source}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What sqlx said.
+        source: sqlx::Error,
+    },
+    /// The file could not be opened or created.
+    #[error("cannot open the SQLite database '{url}': {source}")]
+    Open {
+        /// The URL as given.
+        url: String,
+        /// What sqlx said.
+        source: sqlx::Error,
+    },
+    /// A migration failed.
+    #[error("cannot migrate the SQLite database '{url}': {source}")]
+    Migrate {
+        /// The URL as given.
+        url: String,
+        /// What sqlx said.
+        source: sqlx::migrate::MigrateError,
+    },
+}
+
+/// Opens (creating if missing) the database at `url` and applies pending migrations.
+///
+/// WAL mode lets readers (rule lookups) run while one writer commits; `synchronous =
+/// FULL` makes every commit durable before it returns, which later features rely on.
+///
+/// # Errors
+/// [`ConnectError`] saying which step failed.
+pub async fn connect(url: &str) -> Result<SqlitePool, ConnectError> {
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|source| ConnectError::InvalidUrl {
+            url: url.to_owned(),
+            source,
+        })?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(true);
+    let pool = SqlitePoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await
+        .map_err(|source| ConnectError::Open {
+            url: url.to_owned(),
+            source,
+        })?;
+    sqlx::migrate!("./migrations")
+        .run(&pool)
+        .await
+        .map_err(|source| ConnectError::Migrate {
+            url: url.to_owned(),
+            source,
+        })?;
+    Ok(pool)
+}

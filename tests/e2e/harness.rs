@@ -1,0 +1,101 @@
+//! Starts the real `mailfwd` binary on free ports with its own data directory, and
+//! stops it the way an operator would (SIGTERM), or the hard way.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The `mailfwd` binary Cargo built for this test run.
+#[must_use]
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_mailfwd"))
+}
+
+/// A running `mailfwd serve`.
+pub struct Server {
+    child: Child,
+    /// The HTTP API base URL, e.g. `http://127.0.0.1:41234`.
+    pub http: String,
+}
+
+/// Runs a `mailfwd` subcommand to completion with the same data directory.
+#[must_use]
+pub fn run(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(binary())
+        .args(args)
+        .env_clear()
+        .env("MAILFWD_DATA_DIR", data_dir)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run mailfwd")
+}
+
+impl Server {
+    /// Starts `mailfwd serve` with `data_dir` and extra environment, on a free HTTP port,
+    /// and waits until it says where it listens.
+    #[must_use]
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = Command::new(binary())
+            .arg("serve")
+            .env_clear()
+            .env("MAILFWD_DATA_DIR", data_dir)
+            .env("MAILFWD_HTTP_LISTEN", "127.0.0.1:0")
+            .env("MAILFWD_LOG_FORMAT", "json")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mailfwd serve");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (lines_tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let http = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(30))
+                .unwrap_or_else(|_| {
+                    let _ = child.kill();
+                    panic!("mailfwd serve did not report its HTTP address within 30 s")
+                });
+            let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if let Some(address) = parsed["fields"]["http"].as_str() {
+                break format!("http://{address}");
+            }
+        };
+        // Keep draining stderr so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, http }
+    }
+
+    /// Sends SIGTERM and waits (at most 10 s) for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().expect("wait for mailfwd") {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("mailfwd did not exit within 10 s of SIGTERM");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,6 @@
+//! End-to-end: the real `mailfwd` binary, driven over real sockets and its command line.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod harness;
+mod rules;
