@@ -2,7 +2,9 @@
 //! the services built on them. No I/O, no runtime, no SQL: adapters bring those.
 
 pub mod address;
+pub mod email;
 pub mod import;
+pub mod ingest;
 pub mod memory;
 pub mod rule;
 pub mod rule_store;
@@ -11,5 +13,7 @@ pub mod rule_store;
 pub mod contract;
 
 pub use address::{AddressError, Domain, EmailAddress};
+pub use email::{EmailId, EmailStore, Envelope, NewEmail, ReceivedEmail, StoreError};
+pub use ingest::{Ingest, IngestError, IngestLimits};
 pub use rule::{InvalidRule, RecipientPattern, Rule};
 pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};

@@ -1,11 +1,16 @@
 //! In-memory implementations of the ports, for tests and for embedding the domain.
 
-use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::address::EmailAddress;
+use crate::email::{
+    BodyReader, BodyStore, BodyWriter, EmailId, EmailLog, EmailPage, EmailQuery, ReceivedEmail,
+    StoreError, email_cursor, parse_email_cursor,
+};
 use crate::rule::{RecipientPattern, Rule};
 use crate::rule_store::{RuleError, RulePage, RuleQuery, RuleStore, decode_cursor, encode_cursor};
 
@@ -101,4 +106,133 @@ impl RuleStore for MemoryRuleStore {
             .find_map(|key| rules.get(key))
             .cloned())
     }
+}
+
+/// A [`BodyStore`] in a map of byte vectors. Commit is instant: memory is "durable"
+/// for as long as the process lives, which is all a test needs.
+#[derive(Debug, Default)]
+pub struct MemoryBodyStore {
+    bodies: Arc<Mutex<HashMap<EmailId, Bytes>>>,
+}
+
+impl MemoryBodyStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+struct MemoryBodyWriter {
+    id: EmailId,
+    buffer: Vec<u8>,
+    bodies: Arc<Mutex<HashMap<EmailId, Bytes>>>,
+}
+
+#[async_trait]
+impl BodyWriter for MemoryBodyWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.buffer.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<u64, StoreError> {
+        let size = self.buffer.len() as u64;
+        lock(&self.bodies).insert(self.id, Bytes::from(self.buffer));
+        Ok(size)
+    }
+
+    async fn abort(self: Box<Self>) {}
+}
+
+struct MemoryBodyReader(Option<Bytes>);
+
+#[async_trait]
+impl BodyReader for MemoryBodyReader {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.0.take())
+    }
+}
+
+#[async_trait]
+impl BodyStore for MemoryBodyStore {
+    async fn create(&self, id: &EmailId) -> Result<Box<dyn BodyWriter>, StoreError> {
+        Ok(Box::new(MemoryBodyWriter {
+            id: *id,
+            buffer: Vec::new(),
+            bodies: Arc::clone(&self.bodies),
+        }))
+    }
+
+    async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {
+        let body = lock(&self.bodies)
+            .get(id)
+            .cloned()
+            .ok_or(StoreError::NotFound(*id))?;
+        Ok(Box::new(MemoryBodyReader(Some(body))))
+    }
+}
+
+/// An [`EmailLog`] in a `BTreeMap` ordered by id.
+#[derive(Debug, Default)]
+pub struct MemoryEmailLog {
+    records: Mutex<BTreeMap<EmailId, ReceivedEmail>>,
+}
+
+impl MemoryEmailLog {
+    /// An empty log.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl EmailLog for MemoryEmailLog {
+    async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError> {
+        lock(&self.records).insert(email.id, email.clone());
+        Ok(())
+    }
+
+    async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError> {
+        lock(&self.records)
+            .get(id)
+            .cloned()
+            .ok_or(StoreError::NotFound(*id))
+    }
+
+    async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError> {
+        let limit = query.limit.max(1);
+        let after = query
+            .cursor
+            .as_deref()
+            .map(parse_email_cursor)
+            .transpose()?;
+        let records = lock(&self.records);
+        let mut emails: Vec<ReceivedEmail> = records
+            .values()
+            .filter(|e| after.is_none_or(|after| e.id > after))
+            .filter(|e| query.since.is_none_or(|since| e.received_at >= since))
+            .filter(|e| query.until.is_none_or(|until| e.received_at < until))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        let next_cursor = if emails.len() > limit {
+            emails.truncate(limit);
+            emails.last().map(|e| email_cursor(&e.id))
+        } else {
+            None
+        };
+        Ok(EmailPage {
+            emails,
+            next_cursor,
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every critical section above is one map operation: a panic cannot leave it torn.
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -1,0 +1,178 @@
+//! Received emails: their ids, envelopes and metadata, and the ports that own them.
+
+mod ports;
+mod split;
+
+use std::fmt;
+use std::time::SystemTime;
+
+use thiserror::Error;
+
+use crate::address::EmailAddress;
+
+pub use ports::{BodyReader, BodyStore, BodyWriter, EmailLog, EmailStore, EmailWriter};
+pub use split::SplitEmailStore;
+
+/// The id of a received email: a UUIDv7, so ids sort by the time they were made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EmailId(uuid::Uuid);
+
+impl EmailId {
+    /// A new id for an email received now.
+    #[must_use]
+    pub fn new() -> Self {
+        EmailId(uuid::Uuid::now_v7())
+    }
+
+    /// Parses the hyphenated form that [`fmt::Display`] writes.
+    ///
+    /// # Errors
+    /// [`InvalidEmailId`] if `input` is not a UUID.
+    pub fn parse(input: &str) -> Result<Self, InvalidEmailId> {
+        uuid::Uuid::try_parse(input)
+            .map(EmailId)
+            .map_err(|_| InvalidEmailId(input.chars().take(64).collect()))
+    }
+}
+
+impl Default for EmailId {
+    fn default() -> Self {
+        EmailId::new()
+    }
+}
+
+impl fmt::Display for EmailId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+/// A string that is not an email id.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("'{0}' is not an email id (a UUID such as 0192e4c2-7b1a-7cde-8f00-112233445566)")]
+pub struct InvalidEmailId(String);
+
+/// The SMTP envelope: who sent it (the reverse path, null for bounces) and to whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Envelope {
+    /// `MAIL FROM`; `None` for the null reverse path `<>`.
+    pub sender: Option<EmailAddress>,
+    /// `RCPT TO` addresses that were accepted, in order.
+    pub recipients: Vec<EmailAddress>,
+}
+
+/// What the receiving side knows about an email besides its body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEmail {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The client's address, `ip:port`, when known.
+    pub peer: Option<String>,
+    /// The name the client gave in HELO/EHLO, when it gave one.
+    pub helo: Option<String>,
+    /// Whether the body arrived over TLS.
+    pub tls: bool,
+}
+
+/// The record of one accepted email: the received log is a list of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedEmail {
+    /// The id, also the key of the body.
+    pub id: EmailId,
+    /// The envelope, peer, HELO name and TLS flag.
+    pub email: NewEmail,
+    /// Size of the body in octets, as stored.
+    pub size: u64,
+    /// When it was accepted (made durable).
+    pub received_at: SystemTime,
+}
+
+/// Which received emails to list: a time window, in id order, a page at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmailQuery {
+    /// Received at or after this time.
+    pub since: Option<SystemTime>,
+    /// Received before this time.
+    pub until: Option<SystemTime>,
+    /// At most this many (stores use at least 1).
+    pub limit: usize,
+    /// Continue after the page that returned this cursor.
+    pub cursor: Option<String>,
+}
+
+/// One page of the received log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailPage {
+    /// The emails, oldest id first.
+    pub emails: Vec<ReceivedEmail>,
+    /// The cursor of the next page; `None` on the last.
+    pub next_cursor: Option<String>,
+}
+
+/// What can go wrong storing or reading emails.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// No email with this id.
+    #[error("no email with id {0}")]
+    NotFound(EmailId),
+    /// The store asks callers to slow down; try again later.
+    #[error("the email store is busy; try again later")]
+    Overloaded,
+    /// A list cursor this store did not hand out.
+    #[error("the cursor is not one this server handed out")]
+    InvalidCursor,
+    /// Anything unexpected.
+    #[error("email storage failed: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Wraps an unexpected storage error.
+    pub fn storage(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Storage(Box::new(error))
+    }
+}
+
+/// The current time at millisecond precision, the precision every email log keeps.
+#[must_use]
+pub fn now_millis() -> SystemTime {
+    let since_epoch = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let millis = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX);
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(millis)
+}
+
+/// The cursor of a page that ended with `last`.
+#[must_use]
+pub fn email_cursor(last: &EmailId) -> String {
+    last.to_string()
+}
+
+/// The id a cursor points after.
+///
+/// # Errors
+/// [`StoreError::InvalidCursor`] for a string that is not a cursor.
+pub fn parse_email_cursor(cursor: &str) -> Result<EmailId, StoreError> {
+    EmailId::parse(cursor).map_err(|_| StoreError::InvalidCursor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_sort_by_creation_and_round_trip() {
+        let first = EmailId::new();
+        let second = EmailId::new();
+        assert!(first < second);
+        assert!(first.to_string() < second.to_string());
+        assert_eq!(EmailId::parse(&first.to_string()), Ok(first));
+        assert!(
+            EmailId::parse("nope")
+                .unwrap_err()
+                .to_string()
+                .contains("'nope' is not an email id")
+        );
+    }
+}

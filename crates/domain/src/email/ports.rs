@@ -1,0 +1,128 @@
+//! The ports that own received emails.
+//!
+//! [`EmailStore`] is what the rest of mailfwd uses. It is usually a [`super::SplitEmailStore`]
+//! over two smaller ports: a [`BodyStore`] for the MIME bytes (files, S3) and an
+//! [`EmailLog`] for the records (SQLite, PostgreSQL).
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{EmailId, EmailPage, EmailQuery, NewEmail, ReceivedEmail, StoreError};
+
+/// Reads a stored body back, chunk by chunk.
+#[async_trait]
+pub trait BodyReader: Send {
+    /// The next chunk, or `None` at the end.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if reading fails.
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError>;
+}
+
+/// Writes one body, chunk by chunk; nothing is visible until [`BodyWriter::commit`].
+#[async_trait]
+pub trait BodyWriter: Send {
+    /// Appends a chunk.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if writing fails; the writer is then unusable.
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError>;
+
+    /// Makes the body durable and returns its size. When this returns `Ok`, the body
+    /// survives a crash of the process or the machine.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if the body could not be made durable; nothing is kept.
+    async fn commit(self: Box<Self>) -> Result<u64, StoreError>;
+
+    /// Throws the partial body away.
+    async fn abort(self: Box<Self>);
+}
+
+/// The owner of email bodies.
+#[async_trait]
+pub trait BodyStore: Send + Sync {
+    /// Starts writing the body of `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::Overloaded`] when callers should slow down, or [`StoreError::Storage`].
+    async fn create(&self, id: &EmailId) -> Result<Box<dyn BodyWriter>, StoreError>;
+
+    /// Opens the body of `id` for reading.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError>;
+}
+
+/// The owner of the received log: one durable record per accepted email.
+#[async_trait]
+pub trait EmailLog: Send + Sync {
+    /// Records an accepted email. When this returns `Ok` the record is durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if it could not be recorded.
+    async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError>;
+
+    /// The record of `id`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError>;
+
+    /// Records in a time window, in id order.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] or [`StoreError::Storage`].
+    async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError>;
+}
+
+/// Writes one email; it is accepted only when [`EmailWriter::commit`] returns.
+#[async_trait]
+pub trait EmailWriter: Send {
+    /// The id the email will have.
+    fn id(&self) -> EmailId;
+
+    /// Appends a chunk of the body.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if writing fails.
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError>;
+
+    /// Makes body and record durable, in that order, and returns the record.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`]; then the email was not accepted.
+    async fn commit(self: Box<Self>, email: NewEmail) -> Result<ReceivedEmail, StoreError>;
+
+    /// Throws the partial email away.
+    async fn abort(self: Box<Self>);
+}
+
+/// The owner of received emails: bodies and the received log together.
+#[async_trait]
+pub trait EmailStore: Send + Sync {
+    /// Starts receiving an email under a new id.
+    ///
+    /// # Errors
+    /// [`StoreError::Overloaded`] when callers should slow down, or [`StoreError::Storage`].
+    async fn begin(&self) -> Result<Box<dyn EmailWriter>, StoreError>;
+
+    /// The record of an accepted email.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError>;
+
+    /// The body of an accepted email.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] if there is none.
+    async fn open_body(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError>;
+
+    /// The received log in a time window.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidCursor`] or [`StoreError::Storage`].
+    async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError>;
+}
