@@ -1,5 +1,8 @@
 //! Starts the real `mailfwd` binary on free ports with its own data directory, and
-//! stops it the way an operator would (SIGTERM), or the hard way.
+//! stops it the way an operator would (SIGTERM), or the hard way (SIGKILL).
+
+// Shared by the e2e tests and the memory benchmark; each uses a part of it.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,6 +21,8 @@ pub struct Server {
     child: Child,
     /// The HTTP API base URL, e.g. `http://127.0.0.1:41234`.
     pub http: String,
+    /// The SMTP listener, `127.0.0.1:PORT`.
+    pub smtp: String,
 }
 
 /// Runs a `mailfwd` subcommand to completion with the same data directory.
@@ -42,6 +47,7 @@ impl Server {
             .env_clear()
             .env("MAILFWD_DATA_DIR", data_dir)
             .env("MAILFWD_HTTP_LISTEN", "127.0.0.1:0")
+            .env("MAILFWD_SMTP_LISTEN", "127.0.0.1:0")
             .env("MAILFWD_LOG_FORMAT", "json")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -57,7 +63,7 @@ impl Server {
                 }
             }
         });
-        let http = loop {
+        let (http, smtp) = loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| {
@@ -65,13 +71,14 @@ impl Server {
                     panic!("mailfwd serve did not report its HTTP address within 30 s")
                 });
             let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
-            if let Some(address) = parsed["fields"]["http"].as_str() {
-                break format!("http://{address}");
+            let fields = &parsed["fields"];
+            if let (Some(http), Some(smtp)) = (fields["http"].as_str(), fields["smtp"].as_str()) {
+                break (format!("http://{http}"), smtp.to_owned());
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, http }
+        Server { child, http, smtp }
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the process to exit.
@@ -90,6 +97,20 @@ impl Server {
         }
         let _ = self.child.kill();
         panic!("mailfwd did not exit within 10 s of SIGTERM");
+    }
+}
+
+impl Server {
+    /// The server's process id.
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL, as a crash or the OOM killer would.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL mailfwd");
+        self.child.wait().expect("reap mailfwd");
     }
 }
 

@@ -2,5 +2,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod forward;
 mod harness;
 mod rules;
+mod sink;
+mod smtp;
+mod smtp_client;

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::cli::ImportArgs;
 use crate::config::Config;
-use crate::serve::open_rule_store;
+use crate::wiring::open_rule_store;
 
 const CHUNK: usize = 64 * 1024;
 

@@ -4,7 +4,10 @@ mod cli;
 mod config;
 mod import;
 mod logging;
+mod metrics;
+mod pipeline;
 mod serve;
+mod wiring;
 
 use std::process::ExitCode;
 

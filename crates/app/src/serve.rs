@@ -1,13 +1,19 @@
-//! `mailfwd serve`: build the adapters, start the listeners, wait for a signal.
+//! `mailfwd serve`: build the ports, start the listeners, wait for a signal.
 
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
-use mailfwd_domain::RuleStore;
-use mailfwd_http::HttpConfig;
-use mailfwd_sqlite::SqliteRuleStore;
+use futures_util::FutureExt;
+use mailfwd_http::{HttpConfig, Services};
+use mailfwd_smtp_in::{SmtpConfig, SmtpServer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::metrics::Prometheus;
+use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::wiring::Ports;
 
 /// Runs the service until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> ExitCode {
@@ -20,43 +26,97 @@ pub async fn run(config: Config) -> ExitCode {
     }
 }
 
+async fn bind(what: &str, address: std::net::SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen for {what} on {address}: {e}"))
+}
+
+fn smtp_config(config: &Config) -> Result<SmtpConfig, String> {
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(mailfwd_smtp_in::load_tls(cert, key).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    Ok(SmtpConfig {
+        hostname: config.hostname(),
+        command_timeout: Duration::from_secs(config.smtp_command_timeout),
+        data_timeout: Duration::from_secs(config.smtp_data_timeout),
+        max_connections: config.smtp_max_connections,
+        max_connections_per_peer: config.smtp_max_connections_per_peer,
+        max_errors: config.smtp_max_errors,
+        tls,
+        ..SmtpConfig::default()
+    })
+}
+
 async fn serve(config: Config) -> Result<(), String> {
-    let rules: Arc<dyn RuleStore> = Arc::new(open_rule_store(&config).await?);
+    let ports = Ports::open(&config).await?;
+    let metrics = Prometheus::install(Arc::clone(&ports.queue))?;
+    let pipeline_config = PipelineConfig {
+        workers: config.delivery_workers,
+        lease: config.delivery_lease().map_err(|e| e.to_string())?,
+    };
+    let (pipeline, handoff, accepted) = Pipeline::new(
+        Arc::clone(&ports.emails),
+        ports.evaluator(),
+        ports.deliverer(&config)?,
+        pipeline_config,
+    );
+    let ingest = ports.ingest(&config).with_listener(Arc::new(handoff));
+    let smtp = SmtpServer::new(ingest, smtp_config(&config)?);
     let http_config = HttpConfig {
         api_token: config.api_token.clone(),
         max_destinations: config.max_destinations,
         import_body_limit: config.import_body_limit,
         ..HttpConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind(config.http_listen)
-        .await
-        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", config.http_listen))?;
-    let address = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the HTTP listen address: {e}"))?;
-    if config.api_token.is_none() && !address.ip().is_loopback() {
-        tracing::warn!(%address, "MAILFWD_API_TOKEN is unset: the HTTP API answers loopback clients only");
+    let http_listener = bind("HTTP", config.http_listen).await?;
+    let smtp_listener = bind("SMTP", config.smtp_listen).await?;
+    let local = |l: &TcpListener| {
+        l.local_addr()
+            .map_err(|e| format!("cannot read a listen address: {e}"))
+    };
+    let (http_address, smtp_address) = (local(&http_listener)?, local(&smtp_listener)?);
+    if config.api_token.is_none() && !http_address.ip().is_loopback() {
+        tracing::warn!(%http_address, "MAILFWD_API_TOKEN is unset: the HTTP API answers loopback clients only");
     }
-    tracing::info!(http = %address, database = %config.database_url(), "mailfwd is serving");
-    let router = mailfwd_http::router(rules, http_config);
-    mailfwd_http::serve(listener, router, shutdown_signal())
-        .await
+    tracing::info!(
+        http = %http_address,
+        smtp = %smtp_address,
+        database = %config.database_url(),
+        email_store = %config.email_store_url(),
+        "mailfwd is serving"
+    );
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let workers = pipeline.start(accepted, stop_rx.clone());
+    let services = Services {
+        rules: ports.rules,
+        emails: ports.emails,
+        deliveries: ports.queue,
+        metrics: Arc::new(metrics),
+    };
+    let router = mailfwd_http::router(services, http_config);
+    let http = tokio::spawn(mailfwd_http::serve(
+        http_listener,
+        router,
+        stopped(stop_rx.clone()),
+    ));
+    let smtp = tokio::spawn(smtp.serve(smtp_listener, stopped(stop_rx)));
+    shutdown_signal().await;
+    let _ = stop_tx.send(true);
+    let (http, smtp, ()) = tokio::join!(http, smtp, workers.join_all().map(drop));
+    http.map_err(|e| format!("the HTTP server panicked: {e}"))?
         .map_err(|e| format!("the HTTP server failed: {e}"))?;
+    smtp.map_err(|e| format!("the SMTP server panicked: {e}"))?
+        .map_err(|e| format!("the SMTP server failed: {e}"))?;
     tracing::info!("mailfwd stopped");
     Ok(())
-}
-
-/// Opens the rule store named by the configuration, creating the data directory first.
-pub async fn open_rule_store(config: &Config) -> Result<SqliteRuleStore, String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data directory '{}': {e}",
-            config.data_dir.display()
-        )
-    })?;
-    SqliteRuleStore::connect(&config.database_url())
-        .await
-        .map_err(|e| e.to_string())
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -2,10 +2,12 @@
 //! the services built on them. No I/O, no runtime, no SQL: adapters bring those.
 
 pub mod address;
+pub mod delivery;
 pub mod email;
 pub mod import;
 pub mod ingest;
 pub mod memory;
+mod memory_queue;
 pub mod rule;
 pub mod rule_store;
 
@@ -14,6 +16,6 @@ pub mod contract;
 
 pub use address::{AddressError, Domain, EmailAddress};
 pub use email::{EmailId, EmailStore, Envelope, NewEmail, ReceivedEmail, StoreError};
-pub use ingest::{Ingest, IngestError, IngestLimits};
+pub use ingest::{AcceptedListener, Ingest, IngestError, IngestLimits};
 pub use rule::{InvalidRule, RecipientPattern, Rule};
 pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};

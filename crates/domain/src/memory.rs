@@ -1,6 +1,8 @@
 //! In-memory implementations of the ports, for tests and for embedding the domain.
 
-use std::collections::{BTreeMap, HashMap};
+pub use crate::memory_queue::MemoryDeliveryQueue;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -177,6 +179,7 @@ impl BodyStore for MemoryBodyStore {
 #[derive(Debug, Default)]
 pub struct MemoryEmailLog {
     records: Mutex<BTreeMap<EmailId, ReceivedEmail>>,
+    evaluated: Mutex<HashSet<EmailId>>,
 }
 
 impl MemoryEmailLog {
@@ -191,7 +194,23 @@ impl MemoryEmailLog {
 impl EmailLog for MemoryEmailLog {
     async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError> {
         lock(&self.records).insert(email.id, email.clone());
+        lock(&self.evaluated).remove(&email.id);
         Ok(())
+    }
+
+    async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
+        lock(&self.evaluated).insert(*id);
+        Ok(())
+    }
+
+    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError> {
+        let evaluated = lock(&self.evaluated);
+        Ok(lock(&self.records)
+            .values()
+            .filter(|email| !evaluated.contains(&email.id))
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError> {
@@ -230,7 +249,7 @@ impl EmailLog for MemoryEmailLog {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every critical section above is one map operation: a panic cannot leave it torn.
     mutex
         .lock()

@@ -45,7 +45,16 @@ async fn start() -> Server {
         listener.local_addr().expect("local addr")
     );
     let (shutdown, stopped) = oneshot::channel::<()>();
-    let app = router(Arc::new(store), HttpConfig::default());
+    let services = mailfwd_http::Services {
+        rules: Arc::new(store),
+        emails: Arc::new(mailfwd_domain::email::SplitEmailStore::new(
+            Arc::new(mailfwd_domain::memory::MemoryBodyStore::new()),
+            Arc::new(mailfwd_domain::memory::MemoryEmailLog::new()),
+        )),
+        deliveries: Arc::new(mailfwd_domain::memory::MemoryDeliveryQueue::new()),
+        metrics: Arc::new(NoMetrics),
+    };
+    let app = router(services, HttpConfig::default());
     let task = tokio::spawn(serve(listener, app, async {
         let _ = stopped.await;
     }));
@@ -111,3 +120,13 @@ mod group {
     criterion::criterion_group!(benches, super::import);
 }
 criterion_main!(group::benches);
+
+/// The import bench does not read metrics.
+struct NoMetrics;
+
+#[async_trait::async_trait]
+impl mailfwd_http::MetricsSource for NoMetrics {
+    async fn render(&self) -> String {
+        String::new()
+    }
+}

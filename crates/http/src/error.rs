@@ -11,8 +11,9 @@ use std::fmt;
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use mailfwd_domain::delivery::QueueError;
 use mailfwd_domain::import::ImportError;
-use mailfwd_domain::{AddressError, InvalidRule, RuleError};
+use mailfwd_domain::{AddressError, InvalidRule, RuleError, StoreError};
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
@@ -78,9 +79,9 @@ pub(crate) enum ApiError {
     /// 401: no valid bearer token, or a remote peer while no token is configured.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// 404: no rule for this pattern.
+    /// 404: no rule for this pattern, or no email with this id.
     #[error("{0}")]
-    RuleNotFound(String),
+    NotFound(String),
     /// 404: no route for this path.
     #[error("there is no resource at this path; see /openapi.json for the API")]
     NoRoute,
@@ -114,7 +115,7 @@ pub(crate) enum ApiError {
     },
     /// 500: anything unexpected; the source is logged, never sent.
     #[error("an internal error occurred; it has been logged")]
-    Internal(#[source] RuleError),
+    Internal(#[source] Box<dyn StdError + Send + Sync>),
     /// 503: the health check could not reach the store.
     #[error("the rule store is not answering; see the server log")]
     Unavailable(#[source] RuleError),
@@ -125,7 +126,7 @@ impl ApiError {
         match self {
             ApiError::InvalidAddress { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::RuleNotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -155,13 +156,31 @@ impl From<RuleError> for ApiError {
     fn from(error: RuleError) -> Self {
         match error {
             RuleError::AlreadyExists(_) => ApiError::Conflict(error.to_string()),
-            RuleError::NotFound(_) => ApiError::RuleNotFound(error.to_string()),
+            RuleError::NotFound(_) => ApiError::NotFound(error.to_string()),
             RuleError::Invalid(invalid) => ApiError::InvalidRule(invalid),
             RuleError::InvalidCursor => {
                 ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
             }
-            RuleError::Storage(_) => ApiError::Internal(error),
+            RuleError::Storage(_) => ApiError::Internal(Box::new(error)),
         }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(_) => ApiError::NotFound(error.to_string()),
+            StoreError::InvalidCursor => {
+                ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
+            }
+            StoreError::Overloaded | StoreError::Storage(_) => ApiError::Internal(Box::new(error)),
+        }
+    }
+}
+
+impl From<QueueError> for ApiError {
+    fn from(error: QueueError) -> Self {
+        ApiError::Internal(Box::new(error))
     }
 }
 
@@ -195,8 +214,11 @@ fn chain(error: &dyn StdError) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
-            ApiError::Internal(source) | ApiError::ImportInterrupted { source, .. } => {
-                tracing::error!(error = %chain(source), "request failed");
+            ApiError::Internal(source) => {
+                tracing::error!(error = %chain(source.as_ref()), "request failed");
+            }
+            ApiError::ImportInterrupted { source, .. } => {
+                tracing::error!(error = %chain(source), "import failed");
             }
             ApiError::Unavailable(source) => {
                 tracing::error!(error = %chain(source), "health check failed");

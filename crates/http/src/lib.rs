@@ -1,16 +1,19 @@
 //! mailfwd's HTTP API on axum: forwarding-rule CRUD under `/v1/forwards`, streamed CSV
-//! import, `/healthz` and the OpenAPI document at `/openapi.json`.
+//! import, the received log under `/v1/emails`, `/healthz` and the OpenAPI document at
+//! `/openapi.json`.
 //!
 //! The crate turns HTTP into domain calls and domain outcomes into HTTP; it validates
 //! nothing itself. Every error leaves as an RFC 9457 problem document (see `error.rs`).
 
 mod auth;
 mod dto;
+mod emails;
 mod error;
 mod extract;
 mod forwards;
 mod health;
 mod import;
+mod metrics;
 mod openapi;
 
 use std::fmt;
@@ -20,8 +23,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
-use mailfwd_domain::RuleStore;
+use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS;
+use mailfwd_domain::{EmailStore, RuleStore};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
@@ -69,19 +73,40 @@ impl fmt::Debug for HttpConfig {
     }
 }
 
+pub use metrics::MetricsSource;
+
+/// The ports and sources the API reads and writes.
+#[derive(Clone)]
+pub struct Services {
+    /// Forwarding rules.
+    pub rules: Arc<dyn RuleStore>,
+    /// Received emails and the received log.
+    pub emails: Arc<dyn EmailStore>,
+    /// Delivery state of each email's destinations.
+    pub deliveries: Arc<dyn DeliveryQueue>,
+    /// What `GET /metrics` shows.
+    pub metrics: Arc<dyn MetricsSource>,
+}
+
 /// What every handler can reach.
 #[derive(Clone)]
 struct AppState {
     rules: Arc<dyn RuleStore>,
+    emails: Arc<dyn EmailStore>,
+    deliveries: Arc<dyn DeliveryQueue>,
+    metrics: Arc<dyn MetricsSource>,
     config: Arc<HttpConfig>,
 }
 
 /// The whole HTTP application: routes, authentication, problem-details fallbacks and
 /// request tracing. `/healthz` and `/openapi.json` are public; `/v1/*` needs the token
 /// (or a loopback peer when no token is configured).
-pub fn router(rules: Arc<dyn RuleStore>, config: HttpConfig) -> Router {
+pub fn router(services: Services, config: HttpConfig) -> Router {
     let state = AppState {
-        rules,
+        rules: services.rules,
+        emails: services.emails,
+        deliveries: services.deliveries,
+        metrics: services.metrics,
         config: Arc::new(config),
     };
     // Routes are registered through `routes!`, which also records them in the OpenAPI
@@ -90,6 +115,9 @@ pub fn router(rules: Arc<dyn RuleStore>, config: HttpConfig) -> Router {
         .routes(routes!(forwards::create_rule, forwards::list_rules))
         .routes(routes!(forwards::get_rule, forwards::delete_rule))
         .routes(routes!(import::import_rules))
+        .routes(routes!(emails::list_emails))
+        .routes(routes!(emails::get_email))
+        .routes(routes!(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authorize,

@@ -24,6 +24,7 @@ use crate::AppState;
     modifiers(&BearerAuth),
     tags(
         (name = "forwards", description = "Forwarding rules: which recipient goes to which destinations"),
+        (name = "emails", description = "The received log: every accepted email's record"),
         (name = "health", description = "Liveness of the server and its store"),
     )
 )]

@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/emails.rs"]
+mod emails;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/forwards.rs"]

@@ -75,6 +75,20 @@ pub trait EmailLog: Send + Sync {
     /// # Errors
     /// [`StoreError::InvalidCursor`] or [`StoreError::Storage`].
     async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError>;
+
+    /// Notes that `id` has been run through the forward evaluator. Every record starts
+    /// out unevaluated: that flag, made durable with the record, is the evaluation intent
+    /// that survives a crash.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`].
+    async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError>;
+
+    /// Up to `limit` records not yet evaluated, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`].
+    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError>;
 }
 
 /// Writes one email; it is accepted only when [`EmailWriter::commit`] returns.
@@ -125,4 +139,16 @@ pub trait EmailStore: Send + Sync {
     /// # Errors
     /// [`StoreError::InvalidCursor`] or [`StoreError::Storage`].
     async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError>;
+
+    /// Notes that `id` has been run through the forward evaluator.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`].
+    async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError>;
+
+    /// Up to `limit` accepted emails not yet evaluated, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`].
+    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError>;
 }

@@ -83,4 +83,12 @@ impl EmailStore for SplitEmailStore {
     async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError> {
         self.log.list(query).await
     }
+
+    async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
+        self.log.mark_evaluated(id).await
+    }
+
+    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError> {
+        self.log.unevaluated(limit).await
+    }
 }

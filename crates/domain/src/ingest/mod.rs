@@ -75,12 +75,20 @@ impl From<RuleError> for IngestError {
     }
 }
 
+/// Told about every email the moment it is accepted (after it is durable), so that
+/// forwarding can start at once. Must not block: hand the email to a task and return.
+pub trait AcceptedListener: Send + Sync {
+    /// `email` was just accepted.
+    fn accepted(&self, email: &ReceivedEmail);
+}
+
 /// The ingest service.
 #[derive(Clone)]
 pub struct Ingest {
     rules: Arc<dyn RuleStore>,
     emails: Arc<dyn EmailStore>,
     limits: IngestLimits,
+    listener: Option<Arc<dyn AcceptedListener>>,
 }
 
 impl Ingest {
@@ -95,7 +103,15 @@ impl Ingest {
             rules,
             emails,
             limits,
+            listener: None,
         }
+    }
+
+    /// The same service, telling `listener` about every accepted email.
+    #[must_use]
+    pub fn with_listener(mut self, listener: Arc<dyn AcceptedListener>) -> Self {
+        self.listener = Some(listener);
+        self
     }
 
     /// The limits in force.
@@ -131,6 +147,7 @@ impl Ingest {
         let writer = self.emails.begin().await?;
         Ok(Incoming {
             writer,
+            listener: self.listener.clone(),
             size: 0,
             limit: self.limits.max_message_size,
             received: ReceivedCounter::new(self.limits.max_received_headers),
@@ -142,6 +159,7 @@ impl Ingest {
 /// [`Incoming::abort`] cleans up sooner.
 pub struct Incoming {
     writer: Box<dyn EmailWriter>,
+    listener: Option<Arc<dyn AcceptedListener>>,
     size: u64,
     limit: u64,
     received: ReceivedCounter,
@@ -174,7 +192,11 @@ impl Incoming {
     /// # Errors
     /// [`IngestError::Unavailable`]; the email was then not accepted.
     pub async fn commit(self, email: NewEmail) -> Result<ReceivedEmail, IngestError> {
-        Ok(self.writer.commit(email).await?)
+        let received = self.writer.commit(email).await?;
+        if let Some(listener) = &self.listener {
+            listener.accepted(&received);
+        }
+        Ok(received)
     }
 
     /// Throws the partial email away.

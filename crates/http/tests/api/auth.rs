@@ -98,8 +98,11 @@ async fn without_a_token_loopback_peers_are_served() {
 #[tokio::test]
 async fn without_a_token_remote_peers_are_refused() {
     let remote: SocketAddr = "192.0.2.7:40000".parse().unwrap();
-    let app = router(Arc::new(MemoryRuleStore::new()), HttpConfig::default())
-        .layer(MockConnectInfo(remote));
+    let app = router(
+        crate::harness::memory_services(Arc::new(MemoryRuleStore::new())),
+        HttpConfig::default(),
+    )
+    .layer(MockConnectInfo(remote));
     let request = Request::get("/v1/forwards").body(Body::empty()).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
@@ -120,8 +123,11 @@ async fn without_a_token_remote_peers_are_refused() {
     );
 
     let loopback: SocketAddr = "[::ffff:127.0.0.1]:40000".parse().unwrap();
-    let app = router(Arc::new(MemoryRuleStore::new()), HttpConfig::default())
-        .layer(MockConnectInfo(loopback));
+    let app = router(
+        crate::harness::memory_services(Arc::new(MemoryRuleStore::new())),
+        HttpConfig::default(),
+    )
+    .layer(MockConnectInfo(loopback));
     let request = Request::get("/v1/forwards").body(Body::empty()).unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
 }

@@ -5,8 +5,7 @@ use std::io;
 use std::sync::Arc;
 
 use mailfwd_domain::RuleStore;
-use mailfwd_http::{HttpConfig, router, serve};
-use mailfwd_sqlite::SqliteRuleStore;
+use mailfwd_http::{HttpConfig, Services, router, serve};
 use reqwest::{Response, StatusCode, header};
 use serde_json::Value;
 use tempfile::TempDir;
@@ -20,6 +19,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub store: Arc<dyn RuleStore>,
+    pub emails: Arc<dyn mailfwd_domain::EmailStore>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<io::Result<()>>>,
     _dir: Option<TempDir>,
@@ -31,24 +31,34 @@ impl TestApp {
         Self::with_config(HttpConfig::default()).await
     }
 
-    /// A server with `config` on a fresh SQLite database in a temporary directory.
+    /// A server with `config` on fresh real stores in a temporary directory.
     pub async fn with_config(config: HttpConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
-        let store = Arc::new(SqliteRuleStore::connect(&url).await.unwrap());
-        Self::with_store(store, config, Some(dir)).await
+        let services = real_services(dir.path()).await;
+        Self::with_services(services, config, Some(dir)).await
     }
 
-    /// A server on any store.
+    /// A server on any rule store, with in-memory emails.
     pub async fn with_store(
         store: Arc<dyn RuleStore>,
         config: HttpConfig,
         dir: Option<TempDir>,
     ) -> Self {
+        Self::with_services(memory_services(store), config, dir).await
+    }
+
+    /// A server on these services.
+    pub async fn with_services(
+        services: Services,
+        config: HttpConfig,
+        dir: Option<TempDir>,
+    ) -> Self {
+        let store = Arc::clone(&services.rules);
+        let emails = Arc::clone(&services.emails);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel::<()>();
-        let app = router(store.clone(), config);
+        let app = router(services, config);
         let server = tokio::spawn(serve(listener, app, async {
             let _ = rx.await;
         }));
@@ -56,6 +66,7 @@ impl TestApp {
             base,
             client: reqwest::Client::new(),
             store,
+            emails,
             shutdown: Some(tx),
             server: Some(server),
             _dir: dir,
@@ -128,4 +139,51 @@ pub async fn problem(response: Response, status: StatusCode) -> String {
     assert_eq!(body["status"], status.as_u16());
     assert_eq!(body["title"], status.canonical_reason().unwrap());
     body["detail"].as_str().unwrap().to_owned()
+}
+
+/// Services around `rules` for tests that do not look at emails: in-memory emails and
+/// queue, no metrics.
+pub fn memory_services(rules: Arc<dyn RuleStore>) -> Services {
+    use mailfwd_domain::email::SplitEmailStore;
+    use mailfwd_domain::memory::{MemoryBodyStore, MemoryDeliveryQueue, MemoryEmailLog};
+    Services {
+        rules,
+        emails: Arc::new(SplitEmailStore::new(
+            Arc::new(MemoryBodyStore::new()),
+            Arc::new(MemoryEmailLog::new()),
+        )),
+        deliveries: Arc::new(MemoryDeliveryQueue::new()),
+        metrics: Arc::new(FixedMetrics),
+    }
+}
+
+/// The real stores in `dir`: SQLite for rules, the received log and the queue; files
+/// for bodies.
+pub async fn real_services(dir: &std::path::Path) -> Services {
+    use mailfwd_domain::email::SplitEmailStore;
+    let pool = mailfwd_sqlite::connect(&format!("sqlite://{}", dir.join("mailfwd.db").display()))
+        .await
+        .unwrap();
+    let bodies =
+        mailfwd_s3::ObjectBodyStore::from_url(&format!("file://{}", dir.join("emails").display()))
+            .unwrap();
+    Services {
+        rules: Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone())),
+        emails: Arc::new(SplitEmailStore::new(
+            Arc::new(bodies),
+            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(pool.clone())),
+        )),
+        deliveries: Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool)),
+        metrics: Arc::new(FixedMetrics),
+    }
+}
+
+/// Metrics text that says where it came from, so tests can see it was served.
+pub struct FixedMetrics;
+
+#[async_trait::async_trait]
+impl mailfwd_http::MetricsSource for FixedMetrics {
+    async fn render(&self) -> String {
+        "# mailfwd test metrics\nmailfwd_test 1\n".to_owned()
+    }
 }

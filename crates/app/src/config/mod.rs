@@ -8,12 +8,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+mod derived;
+
 /// Every setting. Field names are the environment variable names without `MAILFWD_`,
 /// lower-cased; the TOML file uses the same names.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Inbound SMTP listener (reserved: used once SMTP receiving lands).
+    /// Inbound SMTP listener.
     pub smtp_listen: SocketAddr,
     /// HTTP API listener.
     pub http_listen: SocketAddr,
@@ -23,16 +25,44 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…`; defaults to `sqlite://<data_dir>/mailfwd.db`.
     pub database_url: Option<String>,
-    /// Where email bodies go (reserved: used once SMTP receiving lands).
+    /// Where email bodies go: `file://…` or `s3://bucket/prefix`.
     pub email_store: Option<String>,
     /// `host:port` of a relay host (reserved: used once delivery lands).
     pub relay: Option<String>,
-    /// Name used in greetings and headers (reserved: used once SMTP lands).
+    /// Name used in the SMTP greeting and headers.
     pub hostname: Option<String>,
     /// Bearer token for the admin APIs; unset means loopback clients only.
     pub api_token: Option<String>,
+    /// PEM certificate chain for STARTTLS; STARTTLS is offered only with a key too.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for STARTTLS.
+    pub tls_key: Option<PathBuf>,
+    /// Largest message accepted, in octets (advertised as SMTP SIZE).
+    pub max_message_size: u64,
+    /// Most recipients of one message.
+    pub max_recipients: usize,
+    /// Most simultaneous SMTP connections.
+    pub smtp_max_connections: usize,
+    /// Most simultaneous SMTP connections from one IP address.
+    pub smtp_max_connections_per_peer: usize,
+    /// Seconds an SMTP client may take to send a command.
+    pub smtp_command_timeout: u64,
+    /// Seconds an SMTP client may take to send a message's data.
+    pub smtp_data_timeout: u64,
+    /// Errors in one SMTP session before the server hangs up.
+    pub smtp_max_errors: usize,
     /// Most destinations one rule may have.
     pub max_destinations: usize,
+    /// Concurrent deliveries.
+    pub delivery_workers: usize,
+    /// How long a worker holds a claimed job before another may take it over.
+    pub delivery_lease: String,
+    /// Delays after the first, second, … failed attempt, comma-separated (`1m,5m`).
+    pub retry_schedule: String,
+    /// Delay between later attempts.
+    pub retry_every: String,
+    /// Give up once the next attempt would be this long after the email arrived.
+    pub retry_give_up: String,
     /// Largest CSV body `POST /v1/forwards/import` accepts, in bytes.
     pub import_body_limit: usize,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
@@ -63,6 +93,20 @@ impl Default for Config {
             relay: None,
             hostname: None,
             api_token: None,
+            tls_cert: None,
+            tls_key: None,
+            max_message_size: 50 * 1024 * 1024,
+            max_recipients: 100,
+            smtp_max_connections: 1000,
+            smtp_max_connections_per_peer: 20,
+            smtp_command_timeout: 300,
+            smtp_data_timeout: 600,
+            smtp_max_errors: 10,
+            delivery_workers: 16,
+            delivery_lease: "15m".to_owned(),
+            retry_schedule: "1m,5m,15m,30m,1h,2h,4h".to_owned(),
+            retry_every: "4h".to_owned(),
+            retry_give_up: "5d".to_owned(),
             max_destinations: mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS,
             import_body_limit: 64 * 1024 * 1024,
             log: "info".to_owned(),
@@ -83,7 +127,21 @@ const SETTINGS: &[&str] = &[
     "relay",
     "hostname",
     "api_token",
+    "tls_cert",
+    "tls_key",
+    "max_message_size",
+    "max_recipients",
+    "smtp_max_connections",
+    "smtp_max_connections_per_peer",
+    "smtp_command_timeout",
+    "smtp_data_timeout",
+    "smtp_max_errors",
     "max_destinations",
+    "delivery_workers",
+    "delivery_lease",
+    "retry_schedule",
+    "retry_every",
+    "retry_give_up",
     "import_body_limit",
     "log",
     "log_format",
@@ -98,6 +156,12 @@ const TEXT_SETTINGS: &[&str] = &[
     "hostname",
     "log",
     "data_dir",
+    "tls_cert",
+    "tls_key",
+    "delivery_lease",
+    "retry_schedule",
+    "retry_every",
+    "retry_give_up",
 ];
 
 impl Config {
@@ -131,71 +195,7 @@ impl Config {
         config.check()?;
         Ok(config)
     }
-
-    fn check(&self) -> Result<(), Box<figment::Error>> {
-        let fail = |m: String| Err(Box::new(figment::Error::from(m)));
-        if self.max_destinations == 0 {
-            return fail(
-                "max_destinations (MAILFWD_MAX_DESTINATIONS) must be at least 1".to_owned(),
-            );
-        }
-        if self
-            .api_token
-            .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
-        {
-            return fail(
-                "api_token (MAILFWD_API_TOKEN) is set but empty; unset it or give a token"
-                    .to_owned(),
-            );
-        }
-        if let Some(url) = &self.database_url
-            && !url.starts_with("sqlite:")
-        {
-            return fail(format!(
-                "database_url (MAILFWD_DATABASE_URL) '{url}' is not supported: this version stores rules in SQLite only (sqlite://PATH)"
-            ));
-        }
-        Ok(())
-    }
-
-    /// The database URL, derived from the data directory when not set.
-    #[must_use]
-    pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("mailfwd.db").display()))
-    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_work_on_a_laptop() {
-        let config = Config::default();
-        assert_eq!(config.http_listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(config.database_url(), "sqlite://./data/mailfwd.db");
-    }
-
-    #[test]
-    fn a_typo_in_the_file_is_named() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let file = dir.path().join("mailfwd.toml");
-        std::fs::write(&file, "htp_listen = \"127.0.0.1:1\"\n").expect("write");
-        let error = Config::load(Some(&file))
-            .expect_err("unknown key")
-            .to_string();
-        assert!(error.contains("htp_listen"), "{error}");
-        std::fs::write(&file, "http_listen = \"nonsense\"\n").expect("write");
-        let error = Config::load(Some(&file))
-            .expect_err("bad address")
-            .to_string();
-        assert!(error.contains("http_listen"), "{error}");
-        let missing = Config::load(Some(&dir.path().join("absent.toml")))
-            .expect_err("missing")
-            .to_string();
-        assert!(missing.contains("absent.toml"), "{missing}");
-    }
-}
+mod tests;

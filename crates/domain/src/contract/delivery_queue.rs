@@ -1,0 +1,179 @@
+//! The `DeliveryQueue` contract.
+
+use std::time::{Duration, SystemTime};
+
+use crate::EmailAddress;
+use crate::delivery::{DeliveryQueue, EnqueueOutcome, JobState, QueueError};
+use crate::email::{EmailId, now_millis};
+
+const LEASE: Duration = Duration::from_secs(60);
+
+fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+fn later(t: SystemTime, secs: u64) -> SystemTime {
+    t + Duration::from_secs(secs)
+}
+
+pub async fn enqueue_is_idempotent_unless_forced(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let email = EmailId::new();
+    let dests = [addr("a@x.test"), addr("b@x.test")];
+    use EnqueueOutcome::*;
+    assert_eq!(
+        queue.enqueue(email, &dests, false, now).await.unwrap(),
+        vec![Enqueued, Enqueued]
+    );
+    assert_eq!(
+        queue.enqueue(email, &dests, false, now).await.unwrap(),
+        vec![AlreadyPending, AlreadyPending]
+    );
+    let claimed = queue.claim(now, LEASE, 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    queue.delivered(&claimed[0], "250 ok", now).await.unwrap();
+    let again = queue
+        .enqueue(email, &[addr("A@x.test"), addr("b@x.test")], false, now)
+        .await
+        .unwrap();
+    assert_eq!(again, vec![AlreadyDelivered, AlreadyPending]);
+    assert_eq!(
+        queue.enqueue(email, &dests, true, now).await.unwrap(),
+        vec![Requeued, Requeued]
+    );
+    let jobs = queue.jobs_of(email).await.unwrap();
+    assert_eq!(jobs.len(), 2);
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == JobState::Pending && j.attempts == 0)
+    );
+    assert!(queue.jobs_of(EmailId::new()).await.unwrap().is_empty());
+}
+
+pub async fn claims_are_exclusive_until_the_lease_expires(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let email = EmailId::new();
+    queue
+        .enqueue(email, &[addr("a@x.test")], false, now)
+        .await
+        .unwrap();
+    let first = queue.claim(now, LEASE, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].job.attempts, 1);
+    assert!(
+        queue.claim(now, LEASE, 10).await.unwrap().is_empty(),
+        "a leased job is not claimed twice"
+    );
+    let expired = later(now, 61);
+    let second = queue.claim(expired, LEASE, 10).await.unwrap();
+    assert_eq!(second.len(), 1, "an expired lease is claimed again");
+    assert_eq!(second[0].job.attempts, 2);
+    assert_ne!(second[0].lease, first[0].lease);
+    assert!(matches!(
+        queue.delivered(&first[0], "250 late", expired).await,
+        Err(QueueError::LeaseLost { .. })
+    ));
+    queue
+        .delivered(&second[0], "250 2.0.0 ok", expired)
+        .await
+        .unwrap();
+    let job = &queue.jobs_of(email).await.unwrap()[0];
+    assert_eq!(
+        job.state,
+        JobState::Delivered {
+            reply: "250 2.0.0 ok".to_owned()
+        }
+    );
+    assert!(
+        queue
+            .claim(later(now, 3600), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "final jobs are never claimed"
+    );
+}
+
+pub async fn retries_come_back_when_due_and_failures_are_final(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let email = EmailId::new();
+    queue
+        .enqueue(email, &[addr("a@x.test"), addr("b@x.test")], false, now)
+        .await
+        .unwrap();
+    let claimed = queue.claim(now, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    queue
+        .retry_later(&claimed[0], "451 4.3.0 try later", later(now, 300))
+        .await
+        .unwrap();
+    queue
+        .failed(&claimed[1], "550 5.1.1 no such user", now)
+        .await
+        .unwrap();
+
+    assert!(
+        queue
+            .claim(later(now, 299), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let stats = queue.stats(later(now, 299)).await.unwrap();
+    assert_eq!((stats.pending, stats.due), (1, 0));
+    let stats = queue.stats(later(now, 310)).await.unwrap();
+    assert_eq!((stats.pending, stats.due), (1, 1));
+    assert!(
+        stats.oldest_due_age >= Duration::from_secs(9)
+            && stats.oldest_due_age <= Duration::from_secs(11)
+    );
+
+    let jobs = queue.jobs_of(email).await.unwrap();
+    let retried = jobs
+        .iter()
+        .find(|j| j.destination == addr("a@x.test"))
+        .unwrap();
+    assert_eq!(retried.state, JobState::Pending);
+    assert_eq!(retried.last_reply.as_deref(), Some("451 4.3.0 try later"));
+    assert_eq!(retried.next_attempt_at, later(now, 300));
+    let failed = jobs
+        .iter()
+        .find(|j| j.destination == addr("b@x.test"))
+        .unwrap();
+    assert_eq!(
+        failed.state,
+        JobState::Failed {
+            reason: "550 5.1.1 no such user".to_owned()
+        }
+    );
+
+    let again = queue.claim(later(now, 301), LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].job.attempts, 2);
+}
+
+pub async fn claim_respects_the_limit_and_hands_out_distinct_jobs(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    for _ in 0..5 {
+        queue
+            .enqueue(
+                EmailId::new(),
+                &[addr("a@x.test"), addr("b@x.test")],
+                false,
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let first = queue.claim(now, LEASE, 4).await.unwrap();
+    let second = queue.claim(now, LEASE, 100).await.unwrap();
+    assert_eq!((first.len(), second.len()), (4, 6));
+    let mut keys: Vec<_> = first
+        .iter()
+        .chain(&second)
+        .map(|c| (c.job.email, c.job.destination.to_string()))
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 10);
+}

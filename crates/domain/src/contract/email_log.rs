@@ -1,0 +1,99 @@
+//! The `EmailLog` contract.
+
+use std::time::{Duration, SystemTime};
+
+use crate::EmailAddress;
+use crate::email::{
+    EmailId, EmailLog, EmailQuery, Envelope, NewEmail, ReceivedEmail, StoreError, now_millis,
+};
+
+fn record(received_at: SystemTime, sender: Option<&str>) -> ReceivedEmail {
+    ReceivedEmail {
+        id: EmailId::new(),
+        email: NewEmail {
+            envelope: Envelope {
+                sender: sender.map(|s| EmailAddress::parse(s).unwrap()),
+                recipients: vec![
+                    EmailAddress::parse("Sales@acme.test").unwrap(),
+                    EmailAddress::parse("\"john doe\"@acme.test").unwrap(),
+                ],
+            },
+            peer: Some("[2001:db8::1]:2525".to_owned()),
+            helo: Some("client.example".to_owned()),
+            tls: true,
+        },
+        size: 25 * 1024 * 1024,
+        received_at,
+    }
+}
+
+pub async fn records_round_trip(store: &dyn EmailLog) {
+    let with_sender = record(now_millis(), Some("José@bücher.example"));
+    let bounce = ReceivedEmail {
+        email: NewEmail {
+            peer: None,
+            helo: None,
+            tls: false,
+            ..with_sender.email.clone()
+        },
+        ..record(now_millis(), None)
+    };
+    for email in [&with_sender, &bounce] {
+        store.record(email).await.unwrap();
+        assert_eq!(&store.get(&email.id).await.unwrap(), email);
+    }
+    let unknown = EmailId::new();
+    assert!(matches!(store.get(&unknown).await, Err(StoreError::NotFound(id)) if id == unknown));
+}
+
+pub async fn list_by_time_window_in_pages(store: &dyn EmailLog) {
+    let start = now_millis() - Duration::from_secs(3600);
+    let mut all = Vec::new();
+    for minute in 0..30 {
+        let email = record(start + Duration::from_secs(60 * minute), Some("a@b.test"));
+        store.record(&email).await.unwrap();
+        all.push(email);
+    }
+    let window = EmailQuery {
+        since: Some(start + Duration::from_secs(60 * 5)),
+        until: Some(start + Duration::from_secs(60 * 25)),
+        limit: 7,
+        cursor: None,
+    };
+    let mut seen = Vec::new();
+    let mut query = window.clone();
+    loop {
+        let page = store.list(&query).await.unwrap();
+        assert!(page.emails.len() <= 7);
+        seen.extend(page.emails);
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all[5..25].to_vec());
+    let bad = EmailQuery {
+        cursor: Some("not-a-cursor".to_owned()),
+        ..window
+    };
+    assert!(matches!(
+        store.list(&bad).await,
+        Err(StoreError::InvalidCursor)
+    ));
+}
+
+pub async fn records_stay_unevaluated_until_marked(store: &dyn EmailLog) {
+    let first = record(now_millis(), Some("a@b.test"));
+    let second = record(now_millis(), None);
+    store.record(&first).await.unwrap();
+    store.record(&second).await.unwrap();
+    assert_eq!(
+        store.unevaluated(10).await.unwrap(),
+        vec![first.clone(), second.clone()]
+    );
+    assert_eq!(store.unevaluated(1).await.unwrap(), vec![first.clone()]);
+    store.mark_evaluated(&first.id).await.unwrap();
+    assert_eq!(store.unevaluated(10).await.unwrap(), vec![second.clone()]);
+    store.mark_evaluated(&second.id).await.unwrap();
+    assert!(store.unevaluated(10).await.unwrap().is_empty());
+}

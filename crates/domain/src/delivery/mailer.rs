@@ -1,0 +1,36 @@
+//! The `Mailer` port: hands one message to the next hop.
+
+use async_trait::async_trait;
+
+use crate::address::EmailAddress;
+use crate::email::BodyReader;
+
+/// One message to send to one destination.
+pub struct Outgoing {
+    /// The envelope sender (`None`: the null reverse path).
+    pub sender: Option<EmailAddress>,
+    /// The envelope recipient.
+    pub recipient: EmailAddress,
+    /// The message: the stored body with mailfwd's `Received:` header in front.
+    pub body: Box<dyn BodyReader>,
+    /// Size of `body` in octets, for the SIZE parameter.
+    pub size: u64,
+}
+
+/// How an attempt ended, with the remote reply or the local error text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// 2xx: the next hop took responsibility.
+    Delivered(String),
+    /// 4xx, a connection or DNS problem: try again later.
+    Transient(String),
+    /// 5xx, a null MX, an invalid destination: do not try again.
+    Permanent(String),
+}
+
+/// Sends messages onward (SMTP to a relay host or the destination's MX).
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// Sends `message`; never fails outside the outcome.
+    async fn send(&self, message: Outgoing) -> DeliveryOutcome;
+}

@@ -1,0 +1,146 @@
+//! The `DeliveryQueue` port: the one owner of delivery state.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+use super::DeliveryJob;
+use crate::address::EmailAddress;
+use crate::email::EmailId;
+
+/// What can go wrong with the queue.
+#[derive(Debug, Error)]
+pub enum QueueError {
+    /// The job's lease expired and another worker claimed it; this worker's result is
+    /// dropped (the other worker's attempt will record its own).
+    #[error("the lease on the delivery of {email} to <{destination}> was lost")]
+    LeaseLost {
+        /// The email.
+        email: EmailId,
+        /// The destination.
+        destination: EmailAddress,
+    },
+    /// Anything unexpected.
+    #[error("delivery queue storage failed: {0}")]
+    Storage(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl QueueError {
+    /// Wraps an unexpected storage error.
+    pub fn storage(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        QueueError::Storage(Box::new(error))
+    }
+}
+
+/// What enqueueing did for one destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnqueueOutcome {
+    /// A new job was created.
+    Enqueued,
+    /// A job existed and was reset to pending because `force` was set.
+    Requeued,
+    /// A job existed and was left alone: already delivered.
+    AlreadyDelivered,
+    /// A job existed and was left alone: still pending.
+    AlreadyPending,
+    /// A job existed and was left alone: it failed for good (force retries it).
+    AlreadyFailed,
+}
+
+/// A job a worker holds a lease on. Only the holder of the current lease may record
+/// the job's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedJob {
+    /// The job as claimed (its `attempts` already counts this attempt).
+    pub job: DeliveryJob,
+    /// Identifies this lease; a later claim of the same job gets another.
+    pub lease: u64,
+}
+
+/// Figures for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    /// Jobs not yet in a final state.
+    pub pending: u64,
+    /// Of those, jobs due now.
+    pub due: u64,
+    /// How long the oldest due job has been due.
+    pub oldest_due_age: Duration,
+}
+
+/// The owner of delivery jobs: durable, at-least-once, one job per (email, destination).
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Creates a pending job, due now, for each destination of `email`. An existing
+    /// (email, destination) job is left as it is, unless `force`, which resets it to
+    /// pending and due now (so a delivered email is delivered again).
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`]; then none of the jobs were written.
+    async fn enqueue(
+        &self,
+        email: EmailId,
+        destinations: &[EmailAddress],
+        force: bool,
+        now: SystemTime,
+    ) -> Result<Vec<EnqueueOutcome>, QueueError>;
+
+    /// Claims up to `limit` due jobs: pending jobs whose next attempt is due, and jobs
+    /// whose lease has expired (their worker died). Each claim counts an attempt and
+    /// holds the job for `lease`.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`].
+    async fn claim(
+        &self,
+        now: SystemTime,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, QueueError>;
+
+    /// Records a delivery: the job is final.
+    ///
+    /// # Errors
+    /// [`QueueError::LeaseLost`] if another worker holds the job now.
+    async fn delivered(
+        &self,
+        job: &ClaimedJob,
+        reply: &str,
+        now: SystemTime,
+    ) -> Result<(), QueueError>;
+
+    /// Records a temporary failure; the job is due again at `retry_at`.
+    ///
+    /// # Errors
+    /// [`QueueError::LeaseLost`] if another worker holds the job now.
+    async fn retry_later(
+        &self,
+        job: &ClaimedJob,
+        reply: &str,
+        retry_at: SystemTime,
+    ) -> Result<(), QueueError>;
+
+    /// Records a permanent failure: the job is final.
+    ///
+    /// # Errors
+    /// [`QueueError::LeaseLost`] if another worker holds the job now.
+    async fn failed(
+        &self,
+        job: &ClaimedJob,
+        reason: &str,
+        now: SystemTime,
+    ) -> Result<(), QueueError>;
+
+    /// Every job of one email, in destination order.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`].
+    async fn jobs_of(&self, email: EmailId) -> Result<Vec<DeliveryJob>, QueueError>;
+
+    /// Counts for metrics.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`].
+    async fn stats(&self, now: SystemTime) -> Result<QueueStats, QueueError>;
+}

@@ -1,0 +1,147 @@
+//! The one header mailfwd adds to a forwarded message, and the body that carries it.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use crate::address::EmailAddress;
+use crate::email::{BodyReader, ReceivedEmail, StoreError};
+
+/// The `Received:` trace header (RFC 5321 §4.4) for forwarding `email` to `destination`.
+/// Folded onto several lines, each far below the 998-octet limit.
+#[must_use]
+pub fn received_header(
+    email: &ReceivedEmail,
+    destination: &EmailAddress,
+    hostname: &str,
+    now: SystemTime,
+) -> String {
+    let helo = email.email.helo.as_deref().unwrap_or("unknown");
+    let ip = email.email.peer.as_deref().map_or("unknown", peer_ip);
+    let protocol = if email.email.tls { "ESMTPS" } else { "ESMTP" };
+    format!(
+        "Received: from {helo} ([{ip}])\r\n\tby {hostname} (mailfwd) with {protocol} id {}\r\n\tfor <{destination}>; {}\r\n",
+        email.id,
+        rfc5322_date(now)
+    )
+}
+
+/// The address part of `ip:port` or `[v6]:port`.
+fn peer_ip(peer: &str) -> &str {
+    let host = peer.rsplit_once(':').map_or(peer, |(host, _port)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// `Sun, 22 Nov 2026 05:10:00 +0000`.
+#[must_use]
+pub fn rfc5322_date(time: SystemTime) -> String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = i64::try_from(secs / 86_400).unwrap_or(0);
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days);
+    let weekday = DAYS[usize::try_from(days.rem_euclid(7)).unwrap_or(0)];
+    let month_name = MONTHS[usize::try_from(month - 1).unwrap_or(0)];
+    format!(
+        "{weekday}, {day:02} {month_name} {year} {:02}:{:02}:{:02} +0000",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's algorithm.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A stored body with a header in front of it, streamed without copying the body.
+pub struct PrefixedBody {
+    prefix: Option<Bytes>,
+    body: Box<dyn BodyReader>,
+}
+
+impl PrefixedBody {
+    /// `prefix`, then every chunk of `body`.
+    #[must_use]
+    pub fn new(prefix: String, body: Box<dyn BodyReader>) -> Self {
+        PrefixedBody {
+            prefix: Some(Bytes::from(prefix)),
+            body,
+        }
+    }
+}
+
+#[async_trait]
+impl BodyReader for PrefixedBody {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        match self.prefix.take() {
+            Some(prefix) => Ok(Some(prefix)),
+            None => self.body.next_chunk().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::email::{EmailId, Envelope, NewEmail};
+
+    #[test]
+    fn dates_are_rfc5322() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_324_200); // 2026-11-22 05:10:00 UTC
+        assert_eq!(rfc5322_date(t), "Sun, 22 Nov 2026 05:10:00 +0000");
+        assert_eq!(rfc5322_date(UNIX_EPOCH), "Thu, 01 Jan 1970 00:00:00 +0000");
+        assert_eq!(
+            rfc5322_date(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "Tue, 29 Feb 2000 00:00:00 +0000"
+        );
+    }
+
+    #[test]
+    fn the_header_names_peer_helo_host_id_and_destination() {
+        let email = ReceivedEmail {
+            id: EmailId::new(),
+            email: NewEmail {
+                envelope: Envelope {
+                    sender: None,
+                    recipients: vec![],
+                },
+                peer: Some("[2001:db8::1]:4567".into()),
+                helo: Some("client.example".into()),
+                tls: true,
+            },
+            size: 1,
+            received_at: UNIX_EPOCH,
+        };
+        let dest = EmailAddress::parse("alice@gmail.test").unwrap();
+        let header = received_header(&email, &dest, "mx.mailfwd.test", UNIX_EPOCH);
+        assert_eq!(
+            header,
+            format!(
+                "Received: from client.example ([2001:db8::1])\r\n\tby mx.mailfwd.test (mailfwd) with ESMTPS id {}\r\n\
+                 \tfor <alice@gmail.test>; Thu, 01 Jan 1970 00:00:00 +0000\r\n",
+                email.id
+            )
+        );
+        assert!(header.lines().all(|l| l.len() < 998));
+    }
+}

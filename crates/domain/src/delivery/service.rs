@@ -1,0 +1,203 @@
+//! The forward evaluator and the delivery step of a worker.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use thiserror::Error;
+
+use super::received::{PrefixedBody, received_header};
+use super::{
+    ClaimedJob, DeliveryOutcome, DeliveryQueue, EnqueueOutcome, Mailer, Outgoing, QueueError,
+    RetryPolicy,
+};
+use crate::address::EmailAddress;
+use crate::email::{EmailStore, ReceivedEmail, StoreError};
+use crate::rule_store::{RuleError, RuleStore};
+
+/// Why evaluating an email failed (it will be evaluated again).
+#[derive(Debug, Error)]
+pub enum ForwardError {
+    /// The rules could not be read.
+    #[error(transparent)]
+    Rules(#[from] RuleError),
+    /// The queue could not be written.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What evaluating one email did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// Each destination the rules gave, and what enqueueing it did.
+    pub destinations: Vec<(EmailAddress, EnqueueOutcome)>,
+    /// Recipients no rule matches any more.
+    pub unmatched: Vec<EmailAddress>,
+}
+
+/// Resolves an email's recipients against the rules as they are now and enqueues one
+/// job per destination. Used after receipt, on restart recovery, and by reprocessing.
+#[derive(Clone)]
+pub struct ForwardEvaluator {
+    rules: Arc<dyn RuleStore>,
+    queue: Arc<dyn DeliveryQueue>,
+}
+
+impl ForwardEvaluator {
+    /// An evaluator over these ports.
+    #[must_use]
+    pub fn new(rules: Arc<dyn RuleStore>, queue: Arc<dyn DeliveryQueue>) -> Self {
+        ForwardEvaluator { rules, queue }
+    }
+
+    /// Evaluates `email`. Idempotent: an existing (email, destination) job is left
+    /// alone unless `force`.
+    ///
+    /// # Errors
+    /// [`ForwardError`] if the rules or the queue fail; nothing was enqueued then.
+    pub async fn evaluate(
+        &self,
+        email: &ReceivedEmail,
+        force: bool,
+        now: SystemTime,
+    ) -> Result<Evaluation, ForwardError> {
+        let mut destinations: Vec<EmailAddress> = Vec::new();
+        let mut unmatched = Vec::new();
+        for recipient in &email.email.envelope.recipients {
+            match self.rules.resolve(recipient).await? {
+                Some(rule) => {
+                    for destination in rule.destinations() {
+                        if !destinations
+                            .iter()
+                            .any(|d| d.match_key() == destination.match_key())
+                        {
+                            destinations.push(destination.clone());
+                        }
+                    }
+                }
+                None => unmatched.push(recipient.clone()),
+            }
+        }
+        let outcomes = self
+            .queue
+            .enqueue(email.id, &destinations, force, now)
+            .await?;
+        Ok(Evaluation {
+            destinations: destinations.into_iter().zip(outcomes).collect(),
+            unmatched,
+        })
+    }
+}
+
+/// How one attempt ended, as recorded in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Delivered, with the remote reply.
+    Delivered(String),
+    /// Will be tried again at this time.
+    Deferred(SystemTime, String),
+    /// Failed for good.
+    Failed(String),
+}
+
+/// Delivers claimed jobs: stream the body with a new `Received:` header to the
+/// `Mailer`, and record the outcome in the queue.
+#[derive(Clone)]
+pub struct Deliverer {
+    emails: Arc<dyn EmailStore>,
+    queue: Arc<dyn DeliveryQueue>,
+    mailer: Arc<dyn Mailer>,
+    policy: RetryPolicy,
+    hostname: String,
+}
+
+impl Deliverer {
+    /// A deliverer over these ports.
+    #[must_use]
+    pub fn new(
+        emails: Arc<dyn EmailStore>,
+        queue: Arc<dyn DeliveryQueue>,
+        mailer: Arc<dyn Mailer>,
+        policy: RetryPolicy,
+        hostname: String,
+    ) -> Self {
+        Deliverer {
+            emails,
+            queue,
+            mailer,
+            policy,
+            hostname,
+        }
+    }
+
+    /// Claims up to `limit` due jobs for `lease`.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the queue fails.
+    pub async fn claim(
+        &self,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        self.queue.claim(SystemTime::now(), lease, limit).await
+    }
+
+    /// Makes one attempt and records it.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the outcome could not be recorded (the job's lease then runs
+    /// out and it is attempted again: at-least-once).
+    pub async fn deliver(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
+        let outcome = match self.outgoing(claimed).await {
+            Ok(message) => self.mailer.send(message).await,
+            Err(StoreError::NotFound(id)) => {
+                DeliveryOutcome::Permanent(format!("the stored email {id} is missing"))
+            }
+            Err(error) => {
+                DeliveryOutcome::Transient(format!("cannot read the stored email: {error}"))
+            }
+        };
+        let now = SystemTime::now();
+        let job = &claimed.job;
+        let attempt = match outcome {
+            DeliveryOutcome::Delivered(reply) => Attempt::Delivered(reply),
+            DeliveryOutcome::Permanent(reply) => Attempt::Failed(reply),
+            DeliveryOutcome::Transient(reply) => {
+                match self.policy.next_attempt(job.attempts, job.created_at, now) {
+                    Some(at) => Attempt::Deferred(at, reply),
+                    None => Attempt::Failed(format!(
+                        "gave up after {} attempts; last: {reply}",
+                        job.attempts
+                    )),
+                }
+            }
+        };
+        match &attempt {
+            Attempt::Delivered(reply) => self.queue.delivered(claimed, reply, now).await?,
+            Attempt::Deferred(at, reply) => self.queue.retry_later(claimed, reply, *at).await?,
+            Attempt::Failed(reason) => self.queue.failed(claimed, reason, now).await?,
+        }
+        Ok(attempt)
+    }
+
+    async fn outgoing(&self, claimed: &ClaimedJob) -> Result<Outgoing, StoreError> {
+        let email = self.emails.get(&claimed.job.email).await?;
+        let header = received_header(
+            &email,
+            &claimed.job.destination,
+            &self.hostname,
+            SystemTime::now(),
+        );
+        let size = email.size + header.len() as u64;
+        let body = self.emails.open_body(&email.id).await?;
+        Ok(Outgoing {
+            sender: email.email.envelope.sender.clone(),
+            recipient: claimed.job.destination.clone(),
+            body: Box::new(PrefixedBody::new(header, body)),
+            size,
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -1,0 +1,173 @@
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::delivery::JobState;
+use crate::email::{Envelope, NewEmail, SplitEmailStore};
+use crate::memory::{MemoryBodyStore, MemoryDeliveryQueue, MemoryEmailLog, MemoryRuleStore};
+use crate::{RecipientPattern, Rule};
+
+fn addr(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).unwrap()
+}
+
+/// A mailer that records what it was given and answers from a script.
+struct ScriptedMailer {
+    answers: Mutex<Vec<DeliveryOutcome>>,
+    sent: Mutex<Vec<(String, Vec<u8>)>>,
+}
+
+#[async_trait]
+impl Mailer for ScriptedMailer {
+    async fn send(&self, mut message: Outgoing) -> DeliveryOutcome {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = message.body.next_chunk().await.unwrap() {
+            bytes.extend_from_slice(&chunk);
+        }
+        assert_eq!(bytes.len() as u64, message.size);
+        self.sent
+            .lock()
+            .unwrap()
+            .push((message.recipient.to_string(), bytes));
+        self.answers.lock().unwrap().remove(0)
+    }
+}
+
+struct World {
+    emails: Arc<dyn EmailStore>,
+    queue: Arc<MemoryDeliveryQueue>,
+    evaluator: ForwardEvaluator,
+}
+
+async fn world() -> World {
+    let rules = Arc::new(MemoryRuleStore::new());
+    let rule = |p: &str, d: &[&str]| {
+        Rule::new(
+            RecipientPattern::parse(p).unwrap(),
+            d.iter().map(|a| addr(a)).collect(),
+            10,
+        )
+        .unwrap()
+    };
+    rules
+        .create(rule(
+            "sales@acme.test",
+            &["alice@gmail.test", "bob@corp.test"],
+        ))
+        .await
+        .unwrap();
+    rules
+        .create(rule("*@acme.test", &["bob@corp.test"]))
+        .await
+        .unwrap();
+    let emails: Arc<dyn EmailStore> = Arc::new(SplitEmailStore::new(
+        Arc::new(MemoryBodyStore::new()),
+        Arc::new(MemoryEmailLog::new()),
+    ));
+    let queue = Arc::new(MemoryDeliveryQueue::new());
+    let evaluator = ForwardEvaluator::new(rules, queue.clone());
+    World {
+        emails,
+        queue,
+        evaluator,
+    }
+}
+
+async fn store(world: &World, recipients: &[&str], body: &[u8]) -> ReceivedEmail {
+    let mut writer = world.emails.begin().await.unwrap();
+    writer.write(body).await.unwrap();
+    let email = NewEmail {
+        envelope: Envelope {
+            sender: Some(addr("x@sender.test")),
+            recipients: recipients.iter().map(|r| addr(r)).collect(),
+        },
+        peer: Some("192.0.2.1:5000".into()),
+        helo: Some("sender.test".into()),
+        tls: false,
+    };
+    writer.commit(email).await.unwrap()
+}
+
+#[tokio::test]
+async fn evaluation_merges_destinations_and_is_idempotent() {
+    let world = world().await;
+    let email = store(
+        &world,
+        &["sales@acme.test", "other@acme.test", "gone@else.test"],
+        b"body",
+    )
+    .await;
+    let now = SystemTime::now();
+    let evaluation = world.evaluator.evaluate(&email, false, now).await.unwrap();
+    assert_eq!(
+        evaluation.destinations,
+        vec![
+            (addr("alice@gmail.test"), EnqueueOutcome::Enqueued),
+            (addr("bob@corp.test"), EnqueueOutcome::Enqueued)
+        ]
+    );
+    assert_eq!(evaluation.unmatched, vec![addr("gone@else.test")]);
+    let again = world.evaluator.evaluate(&email, false, now).await.unwrap();
+    assert!(
+        again
+            .destinations
+            .iter()
+            .all(|(_, o)| *o == EnqueueOutcome::AlreadyPending)
+    );
+}
+
+#[tokio::test]
+async fn delivery_prepends_one_received_header_and_records_outcomes() {
+    let world = world().await;
+    let body = b"Subject: hi\r\n\r\nhello\r\n";
+    let email = store(&world, &["sales@acme.test"], body).await;
+    world
+        .evaluator
+        .evaluate(&email, false, SystemTime::now())
+        .await
+        .unwrap();
+    let mailer = Arc::new(ScriptedMailer {
+        answers: Mutex::new(vec![
+            DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
+            DeliveryOutcome::Transient("451 4.3.0 later".into()),
+        ]),
+        sent: Mutex::new(Vec::new()),
+    });
+    let deliverer = Deliverer::new(
+        world.emails.clone(),
+        world.queue.clone(),
+        mailer.clone(),
+        RetryPolicy::default(),
+        "mx.test".into(),
+    );
+    let claimed = deliverer.claim(Duration::from_secs(60), 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(matches!(
+        deliverer.deliver(&claimed[0]).await.unwrap(),
+        Attempt::Delivered(_)
+    ));
+    assert!(matches!(
+        deliverer.deliver(&claimed[1]).await.unwrap(),
+        Attempt::Deferred(_, _)
+    ));
+
+    let (recipient, bytes) = mailer.sent.lock().unwrap()[0].clone();
+    assert_eq!(recipient, "alice@gmail.test");
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(text.starts_with(
+        "Received: from sender.test ([192.0.2.1])\r\n\tby mx.test (mailfwd) with ESMTP id "
+    ));
+    assert!(bytes.ends_with(body), "the original follows unchanged");
+    assert_eq!(text.matches("Received:").count(), 1);
+
+    let jobs = world.queue.jobs_of(email.id).await.unwrap();
+    assert_eq!(
+        jobs[0].state,
+        JobState::Delivered {
+            reply: "250 2.0.0 ok".into()
+        }
+    );
+    assert_eq!(jobs[1].state, JobState::Pending);
+    assert_eq!(jobs[1].last_reply.as_deref(), Some("451 4.3.0 later"));
+}

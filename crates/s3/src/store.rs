@@ -1,0 +1,128 @@
+//! [`ObjectBodyStore`]: the `BodyStore` port on any object store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use mailfwd_domain::EmailId;
+use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, StoreError};
+use object_store::{ObjectStore, ObjectStoreExt};
+
+use crate::durable::LocalDisk;
+use crate::error::{Step, body_error};
+use crate::key::body_key;
+use crate::writer::{ObjectBodyWriter, Parts};
+
+/// Parts for a local directory: small, since a part is only a write into the staging
+/// file, and each writer holds one part (plus one being written) in memory.
+const LOCAL_PARTS: Parts = Parts {
+    size: 256 * 1024,
+    in_flight: 1,
+};
+
+/// Parts for S3: 5 MiB is the smallest part S3 accepts (bar the last); two uploading at
+/// once keep the connection busy while the next part fills.
+const REMOTE_PARTS: Parts = Parts {
+    size: 5 * 1024 * 1024,
+    in_flight: 2,
+};
+
+/// Email bodies as objects named `<prefix>/YYYY/MM/DD/<id>.eml`, on S3 or in a local
+/// directory through the same code.
+///
+/// Bodies stream in and out in chunks and are never held whole in memory. A body is
+/// visible only once committed; on a local directory `commit` also syncs the file and
+/// every directory on its path before it returns, so a committed body survives a crash.
+#[derive(Debug, Clone)]
+pub struct ObjectBodyStore {
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    parts: Parts,
+    disk: Option<Arc<LocalDisk>>,
+}
+
+impl ObjectBodyStore {
+    /// Bodies in `store` under `prefix` (slashes at either end are ignored; empty for
+    /// none).
+    ///
+    /// `local_root` says that `store` is a local directory and which one: the directory
+    /// that object keys are relative to (where `LocalFileSystem::new_with_prefix`
+    /// points). Writes then use small parts, and `commit` syncs the file and its
+    /// directories there, whether or not `store` syncs itself (`from_url` opens one that
+    /// does, which is faster and never publishes a torn file). `None` means a remote
+    /// store, whose completed uploads are already durable.
+    #[must_use]
+    pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, local_root: Option<PathBuf>) -> Self {
+        let disk = local_root.map(|root| LocalDisk::new(root, false));
+        ObjectBodyStore::with_disk(store, prefix, disk)
+    }
+
+    /// [`ObjectBodyStore::new`] with the local disk already described.
+    pub(crate) fn with_disk(
+        store: Arc<dyn ObjectStore>,
+        prefix: &str,
+        disk: Option<LocalDisk>,
+    ) -> Self {
+        let (parts, disk) = match disk {
+            Some(disk) => (LOCAL_PARTS, Some(Arc::new(disk))),
+            None => (REMOTE_PARTS, None),
+        };
+        ObjectBodyStore {
+            store,
+            prefix: prefix.trim_matches('/').to_owned(),
+            parts,
+            disk,
+        }
+    }
+
+    /// The object key of the body of `id`: `<prefix>/YYYY/MM/DD/<id>.eml`, the date
+    /// (UTC) being the one in the id's UUIDv7 timestamp.
+    #[must_use]
+    pub fn key_of(&self, id: &EmailId) -> String {
+        body_key(&self.prefix, id).to_string()
+    }
+}
+
+#[async_trait]
+impl BodyStore for ObjectBodyStore {
+    async fn create(&self, id: &EmailId) -> Result<Box<dyn BodyWriter>, StoreError> {
+        Ok(Box::new(ObjectBodyWriter::new(
+            *id,
+            Arc::clone(&self.store),
+            body_key(&self.prefix, id),
+            self.parts,
+            self.disk.clone(),
+        )))
+    }
+
+    async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {
+        match self.store.get(&body_key(&self.prefix, id)).await {
+            Ok(found) => Ok(Box::new(ObjectBodyReader {
+                id: *id,
+                chunks: found.into_stream(),
+            })),
+            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(*id)),
+            Err(e) => Err(body_error(*id, Step::Read, e)),
+        }
+    }
+}
+
+/// Reads a body as the object store streams it.
+struct ObjectBodyReader {
+    id: EmailId,
+    chunks: BoxStream<'static, object_store::Result<Bytes>>,
+}
+
+#[async_trait]
+impl BodyReader for ObjectBodyReader {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        self.chunks
+            .next()
+            .await
+            .transpose()
+            .map_err(|e| body_error(self.id, Step::Read, e))
+    }
+}

@@ -1,0 +1,42 @@
+//! Settings of the SMTP listener.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How the SMTP server behaves. The largest message accepted is not here: it is
+/// [`mailfwd_domain::IngestLimits::max_message_size`], so the `SIZE` the server
+/// advertises and the limit [`mailfwd_domain::Ingest`] enforces can never disagree.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// Our name, in the greeting and the EHLO reply.
+    pub hostname: String,
+    /// Longest wait for the next command (and for a reply to be taken by the client).
+    pub command_timeout: Duration,
+    /// Longest wait for the next piece of message data during DATA or BDAT.
+    pub data_timeout: Duration,
+    /// Most connections open at once; more are answered `421` and closed.
+    pub max_connections: usize,
+    /// Most connections open at once from one IP address.
+    pub max_connections_per_peer: usize,
+    /// Errors (5xx replies) one session may cause before it is answered `421` and closed.
+    pub max_errors: usize,
+    /// Longest command line in octets, CRLF included; longer lines are refused unread.
+    pub max_line_length: usize,
+    /// The certificate and key for STARTTLS; `None` means STARTTLS is not offered.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            hostname: "localhost".to_owned(),
+            command_timeout: Duration::from_secs(5 * 60),
+            data_timeout: Duration::from_secs(10 * 60),
+            max_connections: 1000,
+            max_connections_per_peer: 20,
+            max_errors: 10,
+            max_line_length: 4096,
+            tls: None,
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! From the path text smtp-proto hands over to an [`EmailAddress`], and the relay checks
+//! that keep mailfwd from ever being an open relay.
+
+use mailfwd_domain::{AddressError, EmailAddress};
+
+/// The mailbox in a path. smtp-proto removes the quotes of a quoted local part
+/// (`"john doe"@x` arrives as `john doe@x`), so when the text does not parse as it is,
+/// the local part is quoted again and parsed once more. [`EmailAddress::parse`] is
+/// the only judge of validity either way.
+pub(crate) fn mailbox(path: &str) -> Result<EmailAddress, AddressError> {
+    EmailAddress::parse(path).or_else(|first| {
+        let Some((local, domain)) = path.rsplit_once('@') else {
+            return Err(first);
+        };
+        let mut quoted = String::with_capacity(path.len() + 4);
+        quoted.push('"');
+        for c in local.chars() {
+            if c == '"' || c == '\\' {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted.push_str("\"@");
+        quoted.push_str(domain);
+        EmailAddress::parse(&quoted).map_err(|_| first)
+    })
+}
+
+/// Whether a `RCPT` line has a source route (`<@a,@b:user@d>`). smtp-proto drops the
+/// route and keeps `user@d`, so the raw line is looked at: a route asks us to relay.
+pub(crate) fn has_source_route(line: &[u8]) -> bool {
+    let Some(open) = line.iter().position(|&byte| byte == b'<') else {
+        return false;
+    };
+    line[open + 1..]
+        .iter()
+        .find(|&&byte| byte != b' ')
+        .is_some_and(|&byte| byte == b'@')
+}
+
+/// Whether a recipient's local part names another host: `user%host@ours` (the percent
+/// hack), `host!user@ours` (a bang path) or `"user@host"@ours`. Each asks the receiving
+/// system to relay, which mailfwd never does.
+pub(crate) fn asks_to_relay(recipient: &EmailAddress) -> bool {
+    recipient.local_part().contains(['%', '!', '@'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_local_parts_survive_smtp_proto_unquoting() {
+        let address = mailbox("john doe@x.test").expect("valid once quoted");
+        assert_eq!(address.local_part(), "\"john doe\"");
+        assert_eq!(
+            mailbox("plain@x.test").expect("valid").to_string(),
+            "plain@x.test"
+        );
+        assert!(mailbox("no-at").is_err());
+        assert!(mailbox("a@bad_domain").is_err());
+    }
+
+    #[test]
+    fn relay_attempts_are_recognised() {
+        assert!(has_source_route(b"RCPT TO:<@a.test,@b.test:u@d.test>\r\n"));
+        assert!(has_source_route(b"RCPT TO:< @a.test:u@d.test>\r\n"));
+        assert!(!has_source_route(b"RCPT TO:<u@d.test>\r\n"));
+        for relay in [
+            "u%other.test@x.test",
+            "other.test!u@x.test",
+            "u@other.test@x.test",
+        ] {
+            let address = mailbox(relay).expect("parses");
+            assert!(asks_to_relay(&address), "{relay}");
+        }
+        assert!(!asks_to_relay(
+            &mailbox("sales+tag@x.test").expect("parses")
+        ));
+    }
+}

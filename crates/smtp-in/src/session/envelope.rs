@@ -1,0 +1,150 @@
+//! EHLO/HELO, MAIL and RCPT: who the client is, who the mail is from and whether each
+//! recipient is one of ours.
+
+use std::borrow::Cow;
+
+use smtp_proto::{
+    MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE, MAIL_CONPERM,
+    MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom, RCPT_CONNEG, RCPT_NOTIFY_DELAY,
+    RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RCPT_RRVS_CONTINUE,
+    RCPT_RRVS_REJECT, RcptTo,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info};
+
+use super::{Session, Transaction};
+use crate::path;
+use crate::reply::Reply;
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
+    pub(super) async fn hello(&mut self, host: &str, extended: bool) -> Reply {
+        self.reset().await;
+        self.helo = Some(host.to_owned());
+        let hostname = &self.config.hostname;
+        if extended {
+            let max_size = self.ingest.limits().max_message_size;
+            Reply::ehlo(hostname, max_size, self.offers_starttls())
+        } else {
+            Reply::helo(hostname)
+        }
+    }
+
+    pub(super) fn mail(&mut self, from: &MailFrom<Cow<'_, str>>) -> Reply {
+        if self.helo.is_none() {
+            return Reply::bad_sequence("Send EHLO or HELO first");
+        }
+        if self.tx.is_some() {
+            return Reply::bad_sequence("Nested MAIL command");
+        }
+        if let Some(param) = unsupported_mail_parameter(from) {
+            return Reply::unsupported_parameter(param);
+        }
+        let limit = self.ingest.limits().max_message_size;
+        if u64::try_from(from.size).unwrap_or(u64::MAX) > limit {
+            info!(peer = %self.peer, size = from.size, limit, "message refused at MAIL: too large");
+            return Reply::too_large();
+        }
+        let sender = if from.address.is_empty() {
+            None
+        } else {
+            match path::mailbox(&from.address) {
+                Ok(sender) => Some(sender),
+                Err(error) => return Reply::bad_sender(&error.to_string()),
+            }
+        };
+        self.tx = Some(Transaction {
+            sender,
+            recipients: Vec::new(),
+            body: None,
+        });
+        Reply::sender_ok()
+    }
+
+    pub(super) async fn rcpt(&mut self, to: &RcptTo<Cow<'_, str>>, line: &[u8]) -> Reply {
+        let ingest = self.ingest;
+        let peer = self.peer;
+        let Some(tx) = self.tx.as_mut() else {
+            return Reply::bad_sequence("Send MAIL first");
+        };
+        if tx.body.is_some() {
+            return Reply::bad_sequence("RCPT not allowed during BDAT");
+        }
+        if let Some(param) = unsupported_rcpt_parameter(to) {
+            return Reply::unsupported_parameter(param);
+        }
+        if path::has_source_route(line) {
+            info!(%peer, "relaying denied: source route");
+            return Reply::relaying_denied();
+        }
+        let recipient = match path::mailbox(&to.address) {
+            Ok(recipient) => recipient,
+            Err(error) => return Reply::bad_recipient(&error.to_string()),
+        };
+        if path::asks_to_relay(&recipient) {
+            info!(%peer, %recipient, "relaying denied");
+            return Reply::relaying_denied();
+        }
+        let key = recipient.match_key();
+        if tx.recipients.iter().any(|known| known.match_key() == key) {
+            return Reply::recipient_ok();
+        }
+        match ingest
+            .check_recipient(&recipient, tx.recipients.len())
+            .await
+        {
+            Ok(()) => {
+                debug!(%peer, %recipient, "recipient accepted");
+                tx.recipients.push(recipient);
+                Reply::recipient_ok()
+            }
+            Err(error) => {
+                info!(%peer, %recipient, %error, "recipient refused");
+                Reply::for_ingest(&error)
+            }
+        }
+    }
+}
+
+/// A MAIL parameter of an extension we do not offer. SIZE, BODY=7BIT/8BITMIME and
+/// SMTPUTF8 are the ones we do.
+fn unsupported_mail_parameter(from: &MailFrom<Cow<'_, str>>) -> Option<&'static str> {
+    let flags = [
+        (MAIL_BODY_BINARYMIME, "BODY=BINARYMIME"),
+        (MAIL_RET_FULL | MAIL_RET_HDRS, "RET"),
+        (MAIL_REQUIRETLS, "REQUIRETLS"),
+        (MAIL_CONPERM, "CONPERM"),
+        (MAIL_BY_NOTIFY | MAIL_BY_RETURN | MAIL_BY_TRACE, "BY"),
+    ];
+    let values = [
+        (from.by != 0, "BY"),
+        (from.mt_priority != 0, "MT-PRIORITY"),
+        (from.env_id.is_some(), "ENVID"),
+        (from.trans_id.is_some(), "TRANSID"),
+        (from.auth.is_some(), "AUTH"),
+        (from.solicit.is_some(), "SOLICIT"),
+        (from.mtrk.is_some(), "MTRK"),
+        (from.hold_for != 0, "HOLDFOR"),
+        (from.hold_until != 0, "HOLDUNTIL"),
+    ];
+    flags
+        .iter()
+        .map(|&(flag, name)| (from.flags & flag != 0, name))
+        .chain(values)
+        .find_map(|(present, name)| present.then_some(name))
+}
+
+/// A RCPT parameter: none are offered (no DSN, RRVS or CONNEG).
+fn unsupported_rcpt_parameter(to: &RcptTo<Cow<'_, str>>) -> Option<&'static str> {
+    let notify = RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY | RCPT_NOTIFY_NEVER;
+    [
+        (to.flags & notify != 0, "NOTIFY"),
+        (to.orcpt.is_some(), "ORCPT"),
+        (
+            to.rrvs != 0 || to.flags & (RCPT_RRVS_REJECT | RCPT_RRVS_CONTINUE) != 0,
+            "RRVS",
+        ),
+        (to.flags & RCPT_CONNEG != 0, "CONNEG"),
+    ]
+    .into_iter()
+    .find_map(|(present, name)| present.then_some(name))
+}

@@ -1,0 +1,270 @@
+//! One SMTP session: the command loop, the error budget, shutdown and STARTTLS.
+//! The envelope commands are in `envelope.rs`, DATA and BDAT in `transfer.rs`.
+
+mod envelope;
+mod transfer;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mailfwd_domain::{EmailAddress, Ingest};
+use smtp_proto::Request;
+use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::config::SmtpConfig;
+use crate::conn::{Conn, ConnError, Line};
+use crate::data::Body;
+use crate::reply::Reply;
+
+/// Longest wait for the last replies to be taken when a session ends.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs one SMTP session on `stream` until the client quits, the connection fails or a
+/// limit ends it. `peer` is the client's address, recorded with every email accepted.
+/// Errors are answered on the wire and logged, never returned.
+pub async fn run_session<S>(stream: S, peer: SocketAddr, ingest: &Ingest, config: &SmtpConfig)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    Session::new(stream, peer, ingest, config, None).run().await;
+}
+
+/// Why a session ended.
+#[derive(Debug, Error)]
+pub(crate) enum End {
+    #[error("the client quit")]
+    Quit,
+    #[error("the client closed the connection")]
+    Closed,
+    #[error("timeout")]
+    Timeout,
+    #[error("the server is shutting down")]
+    Shutdown,
+    #[error("too many errors")]
+    TooManyErrors,
+    #[error("{0}")]
+    Failed(ConnError),
+}
+
+/// What a command handler returns: a reply (STARTTLS has none after the handshake),
+/// or the end of the session.
+type Step = Result<Option<Reply>, End>;
+
+/// The envelope of the mail transaction in progress.
+struct Transaction {
+    sender: Option<EmailAddress>,
+    recipients: Vec<EmailAddress>,
+    /// The body while BDAT chunks arrive.
+    body: Option<Body>,
+}
+
+pub(crate) struct Session<'a, S> {
+    conn: Conn<S>,
+    peer: SocketAddr,
+    ingest: &'a Ingest,
+    config: &'a SmtpConfig,
+    shutdown: Option<watch::Receiver<bool>>,
+    helo: Option<String>,
+    tx: Option<Transaction>,
+    errors: usize,
+}
+
+impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
+    /// A session that, given `shutdown`, answers `421` at the next command once it is `true`.
+    pub(crate) fn new(
+        stream: S,
+        peer: SocketAddr,
+        ingest: &'a Ingest,
+        config: &'a SmtpConfig,
+        shutdown: Option<watch::Receiver<bool>>,
+    ) -> Self {
+        Session {
+            conn: Conn::new(stream),
+            peer,
+            ingest,
+            config,
+            shutdown,
+            helo: None,
+            tx: None,
+            errors: 0,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        info!(peer = %self.peer, "connection opened");
+        self.conn.queue(&Reply::greeting(&self.config.hostname));
+        let end = self.serve().await;
+        self.reset().await;
+        self.conn
+            .close(CLOSE_TIMEOUT.min(self.config.command_timeout))
+            .await;
+        info!(peer = %self.peer, reason = %end, errors = self.errors, "connection closed");
+    }
+
+    async fn serve(&mut self) -> End {
+        loop {
+            if self.shutdown.as_ref().is_some_and(|stop| *stop.borrow()) {
+                self.conn.queue(&Reply::shutting_down());
+                return End::Shutdown;
+            }
+            let step = match self.next_line().await {
+                Ok(Line::Command(line)) => self.command(&line).await,
+                Ok(Line::TooLong) => Ok(Some(Reply::line_too_long())),
+                Err(end) => return end,
+            };
+            let answered = match step {
+                Ok(Some(reply)) => self.answer(&reply),
+                Ok(None) => Ok(()),
+                Err(end) => Err(end),
+            };
+            if let Err(end) = answered {
+                return end;
+            }
+        }
+    }
+
+    /// Queues a reply, counting permanent errors against the session's budget.
+    fn answer(&mut self, reply: &Reply) -> Result<(), End> {
+        self.conn.queue(reply);
+        if reply.code() >= 500 {
+            self.errors += 1;
+            if self.errors >= self.config.max_errors {
+                warn!(peer = %self.peer, errors = self.errors, "too many errors");
+                self.conn.queue(&Reply::too_many_errors());
+                return Err(End::TooManyErrors);
+            }
+        }
+        Ok(())
+    }
+
+    /// The next command line; replies are flushed whenever the input runs dry, so
+    /// pipelined commands get their replies together.
+    async fn next_line(&mut self) -> Result<Line, End> {
+        let limit = self.config.command_timeout;
+        loop {
+            if let Some(line) = self.conn.take_line(self.config.max_line_length) {
+                return Ok(line);
+            }
+            if let Err(error) = self.conn.flush(limit).await {
+                return Err(self.lost(error));
+            }
+            let read = match &mut self.shutdown {
+                None => Some(self.conn.read_more(limit).await),
+                Some(stop) => tokio::select! {
+                    read = self.conn.read_more(limit) => Some(read),
+                    () = stopped(stop) => None,
+                },
+            };
+            match read {
+                Some(Ok(())) => {}
+                Some(Err(error)) => return Err(self.lost(error)),
+                None => {
+                    self.conn.queue(&Reply::shutting_down());
+                    return Err(End::Shutdown);
+                }
+            }
+        }
+    }
+
+    async fn command(&mut self, line: &[u8]) -> Step {
+        let request = match Request::parse(&mut line.iter()) {
+            Ok(request) => request,
+            Err(error) => {
+                debug!(peer = %self.peer, ?error, "command refused");
+                return Ok(Some(Reply::for_parse_error(&error)));
+            }
+        };
+        let reply = match request {
+            Request::Ehlo { host } => self.hello(&host, true).await,
+            Request::Helo { host } => self.hello(&host, false).await,
+            Request::Mail { from } => self.mail(&from),
+            Request::Rcpt { to } => self.rcpt(&to, line).await,
+            Request::Data => return self.data().await,
+            Request::Bdat {
+                chunk_size,
+                is_last,
+            } => return self.bdat(chunk_size, is_last).await,
+            Request::StartTls => return self.start_tls().await,
+            Request::Rset => {
+                self.reset().await;
+                Reply::ok()
+            }
+            Request::Noop { .. } => Reply::ok(),
+            Request::Vrfy { .. } => Reply::vrfy(),
+            Request::Help { .. } => Reply::help(self.offers_starttls()),
+            Request::Quit => {
+                self.conn.queue(&Reply::quit());
+                return Err(End::Quit);
+            }
+            Request::Lhlo { .. }
+            | Request::Auth { .. }
+            | Request::Expn { .. }
+            | Request::Etrn { .. }
+            | Request::Atrn { .. }
+            | Request::Burl { .. } => Reply::not_implemented(),
+        };
+        Ok(Some(reply))
+    }
+
+    /// STARTTLS: input that arrived before the handshake is thrown away (it was sent in
+    /// the clear and could be injected), and the session starts over after it.
+    async fn start_tls(&mut self) -> Step {
+        let Some(tls) = self.config.tls.clone() else {
+            return Ok(Some(Reply::not_implemented()));
+        };
+        if self.conn.is_tls() {
+            return Ok(Some(Reply::bad_sequence("TLS already active")));
+        }
+        self.conn.queue(&Reply::start_tls());
+        let limit = self.config.command_timeout;
+        if let Err(error) = self.conn.flush(limit).await {
+            return Err(self.lost(error));
+        }
+        let discarded = self.conn.discard_input();
+        if discarded > 0 {
+            warn!(peer = %self.peer, discarded, "discarded input sent ahead of the TLS handshake");
+        }
+        if let Err(error) = self.conn.start_tls(tls, limit).await {
+            return Err(self.lost(error));
+        }
+        self.reset().await;
+        self.helo = None;
+        debug!(peer = %self.peer, "TLS established");
+        Ok(None)
+    }
+
+    /// Whether STARTTLS is available now: configured, and not done yet.
+    fn offers_starttls(&self) -> bool {
+        self.config.tls.is_some() && !self.conn.is_tls()
+    }
+
+    /// Ends the mail transaction, throwing away any partial BDAT body.
+    async fn reset(&mut self) {
+        if let Some(body) = self.tx.take().and_then(|tx| tx.body) {
+            body.abort().await;
+        }
+    }
+
+    /// Turns a connection failure into the end of the session, telling the client
+    /// about a timeout.
+    fn lost(&mut self, error: ConnError) -> End {
+        match error {
+            ConnError::Timeout => {
+                self.conn.queue(&Reply::timeout());
+                End::Timeout
+            }
+            ConnError::Closed => End::Closed,
+            other => End::Failed(other),
+        }
+    }
+}
+
+/// Resolves once the server says stop; never if the server is gone without saying it.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}

@@ -1,0 +1,108 @@
+//! Session limits: timeouts, the error budget, the command line length.
+
+use std::time::Duration;
+
+use mailfwd_smtp_in::SmtpConfig;
+
+use crate::harness::{Mailfwd, config};
+
+#[tokio::test]
+async fn an_idle_client_is_timed_out() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            command_timeout: Duration::from_millis(200),
+            ..config()
+        })
+        .await;
+    client.ehlo().await;
+    let reply = client.reply().await;
+    assert_eq!(
+        reply.line(),
+        "421 4.4.2 Timeout exceeded, closing connection"
+    );
+    assert!(client.is_closed().await);
+    client.finished().await;
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_timed_out_and_nothing_is_stored() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            data_timeout: Duration::from_millis(200),
+            ..config()
+        })
+        .await;
+    client.envelope("a@b.test", &["sales@acme.test"]).await;
+    client.cmd("DATA", 354).await;
+    client.send("Subject: half\r\n\r\nhalf a mess").await;
+    let reply = client.reply().await;
+    assert_eq!(
+        reply.line(),
+        "421 4.4.2 Timeout exceeded, closing connection"
+    );
+    assert!(client.is_closed().await);
+    client.finished().await;
+    assert!(mailfwd.stored().await.is_empty());
+
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            data_timeout: Duration::from_millis(200),
+            ..config()
+        })
+        .await;
+    client.envelope("a@b.test", &["sales@acme.test"]).await;
+    client.send("BDAT 100 LAST\r\nonly part").await;
+    assert_eq!(client.reply().await.code, 421);
+    assert!(client.is_closed().await);
+    assert!(mailfwd.stored().await.is_empty());
+}
+
+#[tokio::test]
+async fn too_many_errors_end_the_session() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            max_errors: 3,
+            ..config()
+        })
+        .await;
+    client.cmd("NOPE", 502).await;
+    client.ehlo().await;
+    client.cmd("RCPT TO:<sales@acme.test>", 503).await;
+    client.cmd("MAIL FROM:<a@b.test>", 250).await;
+    client.cmd("RCPT TO:<nobody@acme.test>", 550).await;
+    assert_eq!(
+        client.reply().await.line(),
+        "421 4.7.0 Too many errors, closing connection"
+    );
+    assert!(client.is_closed().await);
+    client.finished().await;
+    assert!(mailfwd.stored().await.is_empty());
+}
+
+#[tokio::test]
+async fn command_lines_are_limited_even_when_they_trickle_in() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            max_line_length: 64,
+            ..config()
+        })
+        .await;
+    client.ehlo().await;
+    // 64 octets with CRLF is the longest line allowed.
+    client.cmd(&format!("NOOP {}", "x".repeat(57)), 250).await;
+    client.cmd(&format!("NOOP {}", "x".repeat(58)), 500).await;
+    // A long line in many pieces, its tail shaped like a command.
+    for _ in 0..10 {
+        client.send("x".repeat(50)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    client.send("QUIT\r\n").await;
+    assert_eq!(client.reply().await.line(), "500 5.5.6 Line too long");
+    client.cmd("NOOP", 250).await;
+    client.cmd("QUIT", 221).await;
+    assert!(mailfwd.stored().await.is_empty());
+}

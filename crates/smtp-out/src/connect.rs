@@ -1,0 +1,162 @@
+//! Opening a session with one server: TCP, greeting, EHLO (HELO if refused), and
+//! STARTTLS when offered, falling back to a fresh plaintext connection if the TLS
+//! handshake fails.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+use tracing::{debug, info, warn};
+
+use crate::client::Client;
+use crate::config::SmtpTimeouts;
+use crate::error::SessionError;
+use crate::reply::Capabilities;
+use crate::tls::{Stream, server_name};
+
+/// The server a session talks to: the name it was found under and the address used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Peer {
+    pub(crate) host: String,
+    pub(crate) addr: SocketAddr,
+}
+
+impl fmt::Display for Peer {
+    /// `mx.example.com[192.0.2.1]:25`, or `192.0.2.1:25` when the host is the address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let literal = self.host.trim_start_matches('[').trim_end_matches(']');
+        if literal.parse::<std::net::IpAddr>().is_ok() {
+            write!(f, "{}", self.addr)
+        } else {
+            write!(f, "{}[{}]:{}", self.host, self.addr.ip(), self.addr.port())
+        }
+    }
+}
+
+/// An open session, greeted and introduced, ready for a transaction.
+pub(crate) struct Session<S> {
+    pub(crate) client: Client<S>,
+    pub(crate) caps: Capabilities,
+    pub(crate) peer: Peer,
+    pub(crate) tls: bool,
+}
+
+/// Opens sessions; shared by every delivery of one mailer.
+pub(crate) struct Connector {
+    pub(crate) hostname: String,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) timeouts: SmtpTimeouts,
+    pub(crate) tls: TlsConnector,
+}
+
+impl Connector {
+    /// Opens a session with `peer`, using TLS when the server offers it.
+    ///
+    /// # Errors
+    /// A [`SessionError`] when the connection cannot be made, the greeting is not 2xx
+    /// or the server refuses both EHLO and HELO.
+    pub(crate) async fn open(&self, peer: &Peer) -> Result<Session<Stream>, SessionError> {
+        match self.open_once(peer, true).await {
+            Err(SessionError::Tls(error)) => {
+                warn!(peer = %peer, %error, "TLS handshake failed; retrying without TLS");
+                self.open_once(peer, false).await
+            }
+            other => other,
+        }
+    }
+
+    async fn open_once(&self, peer: &Peer, try_tls: bool) -> Result<Session<Stream>, SessionError> {
+        debug!(peer = %peer, "connecting");
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(peer.addr))
+            .await
+            .map_err(|_| SessionError::Connect {
+                peer: peer.to_string(),
+                source: std::io::ErrorKind::TimedOut.into(),
+            })?
+            .map_err(|source| SessionError::Connect {
+                peer: peer.to_string(),
+                source,
+            })?;
+        let _ = tcp.set_nodelay(true);
+        let mut client = Client::new(Stream::Plain(tcp));
+        let greeting = client
+            .read_reply(self.timeouts.greeting, "the greeting")
+            .await?;
+        if !greeting.is_positive() {
+            return Err(SessionError::Reply(greeting));
+        }
+        let mut caps = self.hello(&mut client).await?;
+        let mut tls = false;
+        if try_tls && caps.starttls {
+            let reply = client
+                .command("STARTTLS", self.timeouts.ehlo, "STARTTLS")
+                .await?;
+            if reply.code == 220 {
+                client = self.handshake(client, peer).await?;
+                caps = self.hello(&mut client).await?;
+                tls = true;
+            } else {
+                // RFC 3207 §4: the server may refuse; the session goes on in plaintext.
+                warn!(peer = %peer, %reply, "STARTTLS refused; continuing without TLS");
+            }
+        }
+        info!(peer = %peer, tls, "connected");
+        Ok(Session {
+            client,
+            caps,
+            peer: peer.clone(),
+            tls,
+        })
+    }
+
+    async fn handshake(
+        &self,
+        client: Client<Stream>,
+        peer: &Peer,
+    ) -> Result<Client<Stream>, SessionError> {
+        let Stream::Plain(tcp) = client.into_stream() else {
+            return Err(SessionError::Tls(std::io::Error::other(
+                "STARTTLS on a connection that already uses TLS",
+            )));
+        };
+        let name = server_name(&peer.host, peer.addr.ip());
+        let tls = tokio::time::timeout(self.timeouts.greeting, self.tls.connect(name, tcp))
+            .await
+            .map_err(|_| SessionError::Tls(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(SessionError::Tls)?;
+        let (_, connection) = tls.get_ref();
+        debug!(
+            peer = %peer,
+            version = ?connection.protocol_version(),
+            cipher = ?connection.negotiated_cipher_suite().map(|suite| suite.suite()),
+            "TLS established"
+        );
+        Ok(Client::new(Stream::Tls(Box::new(tls))))
+    }
+
+    /// EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §3.2); HELO means no extensions.
+    async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut Client<S>,
+    ) -> Result<Capabilities, SessionError> {
+        let ehlo = format!("EHLO {}", self.hostname);
+        let reply = client.command(&ehlo, self.timeouts.ehlo, "EHLO").await?;
+        if reply.is_positive() {
+            return Ok(Capabilities::from_ehlo(&reply));
+        }
+        if reply.code < 500 {
+            // 4xx (421 included): a temporary refusal, not a server that lacks EHLO.
+            return Err(SessionError::Reply(reply));
+        }
+        let helo = format!("HELO {}", self.hostname);
+        let reply = client.command(&helo, self.timeouts.ehlo, "HELO").await?;
+        if reply.is_positive() {
+            Ok(Capabilities::default())
+        } else {
+            Err(SessionError::Reply(reply))
+        }
+    }
+}

@@ -1,0 +1,183 @@
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use mailfwd_domain::StoreError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
+
+use super::*;
+
+/// The stuffed form of a whole message, written the obvious way, line by line.
+fn reference(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut line_start = true;
+    let mut index = 0;
+    while index < message.len() {
+        if line_start && message[index] == b'.' {
+            out.push(b'.');
+        }
+        out.push(message[index]);
+        line_start = index > 0 && message[index - 1] == b'\r' && message[index] == b'\n';
+        index += 1;
+    }
+    if !message.is_empty() && !message.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+fn stuff_in_chunks(chunks: &[&[u8]]) -> Vec<u8> {
+    let mut stuffer = DotStuffer::new();
+    let mut out = Vec::new();
+    for chunk in chunks {
+        stuffer.stuff(chunk, &mut out);
+    }
+    stuffer.finish(&mut out);
+    out
+}
+
+const SAMPLES: &[&[u8]] = &[
+    b"",
+    b".",
+    b"..\r\n",
+    b".\r\n",
+    b"Subject: x\r\n\r\n.hidden\r\n..two\r\nend\r\n",
+    b"no final newline",
+    b"line\r\n.",
+    b"a\r\n.\r\nMAIL FROM:<x@y>\r\n",
+    b"\r\n\r\n.\r\n\r\n",
+    b"bare\n.lf and bare\r.cr\r\n",
+    b"ends with cr\r",
+];
+
+#[test]
+fn stuffing_matches_the_reference_for_every_split_point() {
+    for sample in SAMPLES {
+        let expected = reference(sample);
+        assert_eq!(stuff_in_chunks(&[sample]), expected, "{sample:?}");
+        for first in 0..=sample.len() {
+            for second in first..=sample.len() {
+                let chunks = [&sample[..first], &sample[first..second], &sample[second..]];
+                assert_eq!(
+                    stuff_in_chunks(&chunks),
+                    expected,
+                    "{sample:?} at {first}/{second}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn only_dots_at_line_starts_are_doubled() {
+    assert_eq!(stuff_in_chunks(&[b"a.b\r\n.c\r\n"]), b"a.b\r\n..c\r\n.\r\n");
+    assert_eq!(
+        stuff_in_chunks(&[b"a\r", b"\n", b".c\r\n"]),
+        b"a\r\n..c\r\n.\r\n"
+    );
+    assert_eq!(stuff_in_chunks(&[b"a\n.c\r\n"]), b"a\n.c\r\n.\r\n");
+    assert_eq!(stuff_in_chunks(&[b"tail"]), b"tail\r\n.\r\n");
+    assert_eq!(stuff_in_chunks(&[]), b".\r\n");
+}
+
+struct Chunks(VecDeque<Result<Bytes, ()>>);
+
+#[async_trait]
+impl BodyReader for Chunks {
+    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
+        match self.0.pop_front() {
+            None => Ok(None),
+            Some(Ok(bytes)) => Ok(Some(bytes)),
+            Some(Err(())) => Err(StoreError::storage(std::io::Error::other("disk on fire"))),
+        }
+    }
+}
+
+fn body(parts: &[&'static [u8]]) -> Chunks {
+    Chunks(
+        parts
+            .iter()
+            .map(|part| Ok(Bytes::from_static(part)))
+            .collect(),
+    )
+}
+
+const SECOND: Duration = Duration::from_secs(1);
+
+#[tokio::test]
+async fn data_streams_the_stuffed_body_and_returns_the_final_reply() {
+    let (client, mut server) = duplex(1 << 16);
+    let mut client = Client::new(client);
+    server
+        .write_all(b"354 go ahead\r\n250 2.0.0 queued\r\n")
+        .await
+        .ok();
+    let mut message = body(&[b"Subject: a\r\n\r\n", b".dot\r\n", b"x"]);
+    let reply = send_data(&mut client, &mut message, &SmtpTimeouts::default()).await;
+    assert!(matches!(reply, Ok(ref r) if r.to_string() == "250 2.0.0 queued"));
+    drop(client);
+    let mut wire = Vec::new();
+    server.read_to_end(&mut wire).await.ok();
+    assert_eq!(wire, b"DATA\r\nSubject: a\r\n\r\n..dot\r\nx\r\n.\r\n");
+}
+
+#[tokio::test]
+async fn a_body_that_fails_half_way_is_never_ended() {
+    let (client, mut server) = duplex(1 << 16);
+    let mut client = Client::new(client);
+    server.write_all(b"354 go ahead\r\n").await.ok();
+    let mut message = Chunks(VecDeque::from([
+        Ok(Bytes::from_static(b"part\r\n")),
+        Err(()),
+    ]));
+    let result = send_data(&mut client, &mut message, &SmtpTimeouts::default()).await;
+    assert!(matches!(result, Err(SessionError::Body(_))));
+    drop(client);
+    let mut wire = Vec::new();
+    server.read_to_end(&mut wire).await.ok();
+    assert_eq!(wire, b"DATA\r\npart\r\n");
+}
+
+#[tokio::test]
+async fn bdat_sends_exact_chunks_and_marks_the_last() {
+    let (client, mut server) = duplex(1 << 20);
+    let mut client = Client::new(client);
+    server
+        .write_all(b"250 chunk\r\n250 chunk\r\n250 2.0.0 done\r\n")
+        .await
+        .ok();
+    let big: &'static [u8] = Box::leak(vec![b'.'; 2 * BDAT_CHUNK + 10].into_boxed_slice());
+    let mut message = body(&[&big[..100], &big[100..]]);
+    let timeouts = SmtpTimeouts {
+        data_block: SECOND,
+        ..SmtpTimeouts::default()
+    };
+    let reply = send_bdat(&mut client, &mut message, &timeouts).await;
+    assert!(matches!(reply, Ok(ref r) if r.to_string() == "250 2.0.0 done"));
+    drop(client);
+    let mut wire = Vec::new();
+    server.read_to_end(&mut wire).await.ok();
+    let mut expected = Vec::new();
+    for (range, header) in [
+        (0..BDAT_CHUNK, format!("BDAT {BDAT_CHUNK}\r\n")),
+        (BDAT_CHUNK..2 * BDAT_CHUNK, format!("BDAT {BDAT_CHUNK}\r\n")),
+        (2 * BDAT_CHUNK..big.len(), "BDAT 10 LAST\r\n".to_owned()),
+    ] {
+        expected.extend_from_slice(header.as_bytes());
+        expected.extend_from_slice(&big[range]);
+    }
+    assert_eq!(wire, expected);
+}
+
+#[tokio::test]
+async fn a_refused_bdat_chunk_stops_the_transfer() {
+    let (client, mut server) = duplex(1 << 20);
+    let mut client = Client::new(client);
+    server.write_all(b"552 5.3.4 too big\r\n").await.ok();
+    let big: &'static [u8] = Box::leak(vec![b'x'; BDAT_CHUNK + 1].into_boxed_slice());
+    let mut message = body(&[big]);
+    let result = send_bdat(&mut client, &mut message, &SmtpTimeouts::default()).await;
+    assert!(matches!(result, Err(SessionError::Reply(ref r)) if r.code == 552));
+}

@@ -1,0 +1,34 @@
+//! mailfwd's outbound SMTP: the [`Mailer`](mailfwd_domain::delivery::Mailer) port.
+//!
+//! [`SmtpMailer`] sends each message to a relay host, or to the recipient domain's mail
+//! exchangers found in DNS (MX in preference order, implicit MX, null MX), upgrades to
+//! TLS whenever the server offers STARTTLS (opportunistic TLS: certificates are not
+//! verified, like Postfix's `may` level, and a failed handshake means plaintext),
+//! streams the body from the store with BDAT when the server supports CHUNKING and with
+//! dot-stuffed DATA otherwise, and keeps connections open per host for the next message.
+//!
+//! The session is written here on tokio and smtp-proto's reply parser rather than on
+//! mail-send's client: mail-send's `data`/`bdat` take the whole message as one slice,
+//! and mailfwd never holds a whole message in memory.
+//!
+//! Every attempt ends in a [`DeliveryOutcome`](mailfwd_domain::delivery::DeliveryOutcome)
+//! that carries the remote reply (`250 2.0.0 Ok: queued as X`, `550 5.1.1 no such user`)
+//! or the local error (`connection to mx.example[192.0.2.1]:25 refused`).
+
+mod client;
+mod config;
+mod connect;
+mod data;
+mod dns;
+mod error;
+mod mailer;
+mod pool;
+mod reply;
+mod resolve;
+mod route;
+mod tls;
+mod transaction;
+
+pub use config::{MailerConfig, SmtpTimeouts};
+pub use error::MailerError;
+pub use mailer::SmtpMailer;

@@ -1,0 +1,267 @@
+//! [`SmtpMailer`]: the `Mailer` port over SMTP. Finds the hosts, reuses or opens a
+//! session, runs the transaction, keeps the connection for next time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
+use tracing::{debug, info, warn};
+
+use crate::config::MailerConfig;
+use crate::connect::{Connector, Peer, Session};
+use crate::dns::Dns;
+use crate::error::MailerError;
+use crate::pool::Pool;
+use crate::resolve::{Router, Unreachable};
+use crate::route::parse_relay;
+use crate::tls::{Stream, opportunistic_connector};
+use crate::transaction::transaction;
+
+/// At most this many connections are attempted for one message (RFC 5321 §5.1 asks
+/// for a limit; Postfix tries 5 MX addresses by default).
+const MAX_CONNECTION_ATTEMPTS: usize = 8;
+
+/// Sends mail over SMTP to a relay host or to each recipient domain's MX, with
+/// opportunistic STARTTLS and per-host connection reuse.
+///
+/// Clones share one connection pool. Build it inside a Tokio runtime so that idle
+/// connections are closed on time (otherwise they are closed when next looked at).
+#[derive(Clone)]
+pub struct SmtpMailer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: MailerConfig,
+    router: Router,
+    connector: Connector,
+    pool: Pool,
+}
+
+impl SmtpMailer {
+    /// A mailer; without a relay it resolves MX records with the system's DNS
+    /// configuration (`/etc/resolv.conf`).
+    ///
+    /// # Errors
+    /// [`MailerError`] if the relay or hostname is malformed, or DNS or TLS cannot be
+    /// set up.
+    pub fn new(config: MailerConfig) -> Result<SmtpMailer, MailerError> {
+        let dns = match config.relay {
+            Some(_) => None,
+            None => Some(Dns::system(config.dns_timeout)?),
+        };
+        Self::build(config, dns)
+    }
+
+    /// A mailer that resolves MX records by asking the given name servers instead of
+    /// the system's.
+    ///
+    /// # Errors
+    /// As [`SmtpMailer::new`].
+    pub fn with_name_servers(
+        config: MailerConfig,
+        name_servers: &[SocketAddr],
+    ) -> Result<SmtpMailer, MailerError> {
+        let dns = Dns::with_name_servers(name_servers, config.dns_timeout)?;
+        Self::build(config, Some(dns))
+    }
+
+    fn build(config: MailerConfig, dns: Option<Dns>) -> Result<SmtpMailer, MailerError> {
+        let hostname = config.hostname.trim();
+        if hostname.is_empty()
+            || hostname
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(MailerError::InvalidHostname(config.hostname.clone()));
+        }
+        let relay = match &config.relay {
+            Some(relay) => Some(
+                parse_relay(relay, config.port)
+                    .ok_or_else(|| MailerError::InvalidRelay(relay.clone()))?,
+            ),
+            None => None,
+        };
+        let connector = Connector {
+            hostname: hostname.to_owned(),
+            connect_timeout: config.connect_timeout,
+            timeouts: config.timeouts,
+            tls: opportunistic_connector().map_err(MailerError::Tls)?,
+        };
+        let pool = Pool::new(config.max_idle_per_host, config.idle_timeout);
+        let router = Router {
+            relay,
+            dns,
+            port: config.port,
+        };
+        let inner = Arc::new(Inner {
+            config,
+            router,
+            connector,
+            pool,
+        });
+        spawn_reaper(&inner);
+        Ok(SmtpMailer { inner })
+    }
+
+    /// Closes every idle connection with QUIT, for a clean shutdown.
+    pub async fn close_idle(&self) {
+        let timeout = self.inner.short_timeout();
+        for session in self.inner.pool.drain() {
+            session.client.quit(timeout).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, mut message: Outgoing) -> DeliveryOutcome {
+        let inner = &self.inner;
+        let domain = message.recipient.domain().as_str().to_owned();
+        let hosts = match inner.router.hosts(&domain).await {
+            Ok(hosts) => hosts,
+            Err(outcome) => {
+                info!(recipient = %message.recipient, ?outcome, "no route");
+                return outcome;
+            }
+        };
+        let mut last_error = None;
+        let mut attempts = 0;
+        'hosts: for host in &hosts {
+            let key = host.pool_key();
+            if let Some(session) = inner.checkout(&key).await {
+                return inner.deliver(session, &key, &mut message).await;
+            }
+            let addresses = match inner.router.addresses(host).await {
+                Ok(addresses) => addresses,
+                Err(Unreachable::Permanent(text)) => {
+                    info!(recipient = %message.recipient, %text, "no route");
+                    return DeliveryOutcome::Permanent(text);
+                }
+                Err(Unreachable::Skip(text)) => {
+                    warn!(host = %host.name, %text, "skipping host");
+                    last_error = Some(text);
+                    continue;
+                }
+            };
+            for ip in addresses {
+                if attempts == MAX_CONNECTION_ATTEMPTS {
+                    break 'hosts;
+                }
+                attempts += 1;
+                let peer = Peer {
+                    host: host.name.clone(),
+                    addr: SocketAddr::new(ip, host.port),
+                };
+                match inner.connector.open(&peer).await {
+                    Ok(session) => return inner.deliver(session, &key, &mut message).await,
+                    Err(error) => {
+                        warn!(peer = %peer, %error, "no session; trying the next host");
+                        last_error = Some(error.to_string());
+                    }
+                }
+            }
+        }
+        let text = last_error.unwrap_or_else(|| format!("no host to deliver to for {domain}"));
+        info!(recipient = %message.recipient, %text, "all hosts failed");
+        DeliveryOutcome::Transient(text)
+    }
+}
+
+impl Inner {
+    /// For RSET, NOOP and QUIT around pooled connections: a dead peer should not hold
+    /// a delivery for minutes.
+    fn short_timeout(&self) -> Duration {
+        self.config.timeouts.ehlo.min(Duration::from_secs(30))
+    }
+
+    /// An idle session for `key` that still answers NOOP.
+    async fn checkout(&self, key: &str) -> Option<Session<Stream>> {
+        loop {
+            let (session, expired) = self.pool.take(key);
+            for old in expired {
+                tokio::spawn(old.client.quit(self.short_timeout()));
+            }
+            let mut session = session?;
+            match session
+                .client
+                .command("NOOP", self.short_timeout(), "NOOP")
+                .await
+            {
+                Ok(reply) if reply.is_positive() => {
+                    debug!(peer = %session.peer, "reusing connection");
+                    return Some(session);
+                }
+                _ => debug!(peer = %session.peer, "idle connection is gone"),
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        mut session: Session<Stream>,
+        key: &str,
+        message: &mut Outgoing,
+    ) -> DeliveryOutcome {
+        let end = transaction(&mut session, message, &self.config.timeouts).await;
+        info!(
+            peer = %session.peer,
+            tls = session.tls,
+            recipient = %message.recipient,
+            outcome = ?end.outcome,
+            "delivery attempt finished"
+        );
+        if end.reusable {
+            self.release(key, session).await;
+        }
+        end.outcome
+    }
+
+    /// RSET, then back to the pool; a session that fails RSET is dropped.
+    async fn release(&self, key: &str, mut session: Session<Stream>) {
+        match session
+            .client
+            .command("RSET", self.short_timeout(), "RSET")
+            .await
+        {
+            Ok(reply) if reply.is_positive() => {
+                if let Some(surplus) = self.pool.put(key, session) {
+                    surplus.client.quit(self.short_timeout()).await;
+                }
+            }
+            _ => debug!(peer = %session.peer, "RSET failed; dropping the connection"),
+        }
+    }
+}
+
+/// Closes expired idle connections in the background, for as long as the mailer lives.
+fn spawn_reaper(inner: &Arc<Inner>) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if inner.config.max_idle_per_host == 0 {
+        return;
+    }
+    let every =
+        (inner.config.idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(5));
+    let weak = Arc::downgrade(inner);
+    runtime.spawn(async move {
+        let mut ticker = tokio::time::interval(every);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            ticker.tick().await;
+            let Some(inner) = weak.upgrade() else {
+                break;
+            };
+            let expired = inner.pool.expired();
+            let timeout = inner.short_timeout();
+            drop(inner);
+            for session in expired {
+                debug!(peer = %session.peer, "closing idle connection");
+                session.client.quit(timeout).await;
+            }
+        }
+    });
+}

@@ -1,0 +1,205 @@
+//! One connection of the test sink: the SMTP dialogue, DATA with dot-unstuffing,
+//! BDAT, STARTTLS, and recording what arrived.
+
+use std::sync::atomic::Ordering;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use crate::sink::{KEEP_BODY, Message, Shared, lock};
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// The envelope of the transaction in progress.
+#[derive(Default)]
+struct Transaction {
+    mail_from: Option<String>,
+    rcpt_to: Vec<String>,
+    bdat: Vec<u8>,
+    bdat_len: u64,
+    bdat_hash: u64,
+}
+
+pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Result<()> {
+    let options = &shared.options;
+    let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
+    reply(&mut io, &options.greeting).await?;
+    let mut tls = false;
+    let mut tx = Transaction::default();
+    loop {
+        let Some(line) = read_line(&mut io, shared).await? else {
+            return Ok(());
+        };
+        let text = String::from_utf8_lossy(&line).trim_end().to_owned();
+        lock(&shared.log).commands.push((id, text.clone()));
+        let verb = text
+            .split([' ', ':'])
+            .next()
+            .unwrap_or_default()
+            .to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" if !options.ehlo => reply(&mut io, "502 5.5.1 EHLO not supported").await?,
+            "EHLO" => {
+                let mut lines = vec!["250-sink.test".to_owned(), "250-PIPELINING".to_owned()];
+                if options.chunking {
+                    lines.push("250-CHUNKING".into());
+                }
+                if options.starttls && !tls {
+                    lines.push("250-STARTTLS".into());
+                }
+                if options.smtputf8 {
+                    lines.push("250-SMTPUTF8".into());
+                }
+                if let Some(size) = options.size {
+                    lines.push(format!("250-SIZE {size}"));
+                }
+                lines.push("250 ENHANCEDSTATUSCODES".into());
+                reply(&mut io, &lines.join("\r\n")).await?;
+            }
+            "HELO" => reply(&mut io, "250 sink.test").await?,
+            "STARTTLS" => {
+                reply(&mut io, "220 2.0.0 Ready to start TLS").await?;
+                if options.broken_tls {
+                    io.write_all(b"this is not a TLS handshake\r\n\r\n\r\n")
+                        .await?;
+                    return io.shutdown().await;
+                }
+                let stream = shared.tls.accept(io.into_inner()).await?;
+                io = BufReader::new(Box::new(stream));
+                tls = true;
+                tx = Transaction::default();
+            }
+            "MAIL" => {
+                if options.mail_reply.starts_with('2') {
+                    tx.mail_from = Some(text.clone());
+                }
+                reply(&mut io, &options.mail_reply).await?;
+            }
+            "RCPT" => {
+                if options.rcpt_reply.starts_with('2') {
+                    tx.rcpt_to.push(text.clone());
+                }
+                reply(&mut io, &options.rcpt_reply).await?;
+            }
+            "DATA" => {
+                reply(&mut io, "354 End data with <CR><LF>.<CR><LF>").await?;
+                let (body, len, hash) = read_data(&mut io, shared).await?;
+                record(shared, id, &mut tx, body, len, hash, tls, false);
+                reply(&mut io, &options.data_reply).await?;
+            }
+            "BDAT" => {
+                let mut words = text.split_ascii_whitespace().skip(1);
+                let size: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+                let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
+                let mut chunk = vec![0; size];
+                io.read_exact(&mut chunk).await?;
+                shared.received.fetch_add(size as u64, Ordering::Relaxed);
+                tx.bdat_len += size as u64;
+                tx.bdat_hash = fnv(tx.bdat_hash, &chunk);
+                if tx.bdat.len() + size <= KEEP_BODY {
+                    tx.bdat.extend_from_slice(&chunk);
+                }
+                if last {
+                    let body = std::mem::take(&mut tx.bdat);
+                    let (len, hash) = (tx.bdat_len, tx.bdat_hash);
+                    record(shared, id, &mut tx, body, len, hash, tls, true);
+                    reply(&mut io, &options.data_reply).await?;
+                } else {
+                    reply(&mut io, &format!("250 2.0.0 {size} octets received")).await?;
+                }
+            }
+            "RSET" => {
+                tx = Transaction::default();
+                reply(&mut io, "250 2.0.0 Ok").await?;
+            }
+            "NOOP" => reply(&mut io, "250 2.0.0 Ok").await?,
+            "QUIT" => {
+                reply(&mut io, "221 2.0.0 Bye").await?;
+                return io.shutdown().await;
+            }
+            _ => reply(&mut io, "500 5.5.2 unknown command").await?,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    shared: &Shared,
+    connection: usize,
+    tx: &mut Transaction,
+    body: Vec<u8>,
+    len: u64,
+    hash: u64,
+    tls: bool,
+    bdat: bool,
+) {
+    let done = std::mem::take(tx);
+    lock(&shared.log).messages.push(Message {
+        connection,
+        mail_from: done.mail_from.unwrap_or_default(),
+        rcpt_to: done.rcpt_to,
+        body: if len as usize <= KEEP_BODY {
+            body
+        } else {
+            Vec::new()
+        },
+        len,
+        hash,
+        tls,
+        bdat,
+    });
+}
+
+async fn reply(io: &mut BufReader<Box<dyn Io>>, text: &str) -> std::io::Result<()> {
+    io.write_all(format!("{text}\r\n").as_bytes()).await?;
+    io.flush().await
+}
+
+async fn read_line(
+    io: &mut BufReader<Box<dyn Io>>,
+    shared: &Shared,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let read = io.read_until(b'\n', &mut line).await?;
+    shared.received.fetch_add(read as u64, Ordering::Relaxed);
+    Ok((read > 0).then_some(line))
+}
+
+/// Reads DATA up to `.` CRLF, undoing the dot-stuffing.
+async fn read_data(
+    io: &mut BufReader<Box<dyn Io>>,
+    shared: &Shared,
+) -> std::io::Result<(Vec<u8>, u64, u64)> {
+    let mut body = Vec::new();
+    let mut len = 0u64;
+    let mut hash = FNV_OFFSET;
+    loop {
+        let Some(line) = read_line(io, shared).await? else {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        };
+        if line == b".\r\n" {
+            return Ok((body, len, hash));
+        }
+        let line = line.strip_prefix(b".").unwrap_or(&line);
+        len += line.len() as u64;
+        hash = fnv(hash, line);
+        if body.len() + line.len() <= KEEP_BODY {
+            body.extend_from_slice(line);
+        }
+    }
+}
+
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a, continued from `hash`.
+pub fn fnv(mut hash: u64, bytes: &[u8]) -> u64 {
+    if hash == 0 {
+        hash = FNV_OFFSET;
+    }
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}

@@ -1,0 +1,124 @@
+//! The `EmailLog` contract suite on a fresh SQLite file per test, plus group commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use mailfwd_domain::email::{EmailLog, EmailQuery, now_millis};
+use mailfwd_domain::email_log_contract_tests;
+use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail};
+use mailfwd_sqlite::SqliteEmailLog;
+
+fn fresh_url() -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("email-log-contract-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create the test directory under target/tmp");
+    let file = dir.join(format!("{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    format!("sqlite://{}", file.display())
+}
+
+async fn fresh_log() -> SqliteEmailLog {
+    SqliteEmailLog::connect(&fresh_url())
+        .await
+        .expect("open a fresh database")
+}
+
+email_log_contract_tests!(fresh_log());
+
+fn received(n: usize) -> ReceivedEmail {
+    let address = |s: &str| EmailAddress::parse(s).expect("a valid address");
+    ReceivedEmail {
+        id: EmailId::new(),
+        email: NewEmail {
+            envelope: Envelope {
+                sender: Some(address(&format!("sender{n}@example.test"))),
+                recipients: vec![address("sales@acme.test")],
+            },
+            peer: Some(format!("192.0.2.{}:25", n % 250)),
+            helo: Some("client.example".to_owned()),
+            tls: n.is_multiple_of(2),
+        },
+        size: n as u64,
+        received_at: now_millis(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_records_share_commits_and_are_all_readable() {
+    let log = Arc::new(fresh_log().await);
+    let emails: Vec<ReceivedEmail> = (0..200).map(received).collect();
+    let mut sessions = tokio::task::JoinSet::new();
+    for email in emails.clone() {
+        let log = Arc::clone(&log);
+        sessions.spawn(async move { log.record(&email).await });
+    }
+    while let Some(done) = sessions.join_next().await {
+        done.expect("the session ran")
+            .expect("the record is durable");
+    }
+    let commits = log.commits();
+    eprintln!("200 concurrent records took {commits} commits");
+    assert!(
+        (1..200).contains(&commits),
+        "records share commits: {commits}"
+    );
+
+    for email in &emails {
+        assert_eq!(&log.get(&email.id).await.expect("recorded"), email);
+    }
+    let everything = EmailQuery {
+        limit: 1_000,
+        ..EmailQuery::default()
+    };
+    let page = log.list(&everything).await.expect("list");
+    let mut expected = emails.clone();
+    expected.sort_by_key(|e| e.id);
+    assert_eq!(page.emails, expected);
+}
+
+#[tokio::test]
+async fn the_writer_task_ends_when_the_log_is_dropped() {
+    let pool = mailfwd_sqlite::connect(&fresh_url())
+        .await
+        .expect("open a fresh database");
+    let tasks = || {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    };
+    // Opening the pool leaves short-lived tasks behind: let them finish first.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = tasks();
+    let log = SqliteEmailLog::new(pool.clone());
+    assert_eq!(tasks(), before + 1, "one writer task");
+    let email = received(1);
+    log.record(&email).await.expect("record");
+    drop(log);
+    for _ in 0..100 {
+        if tasks() <= before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(tasks() <= before, "the writer task has ended");
+    // What it wrote stays, for the next log on the same database.
+    let again = SqliteEmailLog::new(pool);
+    assert_eq!(again.get(&email.id).await.expect("still there"), email);
+}
+
+#[tokio::test]
+async fn recording_the_same_id_again_replaces_the_record() {
+    let log = fresh_log().await;
+    let first = received(1);
+    log.record(&first).await.expect("record");
+    let retried = ReceivedEmail {
+        size: 42,
+        ..first.clone()
+    };
+    log.record(&retried).await.expect("record again");
+    assert_eq!(log.get(&first.id).await.expect("recorded"), retried);
+}

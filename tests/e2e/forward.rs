@@ -1,0 +1,257 @@
+//! Forwarding end to end: the real binary relays to a real SMTP server (the sink)
+//! standing in for the destinations; retries, permanent failures and a crash.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::Server;
+use crate::sink::{Mode, Sink};
+use crate::smtp_client::SmtpClient;
+
+fn relayed_to(sink: &Sink) -> Vec<(&'static str, String)> {
+    vec![
+        ("MAILFWD_RELAY", sink.address.clone()),
+        ("MAILFWD_HOSTNAME", "mx.mailfwd.test".to_owned()),
+        ("MAILFWD_RETRY_SCHEDULE", "1s".to_owned()),
+        ("MAILFWD_RETRY_EVERY", "1s".to_owned()),
+        ("MAILFWD_DELIVERY_LEASE", "3s".to_owned()),
+    ]
+}
+
+fn start(data: &std::path::Path, env: &[(&'static str, String)]) -> Server {
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Server::start(data, &env)
+}
+
+async fn rule(server: &Server, email: &str, forward: Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/forwards", server.http))
+        .json(&json!({"email": email, "forward": forward}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+}
+
+/// Polls `GET /v1/emails/{id}` until every delivery satisfies `done`.
+async fn deliveries_until(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let started = Instant::now();
+    loop {
+        let email: Value = reqwest::get(format!("{}/v1/emails/{id}", server.http))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let deliveries = email["deliveries"].as_array().cloned().unwrap_or_default();
+        if !deliveries.is_empty() && deliveries.iter().all(&done) {
+            return deliveries;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "deliveries of {id} never got there: {deliveries:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn both_destinations_get_the_original_plus_one_received_header() {
+    let sink = Sink::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &relayed_to(&sink));
+    rule(
+        &server,
+        "sales@acme.test",
+        json!(["alice@dest.test", "bob@dest.test"]),
+    )
+    .await;
+
+    let original = b"Received: from earlier.hop by somewhere; Sun, 22 Nov 2026 05:00:00 +0000\r\n\
+        DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s1; bh=abc=; b=def=\r\n\
+        From: someone@example.org\r\nTo: sales@acme.test\r\nSubject: forwarded\r\n\r\n\
+        Body line one.\r\n.a dot line\r\n";
+    let mut client = SmtpClient::connect(&server.smtp).await;
+    let id = client
+        .send("someone@example.org", "sales@acme.test", original)
+        .await;
+
+    let received = sink.wait_for(2, Duration::from_secs(30)).await;
+    let mut by_recipient: HashMap<String, Vec<u8>> = HashMap::new();
+    for message in &received {
+        assert_eq!(
+            message.sender, "someone@example.org",
+            "the envelope sender is kept"
+        );
+        assert_eq!(message.recipients.len(), 1);
+        by_recipient.insert(message.recipients[0].clone(), message.data.clone());
+    }
+    for destination in ["alice@dest.test", "bob@dest.test"] {
+        let bytes = by_recipient
+            .get(destination)
+            .unwrap_or_else(|| panic!("nothing for {destination}"));
+        assert!(
+            bytes.ends_with(original),
+            "the original follows byte for byte"
+        );
+        let added = String::from_utf8_lossy(&bytes[..bytes.len() - original.len()]).into_owned();
+        assert!(added.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.mailfwd.test (mailfwd) with ESMTP id "));
+        assert!(
+            added.contains(&id) && added.contains(&format!("for <{destination}>")),
+            "{added}"
+        );
+        assert_eq!(
+            added.matches("Received:").count(),
+            1,
+            "exactly one header is added: {added}"
+        );
+        assert!(added.ends_with("\r\n") && !added.contains("\r\n\r\n"));
+    }
+    let deliveries = deliveries_until(&server, &id, |d| d["state"] == "delivered").await;
+    assert_eq!(deliveries.len(), 2);
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d["last_reply"].as_str().unwrap().contains("queued by sink"))
+    );
+}
+
+#[tokio::test]
+async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
+    let sink = Sink::start().await;
+    sink.set_mode(Mode::TempFail);
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &relayed_to(&sink));
+    rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
+    rule(&server, "old@acme.test", json!("reject-me@dest.test")).await;
+
+    let mut client = SmtpClient::connect(&server.smtp).await;
+    let deferred = client
+        .send(
+            "a@example.org",
+            "sales@acme.test",
+            b"Subject: retry\r\n\r\nx\r\n",
+        )
+        .await;
+    assert_eq!(client.command("RSET").await.code, 250);
+    let refused = client
+        .send(
+            "a@example.org",
+            "old@acme.test",
+            b"Subject: refused\r\n\r\ny\r\n",
+        )
+        .await;
+
+    let retried = deliveries_until(&server, &deferred, |d| d["attempts"].as_u64() >= Some(2)).await;
+    assert_eq!(retried[0]["state"], "pending");
+    assert!(
+        retried[0]["last_reply"].as_str().unwrap().contains("451"),
+        "{retried:?}"
+    );
+    assert!(retried[0]["next_attempt_at"].is_string());
+    assert!(sink.received().is_empty());
+
+    sink.set_mode(Mode::Accept);
+    let delivered = deliveries_until(&server, &deferred, |d| d["state"] == "delivered").await;
+    assert!(delivered[0]["attempts"].as_u64().unwrap() >= 3);
+    assert_eq!(sink.received().len(), 1);
+
+    let failed = deliveries_until(&server, &refused, |d| d["state"] == "failed").await;
+    assert!(
+        failed[0]["last_reply"]
+            .as_str()
+            .unwrap()
+            .contains("550 5.1.1"),
+        "{failed:?}"
+    );
+    assert_eq!(failed[0]["attempts"], 1, "a 5xx is not retried");
+
+    let metrics = reqwest::get(format!("{}/metrics", server.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "mailfwd_received_total 2",
+        "mailfwd_delivered_total 1",
+        "mailfwd_failed_total 1",
+    ] {
+        assert!(metrics.contains(name), "{name} in:\n{metrics}");
+    }
+    assert!(metrics.contains("mailfwd_deferred_total"), "{metrics}");
+    assert!(metrics.contains("mailfwd_queue_pending 0"), "{metrics}");
+}
+
+#[tokio::test]
+async fn every_accepted_message_is_delivered_after_sigkill() {
+    const MESSAGES: usize = 1000;
+    const CONNECTIONS: usize = 10;
+    let sink = Sink::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = start(data.path(), &relayed_to(&sink));
+    rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
+
+    let mut sends = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let address = server.smtp.clone();
+        sends.push(tokio::spawn(async move {
+            let mut client = SmtpClient::connect(&address).await;
+            let mut ids = Vec::new();
+            for n in 0..MESSAGES / CONNECTIONS {
+                let body = format!("Subject: crash {connection}-{n}\r\n\r\nbody\r\n");
+                ids.push(
+                    client
+                        .send("a@example.org", "sales@acme.test", body.as_bytes())
+                        .await,
+                );
+                assert_eq!(client.command("RSET").await.code, 250);
+            }
+            ids
+        }));
+    }
+    let mut accepted = Vec::new();
+    for send in sends {
+        accepted.extend(send.await.unwrap());
+    }
+    server.kill();
+    let before_restart = sink.received().len();
+
+    let server = start(data.path(), &relayed_to(&sink));
+    let started = Instant::now();
+    let counts = loop {
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for message in sink.received() {
+            let text = String::from_utf8_lossy(&message.data).into_owned();
+            let id = text
+                .split(" id ")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .unwrap()
+                .to_owned();
+            *counts.entry(id).or_default() += 1;
+        }
+        if accepted.iter().all(|id| counts.contains_key(id)) {
+            break counts;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{} of {MESSAGES} delivered after restart",
+            accepted
+                .iter()
+                .filter(|id| counts.contains_key(*id))
+                .count()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let twice = counts.values().filter(|&&n| n > 1).count();
+    println!(
+        "crash test: {MESSAGES} accepted, {before_restart} delivered before SIGKILL, all {} delivered after restart, \
+         {twice} delivered twice",
+        counts.len()
+    );
+    assert_eq!(counts.len(), MESSAGES);
+    drop(server);
+}
