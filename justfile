@@ -15,11 +15,17 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Benchmarks: resolve at 1,000,000 rules in SQLite, a 100,000-row CSV import over HTTP,
-# and the peak memory of the server receiving 20 concurrent 25 MB messages over SMTP.
-bench:
+# the peak memory of the server receiving 20 concurrent 25 MB messages over SMTP, and
+# end-to-end forwarding throughput side by side with Postfix.
+bench: bench-forward
     cargo bench -p mailfwd-sqlite --bench resolve
     cargo bench -p mailfwd-http --bench import
     cargo bench -p mailfwd --bench smtp_memory
+
+# mailfwd and Postfix forwarding the same load to smtp-sink (installs Postfix if missing).
+bench-forward:
+    cargo build --release -p mailfwd
+    ../shared/bench/forward-vs-postfix.sh target/release/mailfwd
 
 # Release build of the binary (target/release/mailfwd).
 build:

@@ -24,8 +24,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service: the HTTP API (MAILFWD_HTTP_LISTEN) on the configured database,
-    /// until SIGINT or SIGTERM.
+    /// Run the service until SIGINT or SIGTERM: receive mail over SMTP
+    /// (MAILFWD_SMTP_LISTEN), forward it (to MAILFWD_RELAY or by MX lookup), and serve
+    /// the HTTP API (MAILFWD_HTTP_LISTEN).
     Serve,
     /// Import forwarding rules from a CSV file (header `email,forward`) straight into
     /// the configured database, with the same importer as `POST /v1/forwards/import`.

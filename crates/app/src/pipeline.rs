@@ -131,7 +131,11 @@ impl Pipeline {
                 if let Err(error) = self.emails.mark_evaluated(&email.id).await {
                     tracing::error!(id = %email.id, %error, "cannot mark the email evaluated; it will be evaluated again");
                 }
-                self.wake.notify_waiters();
+                // One wake-up per new job: waking every idle worker for each email would
+                // send them all to claim at once, and all but one would find nothing.
+                for _ in 0..evaluation.destinations.len() {
+                    self.wake.notify_one();
+                }
             }
             Err(error) => {
                 tracing::error!(id = %email.id, %error, "evaluation failed; the next scan retries it")
@@ -141,11 +145,10 @@ impl Pipeline {
 
     async fn deliver(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         while !*stop.borrow() {
-            // Registered before claiming, so a wake-up between an empty claim and the
-            // wait is not lost.
+            // `notify_one` keeps a permit when nobody waits, so a wake-up between an
+            // empty claim and the wait below is not lost.
             let notified = self.wake.notified();
             tokio::pin!(notified);
-            notified.as_mut().enable();
             match self.deliverer.claim(self.config.lease, 1).await {
                 Ok(jobs) if !jobs.is_empty() => {
                     for job in &jobs {

@@ -46,8 +46,8 @@ fn smtp_config(config: &Config) -> Result<SmtpConfig, String> {
         max_connections: config.smtp_max_connections,
         max_connections_per_peer: config.smtp_max_connections_per_peer,
         max_errors: config.smtp_max_errors,
+        max_line_length: config.smtp_max_line_length,
         tls,
-        ..SmtpConfig::default()
     })
 }
 

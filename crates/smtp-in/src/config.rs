@@ -33,7 +33,7 @@ impl Default for SmtpConfig {
             command_timeout: Duration::from_secs(5 * 60),
             data_timeout: Duration::from_secs(10 * 60),
             max_connections: 1000,
-            max_connections_per_peer: 20,
+            max_connections_per_peer: 50,
             max_errors: 10,
             max_line_length: 4096,
             tls: None,

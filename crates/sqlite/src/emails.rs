@@ -25,6 +25,8 @@ use row::{COLUMNS, EmailRow, unix_millis};
 #[derive(Debug)]
 pub struct SqliteEmailLog {
     pool: SqlitePool,
+    /// Where the evaluated flag is written; the main pool unless [`Self::with_state_pool`].
+    state_pool: SqlitePool,
     writer: GroupCommit,
 }
 
@@ -37,8 +39,17 @@ impl SqliteEmailLog {
     pub fn new(pool: SqlitePool) -> Self {
         SqliteEmailLog {
             writer: GroupCommit::start(pool.clone()),
+            state_pool: pool.clone(),
             pool,
         }
+    }
+
+    /// Writes the evaluated flag through `pool` (see [`crate::connect_relaxed`]): losing
+    /// it only means evaluating an email again, which is idempotent.
+    #[must_use]
+    pub fn with_state_pool(mut self, pool: SqlitePool) -> Self {
+        self.state_pool = pool;
+        self
     }
 
     /// Opens the database at `url` (see [`connect`]) and returns a log on it.
@@ -132,7 +143,7 @@ impl EmailLog for SqliteEmailLog {
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
         sqlx::query("UPDATE emails SET evaluated = 1 WHERE id = ?1")
             .bind(id.to_string())
-            .execute(&self.pool)
+            .execute(&self.state_pool)
             .await
             .map_err(StoreError::storage)?;
         Ok(())

@@ -6,6 +6,6 @@ mod queue;
 mod rules;
 
 pub use emails::SqliteEmailLog;
-pub use pool::{ConnectError, connect};
+pub use pool::{ConnectError, connect, connect_relaxed};
 pub use queue::SqliteDeliveryQueue;
 pub use rules::SqliteRuleStore;

@@ -130,40 +130,52 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     ) -> Result<Vec<EnqueueOutcome>, QueueError> {
         let mut tx = self.pool.begin().await.map_err(QueueError::storage)?;
         let mut outcomes = Vec::with_capacity(destinations.len());
+        // The first statement writes, so the transaction takes SQLite's write lock at
+        // once (waiting out other writers); reading first and writing later would fail
+        // with SQLITE_BUSY when another writer commits in between.
         for destination in destinations {
-            let upsert = if force {
+            let (email_id, key) = (email.to_string(), destination.match_key());
+            let inserted = sqlx::query(
                 "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4)
-                 ON CONFLICT DO UPDATE SET state = 'pending', attempts = 0, next_attempt_at = ?4, lease = NULL,
-                   last_reply = NULL, created_at = ?4"
-            } else {
-                "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4)
-                 ON CONFLICT DO NOTHING"
-            };
-            let existing: Option<(String,)> = sqlx::query_as(
-                "SELECT state FROM delivery_jobs WHERE email_id = ?1 AND destination_key = ?2",
+                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT DO NOTHING",
             )
-            .bind(email.to_string())
-            .bind(destination.match_key())
-            .fetch_optional(&mut *tx)
+            .bind(&email_id)
+            .bind(&key)
+            .bind(destination.to_string())
+            .bind(millis(now))
+            .execute(&mut *tx)
             .await
             .map_err(QueueError::storage)?;
-            sqlx::query(upsert)
-                .bind(email.to_string())
-                .bind(destination.match_key())
-                .bind(destination.to_string())
+            let outcome = if inserted.rows_affected() == 1 {
+                EnqueueOutcome::Enqueued
+            } else if force {
+                sqlx::query(
+                    "UPDATE delivery_jobs SET state = 'pending', attempts = 0, next_attempt_at = ?3, lease = NULL,
+                       last_reply = NULL, created_at = ?3 WHERE email_id = ?1 AND destination_key = ?2",
+                )
+                .bind(&email_id)
+                .bind(&key)
                 .bind(millis(now))
                 .execute(&mut *tx)
                 .await
                 .map_err(QueueError::storage)?;
-            outcomes.push(match existing.as_ref().map(|(state,)| state.as_str()) {
-                None => EnqueueOutcome::Enqueued,
-                Some(_) if force => EnqueueOutcome::Requeued,
-                Some("delivered") => EnqueueOutcome::AlreadyDelivered,
-                Some("failed") => EnqueueOutcome::AlreadyFailed,
-                Some(_) => EnqueueOutcome::AlreadyPending,
-            });
+                EnqueueOutcome::Requeued
+            } else {
+                let (state,): (String,) = sqlx::query_as(
+                    "SELECT state FROM delivery_jobs WHERE email_id = ?1 AND destination_key = ?2",
+                )
+                .bind(&email_id)
+                .bind(&key)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(QueueError::storage)?;
+                match state.as_str() {
+                    "delivered" => EnqueueOutcome::AlreadyDelivered,
+                    "failed" => EnqueueOutcome::AlreadyFailed,
+                    _ => EnqueueOutcome::AlreadyPending,
+                }
+            };
+            outcomes.push(outcome);
         }
         tx.commit().await.map_err(QueueError::storage)?;
         Ok(outcomes)

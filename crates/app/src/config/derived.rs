@@ -39,6 +39,9 @@ impl Config {
         }
         self.retry_policy()?;
         self.delivery_lease()?;
+        if self.smtp_max_line_length < 512 {
+            return fail("smtp_max_line_length (MAILFWD_SMTP_MAX_LINE_LENGTH) must be at least 512, the RFC 5321 minimum".to_owned());
+        }
         if self.delivery_workers == 0 {
             return fail(
                 "delivery_workers (MAILFWD_DELIVERY_WORKERS) must be at least 1".to_owned(),

@@ -27,7 +27,7 @@ pub struct Config {
     pub database_url: Option<String>,
     /// Where email bodies go: `file://…` or `s3://bucket/prefix`.
     pub email_store: Option<String>,
-    /// `host:port` of a relay host (reserved: used once delivery lands).
+    /// `host:port` of a relay host for all outbound mail; unset means MX lookup.
     pub relay: Option<String>,
     /// Name used in the SMTP greeting and headers.
     pub hostname: Option<String>,
@@ -51,6 +51,8 @@ pub struct Config {
     pub smtp_data_timeout: u64,
     /// Errors in one SMTP session before the server hangs up.
     pub smtp_max_errors: usize,
+    /// Longest SMTP command line in octets, CRLF included.
+    pub smtp_max_line_length: usize,
     /// Most destinations one rule may have.
     pub max_destinations: usize,
     /// Concurrent deliveries.
@@ -98,10 +100,11 @@ impl Default for Config {
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
             smtp_max_connections: 1000,
-            smtp_max_connections_per_peer: 20,
+            smtp_max_connections_per_peer: 50,
             smtp_command_timeout: 300,
             smtp_data_timeout: 600,
             smtp_max_errors: 10,
+            smtp_max_line_length: 4096,
             delivery_workers: 16,
             delivery_lease: "15m".to_owned(),
             retry_schedule: "1m,5m,15m,30m,1h,2h,4h".to_owned(),
@@ -136,6 +139,7 @@ const SETTINGS: &[&str] = &[
     "smtp_command_timeout",
     "smtp_data_timeout",
     "smtp_max_errors",
+    "smtp_max_line_length",
     "max_destinations",
     "delivery_workers",
     "delivery_lease",
