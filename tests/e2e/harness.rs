@@ -23,6 +23,8 @@ pub struct Server {
     pub http: String,
     /// The SMTP listener, `127.0.0.1:PORT`.
     pub smtp: String,
+    /// The gRPC API, `http://127.0.0.1:PORT`.
+    pub grpc: String,
 }
 
 /// Runs a `mailfwd` subcommand to completion with the same data directory.
@@ -48,6 +50,7 @@ impl Server {
             .env("MAILFWD_DATA_DIR", data_dir)
             .env("MAILFWD_HTTP_LISTEN", "127.0.0.1:0")
             .env("MAILFWD_SMTP_LISTEN", "127.0.0.1:0")
+            .env("MAILFWD_GRPC_LISTEN", "127.0.0.1:0")
             .env("MAILFWD_LOG_FORMAT", "json")
             .envs(env.iter().copied())
             .stdout(Stdio::null())
@@ -63,7 +66,7 @@ impl Server {
                 }
             }
         });
-        let (http, smtp) = loop {
+        let (http, smtp, grpc) = loop {
             let line = lines
                 .recv_timeout(Duration::from_secs(30))
                 .unwrap_or_else(|_| {
@@ -72,13 +75,26 @@ impl Server {
                 });
             let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             let fields = &parsed["fields"];
-            if let (Some(http), Some(smtp)) = (fields["http"].as_str(), fields["smtp"].as_str()) {
-                break (format!("http://{http}"), smtp.to_owned());
+            if let (Some(http), Some(smtp), Some(grpc)) = (
+                fields["http"].as_str(),
+                fields["smtp"].as_str(),
+                fields["grpc"].as_str(),
+            ) {
+                break (
+                    format!("http://{http}"),
+                    smtp.to_owned(),
+                    format!("http://{grpc}"),
+                );
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, http, smtp }
+        Server {
+            child,
+            http,
+            smtp,
+            grpc,
+        }
     }
 
     /// Sends SIGTERM and waits (at most 10 s) for the process to exit.

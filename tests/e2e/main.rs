@@ -4,6 +4,8 @@
 
 mod forward;
 mod harness;
+mod python_grpc;
+mod reprocess;
 mod rules;
 mod sink;
 mod smtp;

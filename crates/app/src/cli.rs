@@ -34,6 +34,42 @@ pub enum Command {
     /// Exit status: 0 when every row was imported, 2 when some rows were rejected
     /// (each is listed with its line), 1 when the import could not run.
     Import(ImportArgs),
+    /// Run stored emails through forwarding again with the rules as they are now, over
+    /// the gRPC API of a running `mailfwd serve`: one or more ids, or every email
+    /// received in a window. Without --force, destinations already delivered are left
+    /// alone, so running it twice delivers nothing twice.
+    ///
+    /// Exit status: 0 when every email was reprocessed, 1 otherwise.
+    Reprocess(ReprocessArgs),
+}
+
+/// Arguments of `mailfwd reprocess`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "since"])))]
+pub struct ReprocessArgs {
+    /// An email id (as in `250 2.0.0 Ok: queued as <id>`); repeat for several.
+    #[arg(long = "id", value_name = "ID", num_args = 1..)]
+    pub ids: Vec<String>,
+
+    /// Every email received in this window up to now (or up to --until): `24h`, `90m`.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub since: Option<std::time::Duration>,
+
+    /// End the window this long ago instead of now.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION", requires = "since")]
+    pub until: Option<std::time::Duration>,
+
+    /// Deliver again even to destinations already delivered.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Calls in flight at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// The gRPC API of the running mailfwd.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
+    pub grpc: String,
 }
 
 /// Arguments of `mailfwd import`.

@@ -6,6 +6,7 @@ mod import;
 mod logging;
 mod metrics;
 mod pipeline;
+mod reprocess;
 mod serve;
 mod wiring;
 
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
         match cli.command {
             cli::Command::Serve => serve::run(config).await,
             cli::Command::Import(args) => import::run(config, args).await,
+            cli::Command::Reprocess(args) => reprocess::run(config, args).await,
         }
     })
 }

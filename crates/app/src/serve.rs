@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use mailfwd_grpc::GrpcServices;
 use mailfwd_http::{HttpConfig, Services};
 use mailfwd_smtp_in::{SmtpConfig, SmtpServer};
 use tokio::net::TcpListener;
@@ -65,6 +66,15 @@ async fn serve(config: Config) -> Result<(), String> {
         pipeline_config,
     );
     let ingest = ports.ingest(&config).with_listener(Arc::new(handoff));
+    let grpc_router = mailfwd_grpc::router(GrpcServices {
+        ingest: ingest.clone(),
+        emails: Arc::clone(&ports.emails),
+        evaluator: ports.evaluator(),
+        queue: Arc::clone(&ports.queue),
+        api_token: config.api_token.clone(),
+    })
+    .await
+    .map_err(|e| format!("cannot set up the gRPC API: {e}"))?;
     let smtp = SmtpServer::new(ingest, smtp_config(&config)?);
     let http_config = HttpConfig {
         api_token: config.api_token.clone(),
@@ -74,17 +84,23 @@ async fn serve(config: Config) -> Result<(), String> {
     };
     let http_listener = bind("HTTP", config.http_listen).await?;
     let smtp_listener = bind("SMTP", config.smtp_listen).await?;
+    let grpc_listener = bind("gRPC", config.grpc_listen).await?;
     let local = |l: &TcpListener| {
         l.local_addr()
             .map_err(|e| format!("cannot read a listen address: {e}"))
     };
-    let (http_address, smtp_address) = (local(&http_listener)?, local(&smtp_listener)?);
+    let (http_address, smtp_address, grpc_address) = (
+        local(&http_listener)?,
+        local(&smtp_listener)?,
+        local(&grpc_listener)?,
+    );
     if config.api_token.is_none() && !http_address.ip().is_loopback() {
         tracing::warn!(%http_address, "MAILFWD_API_TOKEN is unset: the HTTP API answers loopback clients only");
     }
     tracing::info!(
         http = %http_address,
         smtp = %smtp_address,
+        grpc = %grpc_address,
         database = %config.database_url(),
         email_store = %config.email_store_url(),
         "mailfwd is serving"
@@ -107,10 +123,17 @@ async fn serve(config: Config) -> Result<(), String> {
         router,
         stopped(stop_rx.clone()),
     ));
+    let grpc = tokio::spawn(mailfwd_grpc::serve(
+        grpc_listener,
+        grpc_router,
+        stopped(stop_rx.clone()),
+    ));
     let smtp = tokio::spawn(smtp.serve(smtp_listener, stopped(stop_rx)));
     shutdown_signal().await;
     let _ = stop_tx.send(true);
-    let (http, smtp, ()) = tokio::join!(http, smtp, workers.join_all().map(drop));
+    let (http, smtp, grpc, ()) = tokio::join!(http, smtp, grpc, workers.join_all().map(drop));
+    grpc.map_err(|e| format!("the gRPC server panicked: {e}"))?
+        .map_err(|e| format!("the gRPC server failed: {e}"))?;
     http.map_err(|e| format!("the HTTP server panicked: {e}"))?
         .map_err(|e| format!("the HTTP server failed: {e}"))?;
     smtp.map_err(|e| format!("the SMTP server panicked: {e}"))?

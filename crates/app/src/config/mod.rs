@@ -19,7 +19,7 @@ pub struct Config {
     pub smtp_listen: SocketAddr,
     /// HTTP API listener.
     pub http_listen: SocketAddr,
-    /// gRPC listener (reserved: used once the gRPC API lands).
+    /// gRPC API listener.
     pub grpc_listen: SocketAddr,
     /// Where the embedded defaults keep their files.
     pub data_dir: PathBuf,

@@ -1,0 +1,115 @@
+//! The one error type of the gRPC adapter and its table of status codes. Internal
+//! errors are logged here and never sent to clients.
+
+use mailfwd_domain::IngestError;
+use mailfwd_domain::delivery::{ForwardError, QueueError};
+use mailfwd_domain::email::StoreError;
+use thiserror::Error;
+use tonic::{Code, Status};
+
+/// Why a Forwarding call failed. Each variant documents the status it becomes.
+#[derive(Debug, Error)]
+pub enum GrpcError {
+    /// `INVALID_ARGUMENT`: the named field is malformed or missing.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        /// The field, as named in the proto (`envelope.recipients[2]`).
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// `INVALID_ARGUMENT`: the body has more `Received:` headers than allowed.
+    #[error("{0}")]
+    MailLoop(String),
+    /// `NOT_FOUND`: no email has this id.
+    #[error("no email with id {0}")]
+    NotFound(String),
+    /// `UNAUTHENTICATED`: the bearer token is missing or wrong.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// `FAILED_PRECONDITION`: every recipient was refused, so there is nothing to store.
+    #[error("every recipient was refused: {0}")]
+    AllRecipientsRefused(String),
+    /// `OUT_OF_RANGE`: the body is larger than the server accepts.
+    #[error("the message exceeds the size limit of {0} octets")]
+    TooLarge(u64),
+    /// `RESOURCE_EXHAUSTED`: the email store asks clients to slow down.
+    #[error("the email store is busy; try again later")]
+    Overloaded,
+    /// `UNAVAILABLE`: storage failed. The source is logged, not sent.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl GrpcError {
+    /// An `INVALID_ARGUMENT` naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl ToString) -> Self {
+        GrpcError::InvalidArgument {
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+
+    /// The status code of this error.
+    #[must_use]
+    pub fn code(&self) -> Code {
+        match self {
+            GrpcError::InvalidArgument { .. } | GrpcError::MailLoop(_) => Code::InvalidArgument,
+            GrpcError::NotFound(_) => Code::NotFound,
+            GrpcError::Unauthenticated(_) => Code::Unauthenticated,
+            GrpcError::AllRecipientsRefused(_) => Code::FailedPrecondition,
+            GrpcError::TooLarge(_) => Code::OutOfRange,
+            GrpcError::Overloaded => Code::ResourceExhausted,
+            GrpcError::Unavailable(_) => Code::Unavailable,
+        }
+    }
+}
+
+impl From<GrpcError> for Status {
+    fn from(error: GrpcError) -> Self {
+        let code = error.code();
+        if let GrpcError::Unavailable(source) = &error {
+            tracing::error!(error = %source, "gRPC call failed on storage");
+            return Status::new(code, "storage is unavailable; try again later");
+        }
+        Status::new(code, error.to_string())
+    }
+}
+
+impl From<IngestError> for GrpcError {
+    fn from(error: IngestError) -> Self {
+        match error {
+            IngestError::TooLarge(limit) => GrpcError::TooLarge(limit),
+            IngestError::MailLoop(_) => GrpcError::MailLoop(error.to_string()),
+            IngestError::Overloaded => GrpcError::Overloaded,
+            IngestError::Unavailable(source) => GrpcError::Unavailable(source),
+            // Per-recipient refusals are reported in the reply; reaching here means a
+            // caller mapped one as a whole-call failure, which is a storage-free refusal.
+            IngestError::UnknownRecipient(_) | IngestError::TooManyRecipients(_) => {
+                GrpcError::AllRecipientsRefused(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<StoreError> for GrpcError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(id) => GrpcError::NotFound(id.to_string()),
+            StoreError::Overloaded => GrpcError::Overloaded,
+            other => GrpcError::Unavailable(Box::new(other)),
+        }
+    }
+}
+
+impl From<QueueError> for GrpcError {
+    fn from(error: QueueError) -> Self {
+        GrpcError::Unavailable(Box::new(error))
+    }
+}
+
+impl From<ForwardError> for GrpcError {
+    fn from(error: ForwardError) -> Self {
+        GrpcError::Unavailable(Box::new(error))
+    }
+}

@@ -1,0 +1,130 @@
+//! `mailfwd reprocess` over the gRPC API: a bad rule's failed deliveries are sent again
+//! after the rule is fixed, and a second run sends nothing twice.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Server, run};
+use crate::sink::Sink;
+use crate::smtp_client::SmtpClient;
+
+async fn all_deliveries(server: &Server, id: &str) -> Vec<Value> {
+    let email: Value = reqwest::get(format!("{}/v1/emails/{id}", server.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    email["deliveries"].as_array().cloned().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
+    let sink = Sink::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.address)]);
+    let http = reqwest::Client::new();
+    let rule = |forward: &str| json!({"email": "old@acme.test", "forward": forward});
+    let created = http
+        .post(format!("{}/v1/forwards", server.http))
+        .json(&rule("reject-me@dest.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+
+    let mut client = SmtpClient::connect(&server.smtp).await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(
+            client
+                .send(
+                    "a@example.org",
+                    "old@acme.test",
+                    format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
+                )
+                .await,
+        );
+        assert_eq!(client.command("RSET").await.code, 250);
+    }
+    let started = Instant::now();
+    for id in &ids {
+        while !all_deliveries(&server, id)
+            .await
+            .iter()
+            .any(|d| d["state"] == "failed")
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the bad rule's delivery of {id} never failed"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    let deleted = http
+        .delete(format!("{}/v1/forwards/old@acme.test", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    let fixed = http
+        .post(format!("{}/v1/forwards", server.http))
+        .json(&rule("fixed@dest.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fixed.status().as_u16(), 201);
+
+    let first = run(
+        data.path(),
+        &["reprocess", "--since", "1h", "--grpc", &server.grpc],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        stdout.contains("3 emails reprocessed, 0 failed; destinations: 3 enqueued"),
+        "{stdout}"
+    );
+    let delivered = sink.wait_for(3, Duration::from_secs(30)).await;
+    assert!(
+        delivered
+            .iter()
+            .all(|m| m.recipients == ["fixed@dest.test"])
+    );
+
+    let second = run(
+        data.path(),
+        &["reprocess", "--since", "1h", "--grpc", &server.grpc],
+        &[],
+    );
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(second.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("3 emails reprocessed, 0 failed; destinations: 3 already_delivered"),
+        "{stdout}"
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        sink.received().len(),
+        3,
+        "the second run delivered nothing new"
+    );
+
+    let unknown = run(
+        data.path(),
+        &["reprocess", "--id", "not-an-id", "--grpc", &server.grpc],
+        &[],
+    );
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("not-an-id"),
+        "{unknown:?}"
+    );
+}
