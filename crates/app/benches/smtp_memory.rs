@@ -1,6 +1,7 @@
 //! Peak resident memory of `mailfwd serve` while it receives 20 messages of 25 MB at
-//! once over SMTP. Bodies must stream to the store, so the peak should stay far below
-//! 20 × 25 MB. Target: under 128 MB. Run with `cargo bench -p mailfwd --bench smtp_memory`.
+//! once over SMTP, then 20 more at once over gRPC (IngestEmail in 64 KiB chunks).
+//! Bodies must stream to the store, so the peak should stay far below 20 × 25 MB.
+//! Target: under 128 MB. Run with `cargo bench -p mailfwd --bench smtp_memory`.
 
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -63,6 +64,31 @@ async fn send_one(address: String, n: usize) -> String {
     expect(&mut stream, "250").await
 }
 
+async fn ingest_one(grpc: String, n: usize) -> String {
+    use mailfwd_grpc::pb::forwarding_client::ForwardingClient;
+    use mailfwd_grpc::pb::{Envelope, IngestEmailRequest, ingest_email_request::Part};
+    let mut client = ForwardingClient::connect(grpc).await.unwrap();
+    let envelope = Envelope {
+        sender: "bench@example.org".into(),
+        recipients: vec!["big@acme.test".into()],
+    };
+    let header = format!("Subject: large gRPC message {n}\r\n\r\n").into_bytes();
+    let line = b"0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n";
+    let block: Vec<u8> = line.iter().copied().cycle().take(64 * 1024).collect();
+    let chunks = MESSAGE_BYTES / block.len();
+    let parts = std::iter::once(Part::Envelope(envelope))
+        .chain(std::iter::once(Part::Chunk(header)))
+        .chain((0..chunks).map(move |_| Part::Chunk(block.clone())))
+        .map(|part| IngestEmailRequest { part: Some(part) });
+    let reply = client
+        .ingest_email(tokio_stream::iter(parts))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.accepted_recipients, vec!["big@acme.test".to_owned()]);
+    reply.email_id
+}
+
 fn peak_rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status
@@ -99,6 +125,16 @@ async fn main() {
     let elapsed = started.elapsed();
     let peak = peak_rss_kib(server.pid());
     let total_mib = (CLIENTS * MESSAGE_BYTES) as f64 / (1024.0 * 1024.0);
+
+    let grpc_started = Instant::now();
+    let ingests: Vec<_> = (0..CLIENTS)
+        .map(|n| tokio::spawn(ingest_one(server.grpc.clone(), n)))
+        .collect();
+    for ingest in ingests {
+        ingest.await.unwrap();
+    }
+    let grpc_elapsed = grpc_started.elapsed();
+    let grpc_peak = peak_rss_kib(server.pid());
     println!(
         "smtp_memory: {CLIENTS} concurrent messages of {} MiB accepted in {:.1} s ({:.0} MiB/s); \
          peak RSS of mailfwd: {:.1} MiB (idle peak before: {:.1} MiB; target < 128 MiB)",
@@ -107,5 +143,12 @@ async fn main() {
         total_mib / elapsed.as_secs_f64(),
         peak as f64 / 1024.0,
         idle as f64 / 1024.0,
+    );
+    println!(
+        "grpc_memory: {CLIENTS} concurrent IngestEmail streams of {} MiB accepted in {:.1} s; \
+         peak RSS of mailfwd after SMTP and gRPC: {:.1} MiB (target < 128 MiB)",
+        MESSAGE_BYTES / (1024 * 1024),
+        grpc_elapsed.as_secs_f64(),
+        grpc_peak as f64 / 1024.0,
     );
 }
