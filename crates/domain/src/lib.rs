@@ -1,6 +1,7 @@
 //! mailfwd's domain: the data, the rules of validity, the ports that own the data and
 //! the services built on them. No I/O, no runtime, no SQL: adapters bring those.
 
+pub mod access;
 pub mod address;
 pub mod delivery;
 pub mod email;

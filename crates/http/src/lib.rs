@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
+use mailfwd_domain::access::ApiAccess;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS;
 use mailfwd_domain::{EmailStore, RuleStore};
@@ -95,6 +96,7 @@ struct AppState {
     emails: Arc<dyn EmailStore>,
     deliveries: Arc<dyn DeliveryQueue>,
     metrics: Arc<dyn MetricsSource>,
+    access: Arc<ApiAccess>,
     config: Arc<HttpConfig>,
 }
 
@@ -107,6 +109,7 @@ pub fn router(services: Services, config: HttpConfig) -> Router {
         emails: services.emails,
         deliveries: services.deliveries,
         metrics: services.metrics,
+        access: Arc::new(ApiAccess::new(config.api_token.clone())),
         config: Arc::new(config),
     };
     // Routes are registered through `routes!`, which also records them in the OpenAPI
