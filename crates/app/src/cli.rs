@@ -67,9 +67,10 @@ pub struct ReprocessArgs {
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
 
-    /// The gRPC API of the running mailfwd.
-    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:50051")]
-    pub grpc: String,
+    /// The gRPC API of the running mailfwd; by default the configured
+    /// MAILFWD_GRPC_LISTEN (http://127.0.0.1:50051 unless set).
+    #[arg(long, value_name = "URL")]
+    pub grpc: Option<String>,
 }
 
 /// Arguments of `mailfwd import`.

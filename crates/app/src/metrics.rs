@@ -28,6 +28,7 @@ impl Prometheus {
             "mailfwd_delivered_total",
             "mailfwd_deferred_total",
             "mailfwd_failed_total",
+            "mailfwd_unmatched_recipients_total",
         ] {
             metrics::counter!(counter).absolute(0);
         }

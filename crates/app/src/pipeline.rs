@@ -126,6 +126,9 @@ impl Pipeline {
         {
             Ok(evaluation) => {
                 for unmatched in &evaluation.unmatched {
+                    // Accepted, but now going nowhere: counted so it shows in metrics,
+                    // and `mailfwd reprocess` sends it once a rule matches again.
+                    metrics::counter!("mailfwd_unmatched_recipients_total").increment(1);
                     tracing::warn!(id = %email.id, recipient = %unmatched, "no rule matches this recipient any more");
                 }
                 if let Err(error) = self.emails.mark_evaluated(&email.id).await {

@@ -93,8 +93,19 @@ async fn ids(client: &mut Client, args: &ReprocessArgs) -> Result<Vec<String>, S
         .map_err(|s| format!("the received-email listing broke off: {}", s.message()))
 }
 
+/// `--grpc`, else the configured listener (its loopback address if it listens on all).
+fn grpc_url(config: &Config, args: &ReprocessArgs) -> String {
+    args.grpc.clone().unwrap_or_else(|| {
+        let mut address = config.grpc_listen;
+        if address.ip().is_unspecified() {
+            address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        format!("http://{address}")
+    })
+}
+
 async fn reprocess(config: &Config, args: &ReprocessArgs) -> Result<usize, String> {
-    let mut client = connect(config, &args.grpc).await?;
+    let mut client = connect(config, &grpc_url(config, args)).await?;
     let ids = ids(&mut client, args).await?;
     let progress = ProgressBar::new(ids.len() as u64);
     if let Ok(style) =

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod address;
+pub mod calendar;
 pub mod delivery;
 pub mod email;
 pub mod import;

@@ -11,10 +11,10 @@ use bytes::Bytes;
 use crate::address::EmailAddress;
 use crate::email::{
     BodyReader, BodyStore, BodyWriter, EmailId, EmailLog, EmailPage, EmailQuery, ReceivedEmail,
-    StoreError, email_cursor, parse_email_cursor,
+    StoreError, parse_email_cursor,
 };
 use crate::rule::{RecipientPattern, Rule};
-use crate::rule_store::{RuleError, RulePage, RuleQuery, RuleStore, decode_cursor, encode_cursor};
+use crate::rule_store::{RuleError, RulePage, RuleQuery, RuleStore, decode_cursor};
 
 /// A [`RuleStore`] in a `BTreeMap`, keyed like every other store by the pattern key.
 #[derive(Debug, Default)]
@@ -68,7 +68,7 @@ impl RuleStore for MemoryRuleStore {
         let limit = query.limit.max(1);
         let rules = self.rules();
         let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
-        let mut page: Vec<Rule> = rules
+        let page: Vec<Rule> = rules
             .iter()
             .filter(|(key, _)| after.as_deref().is_none_or(|after| key.as_str() > after))
             .filter(|(_, rule)| {
@@ -80,16 +80,7 @@ impl RuleStore for MemoryRuleStore {
             .take(limit + 1)
             .map(|(_, rule)| rule.clone())
             .collect();
-        let next_cursor = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|rule| encode_cursor(&rule.pattern().key()))
-        } else {
-            None
-        };
-        Ok(RulePage {
-            rules: page,
-            next_cursor,
-        })
+        Ok(RulePage::from_overfetch(page, limit))
     }
 
     async fn upsert_many(&self, batch: Vec<Rule>) -> Result<u64, RuleError> {
@@ -228,7 +219,7 @@ impl EmailLog for MemoryEmailLog {
             .map(parse_email_cursor)
             .transpose()?;
         let records = lock(&self.records);
-        let mut emails: Vec<ReceivedEmail> = records
+        let emails: Vec<ReceivedEmail> = records
             .values()
             .filter(|e| after.is_none_or(|after| e.id > after))
             .filter(|e| query.since.is_none_or(|since| e.received_at >= since))
@@ -236,16 +227,7 @@ impl EmailLog for MemoryEmailLog {
             .take(limit + 1)
             .cloned()
             .collect();
-        let next_cursor = if emails.len() > limit {
-            emails.truncate(limit);
-            emails.last().map(|e| email_cursor(&e.id))
-        } else {
-            None
-        };
-        Ok(EmailPage {
-            emails,
-            next_cursor,
-        })
+        Ok(EmailPage::from_overfetch(emails, limit))
     }
 }
 

@@ -53,6 +53,24 @@ pub struct RulePage {
     pub next_cursor: Option<String>,
 }
 
+impl RulePage {
+    /// One page from up to `limit + 1` rules in key order, as a store fetches them: the
+    /// extra rule, if any, only tells that another page follows. Every store pages this
+    /// way, so a cursor means the same thing everywhere.
+    #[must_use]
+    pub fn from_overfetch(mut rules: Vec<Rule>, limit: usize) -> Self {
+        let next_cursor = (rules.len() > limit)
+            .then(|| {
+                rules.truncate(limit);
+                rules
+                    .last()
+                    .map(|rule| encode_cursor(&rule.pattern().key()))
+            })
+            .flatten();
+        RulePage { rules, next_cursor }
+    }
+}
+
 /// The owner of forwarding rules. Only valid rules exist in it, one per pattern key.
 #[async_trait]
 pub trait RuleStore: Send + Sync {

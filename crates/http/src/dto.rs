@@ -113,12 +113,7 @@ impl ListQuery {
     /// [`ApiError::InvalidAddress`] for a bad domain, [`ApiError::BadRequest`] for a
     /// limit out of range.
     pub(crate) fn into_query(self) -> Result<RuleQuery, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
-                "the query parameter 'limit' must be between 1 and {MAX_LIMIT}; it is {limit}"
-            )));
-        }
+        let limit = page_limit(self.limit)?;
         let domain = non_empty(self.domain)
             .map(|domain| Domain::parse(&domain))
             .transpose()
@@ -134,7 +129,22 @@ impl ListQuery {
     }
 }
 
-fn non_empty(value: Option<String>) -> Option<String> {
+/// The `limit` of a list request: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
+///
+/// # Errors
+/// [`ApiError::BadRequest`] naming the parameter for a value out of range.
+pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
+    let limit = limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(ApiError::BadRequest(format!(
+            "the query parameter 'limit' must be between 1 and {MAX_LIMIT}; it is {limit}"
+        )));
+    }
+    Ok(limit)
+}
+
+/// An empty query parameter (`?cursor=`) counts as absent.
+pub(crate) fn non_empty(value: Option<String>) -> Option<String> {
     value.filter(|v| !v.is_empty())
 }
 

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::AppState;
-use crate::dto::{DEFAULT_LIMIT, MAX_LIMIT};
+use crate::dto::{non_empty, page_limit};
 use crate::error::{ApiError, Problem};
 use crate::extract::ApiQuery;
 
@@ -118,7 +118,7 @@ pub(crate) struct EmailListQuery {
 }
 
 fn time(name: &'static str, value: Option<String>) -> Result<Option<SystemTime>, ApiError> {
-    match value.filter(|v| !v.is_empty()) {
+    match non_empty(value) {
         None => Ok(None),
         Some(text) => humantime::parse_rfc3339_weak(&text).map(Some).map_err(|e| {
             ApiError::BadRequest(format!(
@@ -130,17 +130,11 @@ fn time(name: &'static str, value: Option<String>) -> Result<Option<SystemTime>,
 
 impl EmailListQuery {
     fn into_query(self) -> Result<EmailQuery, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if !(1..=MAX_LIMIT).contains(&limit) {
-            return Err(ApiError::BadRequest(format!(
-                "the query parameter 'limit' must be between 1 and {MAX_LIMIT}; it is {limit}"
-            )));
-        }
         Ok(EmailQuery {
             since: time("since", self.since)?,
             until: time("until", self.until)?,
-            limit,
-            cursor: self.cursor.filter(|c| !c.is_empty()),
+            limit: page_limit(self.limit)?,
+            cursor: non_empty(self.cursor),
         })
     }
 }

@@ -4,9 +4,7 @@ mod group_commit;
 mod row;
 
 use async_trait::async_trait;
-use mailfwd_domain::email::{
-    EmailLog, EmailPage, EmailQuery, StoreError, email_cursor, parse_email_cursor,
-};
+use mailfwd_domain::email::{EmailLog, EmailPage, EmailQuery, StoreError, parse_email_cursor};
 use mailfwd_domain::{EmailId, ReceivedEmail};
 use sqlx::QueryBuilder;
 use sqlx::sqlite::SqlitePool;
@@ -123,21 +121,11 @@ impl EmailLog for SqliteEmailLog {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::storage)?;
-        let more = rows.len() > limit;
         let emails = rows
             .into_iter()
-            .take(limit)
             .map(EmailRow::into_email)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if more {
-            emails.last().map(|e| email_cursor(&e.id))
-        } else {
-            None
-        };
-        Ok(EmailPage {
-            emails,
-            next_cursor,
-        })
+        Ok(EmailPage::from_overfetch(emails, limit))
     }
 
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {

@@ -1,7 +1,7 @@
 //! `RuleStore` on SQLite.
 
 use async_trait::async_trait;
-use mailfwd_domain::rule_store::{decode_cursor, encode_cursor};
+use mailfwd_domain::rule_store::decode_cursor;
 use mailfwd_domain::{
     AddressError, EmailAddress, RecipientPattern, Rule, RuleError, RulePage, RuleQuery, RuleStore,
 };
@@ -163,18 +163,11 @@ impl RuleStore for SqliteRuleStore {
             }
         }
         .map_err(RuleError::storage)?;
-        let more = rows.len() > limit;
         let rules = rows
             .into_iter()
-            .take(limit)
             .map(RuleRow::into_rule)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if more {
-            rules.last().map(|r| encode_cursor(&r.pattern().key()))
-        } else {
-            None
-        };
-        Ok(RulePage { rules, next_cursor })
+        Ok(RulePage::from_overfetch(rules, limit))
     }
 
     async fn upsert_many(&self, rules: Vec<Rule>) -> Result<u64, RuleError> {

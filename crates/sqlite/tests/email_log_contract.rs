@@ -1,7 +1,6 @@
 //! The `EmailLog` contract suite on a fresh SQLite file per test, plus group commit.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use mailfwd_domain::email::{EmailLog, EmailQuery, now_millis};
@@ -9,20 +8,10 @@ use mailfwd_domain::email_log_contract_tests;
 use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail};
 use mailfwd_sqlite::SqliteEmailLog;
 
-fn fresh_url() -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("email-log-contract-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create the test directory under target/tmp");
-    let file = dir.join(format!("{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
-    format!("sqlite://{}", file.display())
-}
+mod common;
 
 async fn fresh_log() -> SqliteEmailLog {
-    SqliteEmailLog::connect(&fresh_url())
+    SqliteEmailLog::connect(&common::fresh_url("email-log-contract"))
         .await
         .expect("open a fresh database")
 }
@@ -82,7 +71,7 @@ async fn concurrent_records_share_commits_and_are_all_readable() {
 
 #[tokio::test]
 async fn the_writer_task_ends_when_the_log_is_dropped() {
-    let pool = mailfwd_sqlite::connect(&fresh_url())
+    let pool = mailfwd_sqlite::connect(&common::fresh_url("email-log-contract"))
         .await
         .expect("open a fresh database");
     let tasks = || {

@@ -35,6 +35,20 @@ impl EmailId {
     }
 }
 
+impl EmailId {
+    /// When the id was made, from its UUIDv7 timestamp (millisecond precision); the
+    /// Unix epoch for an id that carries no timestamp.
+    #[must_use]
+    pub fn created_at(&self) -> SystemTime {
+        self.0
+            .get_timestamp()
+            .map_or(SystemTime::UNIX_EPOCH, |timestamp| {
+                let (secs, nanos) = timestamp.to_unix();
+                SystemTime::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+            })
+    }
+}
+
 impl Default for EmailId {
     fn default() -> Self {
         EmailId::new()
@@ -107,6 +121,24 @@ pub struct EmailPage {
     pub emails: Vec<ReceivedEmail>,
     /// The cursor of the next page; `None` on the last.
     pub next_cursor: Option<String>,
+}
+
+impl EmailPage {
+    /// One page from up to `limit + 1` records in id order, as a store fetches them: the
+    /// extra record, if any, only tells that another page follows.
+    #[must_use]
+    pub fn from_overfetch(mut emails: Vec<ReceivedEmail>, limit: usize) -> Self {
+        let next_cursor = (emails.len() > limit)
+            .then(|| {
+                emails.truncate(limit);
+                emails.last().map(|email| email_cursor(&email.id))
+            })
+            .flatten();
+        EmailPage {
+            emails,
+            next_cursor,
+        }
+    }
 }
 
 /// What can go wrong storing or reading emails.

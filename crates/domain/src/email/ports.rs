@@ -128,7 +128,7 @@ pub trait EmailStore: Send + Sync {
     /// [`StoreError::NotFound`] if there is none.
     async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError>;
 
-    /// The body of an accepted email.
+    /// The body of an accepted email, by the id of its record (see [`EmailStore::get`]).
     ///
     /// # Errors
     /// [`StoreError::NotFound`] if there is none.

@@ -75,8 +75,8 @@ impl EmailStore for SplitEmailStore {
     }
 
     async fn open_body(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {
-        // Only bodies with a record count as stored.
-        self.log.get(id).await?;
+        // No second read of the record: callers hold it already (delivery reads the
+        // record, then the body), and an orphan body's id was never handed to anyone.
         self.bodies.open(id).await
     }
 
