@@ -3,10 +3,12 @@
 //! Generic over any `AsyncRead + AsyncWrite` so the protocol code runs in unit tests
 //! over an in-memory pipe, and in production over TCP or TLS alike.
 
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use smtp_proto::response::parser::ResponseReceiver;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::SessionError;
 use crate::reply::Reply;
@@ -17,8 +19,8 @@ const READ_SIZE: usize = 4096;
 /// One SMTP connection, seen from the client side.
 pub(crate) struct Client<S> {
     stream: S,
-    /// Bytes read after the last complete reply. Without pipelining the server should
-    /// send none; they are kept rather than lost, and dropped before a TLS handshake.
+    /// Bytes read after the last complete reply: the next replies of a pipelined group
+    /// often arrive in the same read. Dropped before a TLS handshake.
     pending: Vec<u8>,
 }
 
@@ -115,6 +117,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         bytes.extend_from_slice(b"\r\n");
         self.write(&bytes, timeout, during).await?;
         self.read_reply(timeout, during).await
+    }
+
+    /// Whether an idle connection is still open and silent, found out without waiting:
+    /// one read is polled once with a no-op waker (tokio's equivalent of
+    /// `now_or_never`). Pending means nothing arrived, so the server still waits for a
+    /// command. End of file, an error or any bytes (an unsolicited reply is a `421`
+    /// the server sent before it closed an idle session, RFC 5321 §3.8) all mean the
+    /// session cannot take a transaction.
+    ///
+    /// This catches a server that closed the connection; it cannot catch a peer that
+    /// vanished silently (a NAT or firewall that forgot the connection), whose failure
+    /// only shows when a reply never comes.
+    pub(crate) fn is_idle(&mut self) -> bool {
+        if !self.pending.is_empty() {
+            return false;
+        }
+        let mut bytes = [0; 64];
+        let mut buf = ReadBuf::new(&mut bytes);
+        let mut cx = Context::from_waker(Waker::noop());
+        matches!(
+            Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf),
+            Poll::Pending
+        )
     }
 
     /// Sends QUIT and waits briefly for the reply, ignoring failures: the connection is

@@ -75,20 +75,17 @@ impl DotStuffer {
     }
 }
 
-/// DATA: waits for 354, streams the stuffed body, ends it, returns the final reply.
+/// DATA, once the server has answered the DATA command with 354 (the command itself
+/// goes with the envelope, see `envelope.rs`): streams the stuffed body, ends it,
+/// returns the final reply.
 ///
 /// # Errors
-/// [`SessionError::Reply`] if DATA is refused, [`SessionError::Body`] if the body
-/// cannot be read, or an I/O error or timeout.
+/// [`SessionError::Body`] if the body cannot be read, or an I/O error or timeout.
 pub(crate) async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client<S>,
     body: &mut dyn BodyReader,
     timeouts: &SmtpTimeouts,
 ) -> Result<Reply, SessionError> {
-    let reply = client.command("DATA", timeouts.data_init, "DATA").await?;
-    if reply.code != 354 {
-        return Err(SessionError::Reply(reply));
-    }
     let mut stuffer = DotStuffer::new();
     let mut out = Vec::new();
     while let Some(chunk) = body.next_chunk().await.map_err(SessionError::Body)? {
@@ -102,6 +99,24 @@ pub(crate) async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
     stuffer.finish(&mut out);
     client
         .write(&out, timeouts.data_block, "the end of the data")
+        .await?;
+    client
+        .read_reply(timeouts.data_end, "the end of the data")
+        .await
+}
+
+/// Ends data that must not be sent: the lone `.` line, for a server that answered a
+/// pipelined DATA with 354 although it refused MAIL or RCPT. RFC 2920 §3.1 has the
+/// client end the (empty) data then, which returns the session to a known state.
+///
+/// # Errors
+/// An I/O error or timeout.
+pub(crate) async fn end_empty_data<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Client<S>,
+    timeouts: &SmtpTimeouts,
+) -> Result<Reply, SessionError> {
+    client
+        .write(b".\r\n", timeouts.data_block, "the end of the data")
         .await?;
     client
         .read_reply(timeouts.data_end, "the end of the data")

@@ -110,24 +110,20 @@ const SECOND: Duration = Duration::from_secs(1);
 async fn data_streams_the_stuffed_body_and_returns_the_final_reply() {
     let (client, mut server) = duplex(1 << 16);
     let mut client = Client::new(client);
-    server
-        .write_all(b"354 go ahead\r\n250 2.0.0 queued\r\n")
-        .await
-        .ok();
+    server.write_all(b"250 2.0.0 queued\r\n").await.ok();
     let mut message = body(&[b"Subject: a\r\n\r\n", b".dot\r\n", b"x"]);
     let reply = send_data(&mut client, &mut message, &SmtpTimeouts::default()).await;
     assert!(matches!(reply, Ok(ref r) if r.to_string() == "250 2.0.0 queued"));
     drop(client);
     let mut wire = Vec::new();
     server.read_to_end(&mut wire).await.ok();
-    assert_eq!(wire, b"DATA\r\nSubject: a\r\n\r\n..dot\r\nx\r\n.\r\n");
+    assert_eq!(wire, b"Subject: a\r\n\r\n..dot\r\nx\r\n.\r\n");
 }
 
 #[tokio::test]
 async fn a_body_that_fails_half_way_is_never_ended() {
     let (client, mut server) = duplex(1 << 16);
     let mut client = Client::new(client);
-    server.write_all(b"354 go ahead\r\n").await.ok();
     let mut message = Chunks(VecDeque::from([
         Ok(Bytes::from_static(b"part\r\n")),
         Err(()),
@@ -137,7 +133,23 @@ async fn a_body_that_fails_half_way_is_never_ended() {
     drop(client);
     let mut wire = Vec::new();
     server.read_to_end(&mut wire).await.ok();
-    assert_eq!(wire, b"DATA\r\npart\r\n");
+    assert_eq!(wire, b"part\r\n");
+}
+
+#[tokio::test]
+async fn empty_data_is_ended_with_a_lone_dot() {
+    let (client, mut server) = duplex(64);
+    let mut client = Client::new(client);
+    server
+        .write_all(b"554 5.5.1 no valid recipients\r\n")
+        .await
+        .ok();
+    let reply = end_empty_data(&mut client, &SmtpTimeouts::default()).await;
+    assert!(matches!(reply, Ok(ref r) if r.code == 554));
+    drop(client);
+    let mut wire = Vec::new();
+    server.read_to_end(&mut wire).await.ok();
+    assert_eq!(wire, b".\r\n");
 }
 
 #[tokio::test]

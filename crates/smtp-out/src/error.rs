@@ -71,11 +71,6 @@ fn connect_failure(error: &std::io::Error) -> String {
 }
 
 impl SessionError {
-    /// Whether the connection may still be used for another transaction.
-    pub(crate) fn connection_usable(&self) -> bool {
-        matches!(self, SessionError::Reply(reply) if reply.code != 421)
-    }
-
     /// The outcome of a delivery that stopped on this error: the remote reply's class
     /// decides, everything local is worth another try later.
     pub(crate) fn outcome(&self) -> DeliveryOutcome {

@@ -7,6 +7,10 @@
 //! streams the body from the store with BDAT when the server supports CHUNKING and with
 //! dot-stuffed DATA otherwise, and keeps connections open per host for the next message.
 //!
+//! Round trips per message on a reused connection are kept to what the server allows:
+//! with PIPELINING the envelope (MAIL, RCPT and DATA) goes as one group, a completed
+//! transaction needs no RSET, and an idle connection is checked without a NOOP.
+//!
 //! The session is written here on tokio and smtp-proto's reply parser rather than on
 //! mail-send's client: mail-send's `data`/`bdat` take the whole message as one slice,
 //! and mailfwd never holds a whole message in memory.
@@ -20,6 +24,7 @@ mod config;
 mod connect;
 mod data;
 mod dns;
+mod envelope;
 mod error;
 mod mailer;
 mod pool;

@@ -13,11 +13,11 @@ use crate::config::MailerConfig;
 use crate::connect::{Connector, Peer, Session};
 use crate::dns::Dns;
 use crate::error::MailerError;
-use crate::pool::Pool;
+use crate::pool::{Idle, Pool, still_usable};
 use crate::resolve::{Router, Unreachable};
 use crate::route::parse_relay;
 use crate::tls::{Stream, opportunistic_connector};
-use crate::transaction::transaction;
+use crate::transaction::{After, TransactionEnd, transaction};
 
 /// At most this many connections are attempted for one message (RFC 5321 §5.1 asks
 /// for a limit; Postfix tries 5 MX addresses by default).
@@ -132,7 +132,20 @@ impl Mailer for SmtpMailer {
         'hosts: for host in &hosts {
             let key = host.pool_key();
             if let Some(session) = inner.checkout(&key).await {
-                return inner.deliver(session, &key, &mut message).await;
+                let peer = session.peer.clone();
+                let end = inner.deliver(session, &key, &mut message).await;
+                if !end.retryable {
+                    return end.outcome;
+                }
+                // Nothing reached the server: a fresh connection to this host gets it now
+                // rather than a later retry of the whole delivery. Once: a fresh session
+                // is never retried (`deliver` below returns whatever happens).
+                info!(
+                    peer = %peer,
+                    outcome = ?end.outcome,
+                    "reused connection failed before MAIL FROM; sending over a new one"
+                );
+                last_error = Some(outcome_text(end.outcome));
             }
             let addresses = match inner.router.addresses(host).await {
                 Ok(addresses) => addresses,
@@ -156,7 +169,9 @@ impl Mailer for SmtpMailer {
                     addr: SocketAddr::new(ip, host.port),
                 };
                 match inner.connector.open(&peer).await {
-                    Ok(session) => return inner.deliver(session, &key, &mut message).await,
+                    Ok(session) => {
+                        return inner.deliver(session, &key, &mut message).await.outcome;
+                    }
                     Err(error) => {
                         warn!(peer = %peer, %error, "no session; trying the next host");
                         last_error = Some(error.to_string());
@@ -177,25 +192,20 @@ impl Inner {
         self.config.timeouts.ehlo.min(Duration::from_secs(30))
     }
 
-    /// An idle session for `key` that still answers NOOP.
+    /// An idle session for `key` that is still usable (see [`still_usable`]).
     async fn checkout(&self, key: &str) -> Option<Session<Stream>> {
         loop {
-            let (session, expired) = self.pool.take(key);
+            let (idle, expired) = self.pool.take(key);
             for old in expired {
                 tokio::spawn(old.client.quit(self.short_timeout()));
             }
-            let mut session = session?;
-            match session
-                .client
-                .command("NOOP", self.short_timeout(), "NOOP")
-                .await
-            {
-                Ok(reply) if reply.is_positive() => {
-                    debug!(peer = %session.peer, "reusing connection");
-                    return Some(session);
-                }
-                _ => debug!(peer = %session.peer, "idle connection is gone"),
+            let Idle { mut session, since } = idle?;
+            let idle_for = since.elapsed();
+            if still_usable(&mut session.client, idle_for, self.short_timeout()).await {
+                debug!(peer = %session.peer, ?idle_for, "reusing connection");
+                return Some(session);
             }
+            debug!(peer = %session.peer, ?idle_for, "idle connection is gone");
         }
     }
 
@@ -204,7 +214,7 @@ impl Inner {
         mut session: Session<Stream>,
         key: &str,
         message: &mut Outgoing,
-    ) -> DeliveryOutcome {
+    ) -> TransactionEnd {
         let end = transaction(&mut session, message, &self.config.timeouts).await;
         info!(
             peer = %session.peer,
@@ -213,26 +223,40 @@ impl Inner {
             outcome = ?end.outcome,
             "delivery attempt finished"
         );
-        if end.reusable {
-            self.release(key, session).await;
+        match end.after {
+            After::Ready => self.pool_or_quit(key, session).await,
+            After::Reset => self.reset(key, session).await,
+            After::Close => {}
         }
-        end.outcome
+        end
     }
 
-    /// RSET, then back to the pool; a session that fails RSET is dropped.
-    async fn release(&self, key: &str, mut session: Session<Stream>) {
+    /// RSET after a transaction that stopped half-way, then back to the pool; a
+    /// session that fails RSET is dropped.
+    async fn reset(&self, key: &str, mut session: Session<Stream>) {
         match session
             .client
             .command("RSET", self.short_timeout(), "RSET")
             .await
         {
-            Ok(reply) if reply.is_positive() => {
-                if let Some(surplus) = self.pool.put(key, session) {
-                    surplus.client.quit(self.short_timeout()).await;
-                }
-            }
+            Ok(reply) if reply.is_positive() => self.pool_or_quit(key, session).await,
             _ => debug!(peer = %session.peer, "RSET failed; dropping the connection"),
         }
+    }
+
+    async fn pool_or_quit(&self, key: &str, session: Session<Stream>) {
+        if let Some(surplus) = self.pool.put(key, session) {
+            surplus.client.quit(self.short_timeout()).await;
+        }
+    }
+}
+
+/// The text an outcome carries, to report if no later attempt does better.
+fn outcome_text(outcome: DeliveryOutcome) -> String {
+    match outcome {
+        DeliveryOutcome::Delivered(text)
+        | DeliveryOutcome::Transient(text)
+        | DeliveryOutcome::Permanent(text) => text,
     }
 }
 

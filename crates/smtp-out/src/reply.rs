@@ -62,6 +62,8 @@ impl fmt::Display for Reply {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Capabilities {
     pub(crate) starttls: bool,
+    /// PIPELINING (RFC 2920): the envelope may go as one group of commands.
+    pub(crate) pipelining: bool,
     pub(crate) chunking: bool,
     pub(crate) smtputf8: bool,
     /// `SIZE` was advertised; `Some(0)` means no fixed limit.
@@ -80,6 +82,7 @@ impl Capabilities {
             };
             match keyword.to_ascii_uppercase().as_str() {
                 "STARTTLS" => caps.starttls = true,
+                "PIPELINING" => caps.pipelining = true,
                 "CHUNKING" => caps.chunking = true,
                 "SMTPUTF8" => caps.smtputf8 = true,
                 "SIZE" => {
@@ -153,6 +156,7 @@ mod tests {
             caps,
             Capabilities {
                 starttls: true,
+                pipelining: true,
                 chunking: true,
                 smtputf8: true,
                 size: Some(10_240_000),
@@ -164,7 +168,7 @@ mod tests {
     fn size_without_limit_and_missing_keywords() {
         let caps = Capabilities::from_ehlo(&reply(250, [0, 0, 0], "mx.example\nSIZE\nHELP"));
         assert_eq!(caps.size, Some(0));
-        assert!(!caps.starttls && !caps.chunking && !caps.smtputf8);
+        assert!(!caps.starttls && !caps.pipelining && !caps.chunking && !caps.smtputf8);
         let caps = Capabilities::from_ehlo(&reply(250, [0, 0, 0], "mx.example STARTTLS"));
         assert_eq!(caps, Capabilities::default());
     }

@@ -1,20 +1,65 @@
-//! One mail transaction on an open session: MAIL FROM, RCPT TO, the message, and what
-//! the replies mean for the delivery.
+//! One mail transaction on an open session: MAIL FROM, RCPT TO, the message, what the
+//! replies mean for the delivery, and what state they leave the connection in.
 
 use mailfwd_domain::delivery::{DeliveryOutcome, Outgoing};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::SmtpTimeouts;
 use crate::connect::Session;
-use crate::data::{send_bdat, send_data};
+use crate::data::{end_empty_data, send_bdat, send_data};
+use crate::envelope::{Command, Replies, exchange};
 use crate::error::SessionError;
 use crate::reply::Reply;
 
-/// How a transaction ended, and whether its connection may carry another one.
+/// What a finished transaction leaves the connection fit for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Ready for the next MAIL FROM: the transaction never started, or the server gave
+    /// its final reply to the data, which ends it and resets its state (RFC 5321
+    /// §4.1.1.4), so an RSET would only cost a round trip.
+    Ready,
+    /// The transaction stopped half-way (MAIL, RCPT, DATA or a BDAT chunk refused):
+    /// RSET before the next one.
+    Reset,
+    /// Closed, broken, closing (421), or in an unknown state: drop it.
+    Close,
+}
+
+/// How a transaction ended.
 #[derive(Debug)]
 pub(crate) struct TransactionEnd {
     pub(crate) outcome: DeliveryOutcome,
-    pub(crate) reusable: bool,
+    pub(crate) after: After,
+    /// The session failed (closed, I/O error, or 421) before the server accepted MAIL
+    /// FROM, so nothing of the message reached it. On a reused connection this is
+    /// most likely a server that dropped the idle session just then: the message may
+    /// go again at once over a new connection.
+    pub(crate) retryable: bool,
+}
+
+impl TransactionEnd {
+    /// Ended by `reply` to MAIL, RCPT, DATA or a BDAT chunk before the final one.
+    fn refused(reply: Reply, to_mail: bool) -> Self {
+        let closing = reply.code == 421;
+        TransactionEnd {
+            outcome: reply.outcome(),
+            after: if closing { After::Close } else { After::Reset },
+            retryable: closing && to_mail,
+        }
+    }
+
+    /// Ended by `error`; `before_mail` if MAIL FROM had not been answered yet.
+    fn failed(error: SessionError, before_mail: bool) -> Self {
+        match error {
+            SessionError::Reply(reply) => TransactionEnd::refused(reply, before_mail),
+            error => TransactionEnd {
+                retryable: before_mail
+                    && matches!(error, SessionError::Closed { .. } | SessionError::Io { .. }),
+                outcome: error.outcome(),
+                after: After::Close,
+            },
+        }
+    }
 }
 
 /// Runs one transaction for `message` on `session`.
@@ -26,18 +71,32 @@ pub(crate) async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(refusal) = refuse_locally(session, message) {
         return TransactionEnd {
             outcome: DeliveryOutcome::Permanent(refusal),
-            reusable: true,
+            after: After::Ready,
+            retryable: false,
         };
     }
-    match run(session, message, timeouts).await {
+    let commands = commands(session, message, timeouts);
+    if let Err(end) = envelope(session, &commands, timeouts).await {
+        return end;
+    }
+    let client = &mut session.client;
+    let body = message.body.as_mut();
+    let sent = if session.caps.chunking {
+        send_bdat(client, body, timeouts).await
+    } else {
+        send_data(client, body, timeouts).await
+    };
+    match sent {
         Ok(reply) => TransactionEnd {
+            after: if reply.code == 421 {
+                After::Close
+            } else {
+                After::Ready
+            },
             outcome: reply.outcome(),
-            reusable: reply.code != 421,
+            retryable: false,
         },
-        Err(error) => TransactionEnd {
-            outcome: error.outcome(),
-            reusable: error.connection_usable(),
-        },
+        Err(error) => TransactionEnd::failed(error, false),
     }
 }
 
@@ -66,11 +125,49 @@ fn refuse_locally<S>(session: &Session<S>, message: &Outgoing) -> Option<String>
     }
 }
 
-async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+/// Sends the envelope's `commands`. `Ok` when the server accepted them all (DATA with
+/// 354); otherwise how the transaction ended.
+async fn envelope<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<S>,
-    message: &mut Outgoing,
+    commands: &[Command],
     timeouts: &SmtpTimeouts,
-) -> Result<Reply, SessionError> {
+) -> Result<(), TransactionEnd> {
+    let client = &mut session.client;
+    let Replies { replies, error } = exchange(client, commands, session.caps.pipelining).await;
+    let refusal = commands
+        .iter()
+        .zip(&replies)
+        .position(|(command, reply)| !(command.go_on)(reply));
+    let Some(index) = refusal else {
+        return match error {
+            None => Ok(()),
+            Some(error) => Err(TransactionEnd::failed(error, replies.is_empty())),
+        };
+    };
+    // The first refusal decides; later replies (503 "need MAIL", 554 "no valid
+    // recipients") only follow from it.
+    let mut end = TransactionEnd::refused(replies[index].clone(), index == 0);
+    if error.is_some() || replies.iter().any(|reply| reply.code == 421) {
+        end.after = After::Close;
+    }
+    let data_answered = replies.len() == commands.len()
+        && commands
+            .last()
+            .is_some_and(|command| command.line == "DATA")
+        && replies.last().is_some_and(|reply| reply.code == 354);
+    if data_answered && end.after == After::Reset {
+        // A pipelined DATA answered 354 although the envelope was refused: the server
+        // now reads message data. End it empty (RFC 2920 §3.1), never send the body.
+        if end_empty_data(client, timeouts).await.is_err() {
+            end.after = After::Close;
+        }
+    }
+    Err(end)
+}
+
+/// The envelope's commands for `message`: DATA is one of them unless the message goes
+/// by BDAT (BDAT carries data, so it is sent when the envelope has been accepted).
+fn commands<S>(session: &Session<S>, message: &Outgoing, timeouts: &SmtpTimeouts) -> Vec<Command> {
     let sender = message
         .sender
         .as_ref()
@@ -83,24 +180,31 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     if needs_smtputf8(message) {
         mail.push_str(" SMTPUTF8");
     }
-    let reply = session
-        .client
-        .command(&mail, timeouts.mail, "MAIL FROM")
-        .await?;
-    if !reply.is_positive() {
-        return Err(SessionError::Reply(reply));
+    let mut commands = vec![
+        Command {
+            line: mail,
+            timeout: timeouts.mail,
+            during: "MAIL FROM",
+            go_on: Reply::is_positive,
+        },
+        Command {
+            line: format!("RCPT TO:<{}>", message.recipient),
+            timeout: timeouts.rcpt,
+            during: "RCPT TO",
+            go_on: Reply::is_positive,
+        },
+    ];
+    if !session.caps.chunking {
+        commands.push(Command {
+            line: "DATA".to_owned(),
+            timeout: timeouts.data_init,
+            during: "DATA",
+            go_on: |reply| reply.code == 354,
+        });
     }
-    let rcpt = format!("RCPT TO:<{}>", message.recipient);
-    let reply = session
-        .client
-        .command(&rcpt, timeouts.rcpt, "RCPT TO")
-        .await?;
-    if !reply.is_positive() {
-        return Err(SessionError::Reply(reply));
-    }
-    if session.caps.chunking {
-        send_bdat(&mut session.client, message.body.as_mut(), timeouts).await
-    } else {
-        send_data(&mut session.client, message.body.as_mut(), timeouts).await
-    }
+    commands
 }
+
+#[cfg(test)]
+#[path = "transaction_tests.rs"]
+mod tests;

@@ -9,6 +9,8 @@ mod delivery;
 mod dns;
 #[path = "mailer/large.rs"]
 mod large;
+#[path = "mailer/pipelining.rs"]
+mod pipelining;
 #[path = "mailer/routing.rs"]
 mod routing;
 #[path = "mailer/session.rs"]

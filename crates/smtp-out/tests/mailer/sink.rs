@@ -27,6 +27,7 @@ pub const KEEP_BODY: usize = 2 << 20;
 pub struct Options {
     pub greeting: String,
     pub ehlo: bool,
+    pub pipelining: bool,
     pub chunking: bool,
     pub starttls: bool,
     /// Answer 220 to STARTTLS, then send garbage instead of a TLS handshake.
@@ -36,6 +37,13 @@ pub struct Options {
     pub mail_reply: String,
     pub rcpt_reply: String,
     pub data_reply: String,
+    /// Answer DATA with 354 even without a valid recipient (RFC 2920 §3.1 says 554).
+    pub data_without_rcpt: bool,
+    /// Close the connection, unanswered, at a MAIL FROM after the first transaction.
+    pub close_at_second_mail: bool,
+    /// After a transaction, send a 421 notice once no command came for this long, as
+    /// a server that times out idle sessions (the sink then goes on reading).
+    pub idle_notice: Option<Duration>,
 }
 
 impl Default for Options {
@@ -43,6 +51,7 @@ impl Default for Options {
         Options {
             greeting: "220 sink.test ESMTP".into(),
             ehlo: true,
+            pipelining: true,
             chunking: false,
             starttls: false,
             broken_tls: false,
@@ -51,6 +60,9 @@ impl Default for Options {
             mail_reply: "250 2.1.0 Ok".into(),
             rcpt_reply: "250 2.1.5 Ok".into(),
             data_reply: "250 2.0.0 Ok: queued as SINK1".into(),
+            data_without_rcpt: false,
+            close_at_second_mail: false,
+            idle_notice: None,
         }
     }
 }
@@ -75,6 +87,11 @@ pub struct Log {
     pub connections: usize,
     /// (connection, command line) for every command outside message data.
     pub commands: Vec<(usize, String)>,
+    /// The commands that arrived together with the next one (pipelined): more input
+    /// was already there when the sink read them.
+    pub batched: Vec<String>,
+    /// Idle notices (421) sent.
+    pub notices: usize,
     pub messages: Vec<Message>,
     /// Connections that ended (closed by the client or after QUIT).
     pub closed: usize,
@@ -167,6 +184,13 @@ impl Sink {
 
     pub fn commands(&self) -> Vec<String> {
         self.log().commands.iter().map(|(_, c)| c.clone()).collect()
+    }
+
+    /// The commands the sink saw on connection `id`.
+    pub fn commands_on(&self, id: usize) -> Vec<String> {
+        let log = self.log();
+        let on = log.commands.iter().filter(|(c, _)| *c == id);
+        on.map(|(_, command)| command.clone()).collect()
     }
 
     /// Closes every open connection from the server side, as a server that restarted.

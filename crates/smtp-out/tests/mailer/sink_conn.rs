@@ -21,18 +21,37 @@ struct Transaction {
     bdat_hash: u64,
 }
 
+const NO_RECIPIENTS: &str = "554 5.5.1 Error: no valid recipients";
+
 pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Result<()> {
     let options = &shared.options;
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
     reply(&mut io, &options.greeting).await?;
     let mut tls = false;
     let mut tx = Transaction::default();
+    // Transactions whose data this connection took, and whether the last command was one.
+    let mut done = 0;
+    let mut after_data = false;
     loop {
+        if let (Some(wait), true) = (options.idle_notice, after_data) {
+            // fill_buf, unlike a line read, loses nothing when the wait runs out.
+            if tokio::time::timeout(wait, io.fill_buf()).await.is_err() {
+                reply(&mut io, "421 4.4.2 sink.test idle timeout").await?;
+                lock(&shared.log).notices += 1;
+            }
+        }
+        after_data = false;
         let Some(line) = read_line(&mut io, shared).await? else {
             return Ok(());
         };
         let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-        lock(&shared.log).commands.push((id, text.clone()));
+        {
+            let mut log = lock(&shared.log);
+            log.commands.push((id, text.clone()));
+            if !io.buffer().is_empty() {
+                log.batched.push(text.clone());
+            }
+        }
         let verb = text
             .split([' ', ':'])
             .next()
@@ -41,7 +60,10 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
         match verb.as_str() {
             "EHLO" if !options.ehlo => reply(&mut io, "502 5.5.1 EHLO not supported").await?,
             "EHLO" => {
-                let mut lines = vec!["250-sink.test".to_owned(), "250-PIPELINING".to_owned()];
+                let mut lines = vec!["250-sink.test".to_owned()];
+                if options.pipelining {
+                    lines.push("250-PIPELINING".into());
+                }
                 if options.chunking {
                     lines.push("250-CHUNKING".into());
                 }
@@ -70,11 +92,15 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                 tls = true;
                 tx = Transaction::default();
             }
+            "MAIL" if options.close_at_second_mail && done > 0 => return Ok(()),
             "MAIL" => {
                 if options.mail_reply.starts_with('2') {
                     tx.mail_from = Some(text.clone());
                 }
                 reply(&mut io, &options.mail_reply).await?;
+            }
+            "RCPT" if tx.mail_from.is_none() => {
+                reply(&mut io, "503 5.5.1 Error: need MAIL command").await?;
             }
             "RCPT" => {
                 if options.rcpt_reply.starts_with('2') {
@@ -82,11 +108,21 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                 }
                 reply(&mut io, &options.rcpt_reply).await?;
             }
+            "DATA" if tx.rcpt_to.is_empty() && !options.data_without_rcpt => {
+                reply(&mut io, NO_RECIPIENTS).await?;
+            }
             "DATA" => {
                 reply(&mut io, "354 End data with <CR><LF>.<CR><LF>").await?;
                 let (body, len, hash) = read_data(&mut io, shared).await?;
+                let valid = !tx.rcpt_to.is_empty();
                 record(shared, id, &mut tx, body, len, hash, tls, false);
-                reply(&mut io, &options.data_reply).await?;
+                let answer = if valid {
+                    &options.data_reply
+                } else {
+                    NO_RECIPIENTS
+                };
+                reply(&mut io, answer).await?;
+                (done, after_data) = (done + 1, true);
             }
             "BDAT" => {
                 let mut words = text.split_ascii_whitespace().skip(1);
@@ -105,6 +141,7 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                     let (len, hash) = (tx.bdat_len, tx.bdat_hash);
                     record(shared, id, &mut tx, body, len, hash, tls, true);
                     reply(&mut io, &options.data_reply).await?;
+                    (done, after_data) = (done + 1, true);
                 } else {
                     reply(&mut io, &format!("250 2.0.0 {size} octets received")).await?;
                 }

@@ -1,0 +1,93 @@
+//! The envelope of a transaction on the wire: MAIL FROM, RCPT TO and, when the message
+//! goes by DATA, the DATA command. With PIPELINING (RFC 2920) they are written as one
+//! group and the replies read in order afterwards, one round trip instead of three;
+//! without it, each command waits for its reply.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::client::Client;
+use crate::error::SessionError;
+use crate::reply::Reply;
+
+/// One command of the envelope.
+pub(crate) struct Command {
+    /// The command line, without CRLF.
+    pub(crate) line: String,
+    pub(crate) timeout: Duration,
+    pub(crate) during: &'static str,
+    /// Whether the reply lets the transaction go on: 2xx, or 354 for DATA.
+    pub(crate) go_on: fn(&Reply) -> bool,
+}
+
+/// What came back for a group of commands, in the order they were sent.
+pub(crate) struct Replies {
+    pub(crate) replies: Vec<Reply>,
+    /// The error that stopped the exchange before every command had its reply.
+    pub(crate) error: Option<SessionError>,
+}
+
+/// Sends `commands` and collects their replies.
+///
+/// Pipelined, every reply is read even after a refusal: the server answers each
+/// command of the group, and an unread reply would be taken for the answer to the next
+/// command. Reading stops early only at an error, or at a 421, after which the server
+/// closes the connection and sends nothing more. In lock-step, the first reply that
+/// does not let the transaction go on ends it: the remaining commands are not sent.
+pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Client<S>,
+    commands: &[Command],
+    pipelining: bool,
+) -> Replies {
+    let mut replies = Vec::with_capacity(commands.len());
+    if pipelining && let Err(error) = write_group(client, commands).await {
+        return Replies {
+            replies,
+            error: Some(error),
+        };
+    }
+    for command in commands {
+        let reply = if pipelining {
+            client.read_reply(command.timeout, command.during).await
+        } else {
+            client
+                .command(&command.line, command.timeout, command.during)
+                .await
+        };
+        let reply = match reply {
+            Ok(reply) => reply,
+            Err(error) => {
+                return Replies {
+                    replies,
+                    error: Some(error),
+                };
+            }
+        };
+        let stop = reply.code == 421 || (!pipelining && !(command.go_on)(&reply));
+        replies.push(reply);
+        if stop {
+            break;
+        }
+    }
+    Replies {
+        replies,
+        error: None,
+    }
+}
+
+/// Writes every command of the group at once, so that they leave in one segment.
+async fn write_group<S: AsyncRead + AsyncWrite + Unpin>(
+    client: &mut Client<S>,
+    commands: &[Command],
+) -> Result<(), SessionError> {
+    let Some(first) = commands.first() else {
+        return Ok(());
+    };
+    let mut group = Vec::new();
+    for command in commands {
+        group.extend_from_slice(command.line.as_bytes());
+        group.extend_from_slice(b"\r\n");
+    }
+    client.write(&group, first.timeout, first.during).await
+}
