@@ -102,7 +102,7 @@ impl Sink {
                 (sender, recipients) = (String::new(), Vec::new());
                 "250 ok\r\n".into()
             } else if upper.starts_with("MAIL FROM:") {
-                sender = path(&line);
+                (sender, recipients) = (path(&line), Vec::new());
                 "250 2.1.0 ok\r\n".into()
             } else if upper.starts_with("RCPT TO:") {
                 let recipient = path(&line);
@@ -135,6 +135,8 @@ impl Sink {
                         data,
                     };
                     self.received.lock().unwrap().push(message);
+                    // The end of the data ends the transaction (RFC 5321 §4.1.1.4).
+                    (sender, recipients) = (String::new(), Vec::new());
                     "250 2.0.0 queued by sink\r\n".into()
                 }
             } else if upper.starts_with("QUIT") {

@@ -5,15 +5,16 @@ use std::sync::Arc;
 use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Mailer};
 use mailfwd_domain::email::SplitEmailStore;
 use mailfwd_domain::{EmailStore, Ingest, IngestLimits, RuleStore};
+use mailfwd_layers::CachedRuleStore;
 use mailfwd_s3::ObjectBodyStore;
 use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
-use mailfwd_sqlite::{SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore};
+use mailfwd_sqlite::{SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore, Writer};
 
 use crate::config::Config;
 
 /// The ports every listener and worker shares.
 pub struct Ports {
-    /// Forwarding rules.
+    /// Forwarding rules, behind the rule cache.
     pub rules: Arc<dyn RuleStore>,
     /// Received emails: bodies and the received log.
     pub emails: Arc<dyn EmailStore>,
@@ -30,16 +31,19 @@ impl Ports {
     pub async fn open(config: &Config) -> Result<Ports, String> {
         let rules = open_rule_store(config).await?;
         let pool = rules.pool().clone();
+        // One writer for the received log and the queue: see `mailfwd_sqlite::Writer`.
+        let writer = Writer::start(&pool);
         let bodies =
             ObjectBodyStore::from_url(&config.email_store_url()).map_err(|e| e.to_string())?;
         let emails = SplitEmailStore::new(
             Arc::new(bodies),
-            Arc::new(SqliteEmailLog::new(pool.clone())),
+            Arc::new(SqliteEmailLog::new(pool.clone(), writer.clone())),
         );
+        let cache = config.rule_cache().map_err(|e| e.to_string())?;
         Ok(Ports {
-            rules: Arc::new(rules),
+            rules: Arc::new(CachedRuleStore::new(Arc::new(rules), cache)),
             emails: Arc::new(emails),
-            queue: Arc::new(SqliteDeliveryQueue::new(pool)),
+            queue: Arc::new(SqliteDeliveryQueue::new(pool, writer)),
         })
     }
 

@@ -75,6 +75,48 @@ fn is_due(entry: &Entry, now: SystemTime) -> bool {
         }
 }
 
+fn enqueue_locked(
+    jobs: &mut BTreeMap<(EmailId, String), Entry>,
+    email: EmailId,
+    destinations: &[EmailAddress],
+    force: bool,
+    now: SystemTime,
+) -> Vec<EnqueueOutcome> {
+    let fresh = |destination: &EmailAddress| Entry {
+        job: DeliveryJob {
+            email,
+            destination: destination.clone(),
+            state: JobState::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            last_reply: None,
+            created_at: now,
+        },
+        lease: None,
+    };
+    destinations
+        .iter()
+        .map(|destination| {
+            let key = (email, destination.match_key());
+            match jobs.get_mut(&key) {
+                None => {
+                    jobs.insert(key, fresh(destination));
+                    EnqueueOutcome::Enqueued
+                }
+                Some(entry) if force => {
+                    *entry = fresh(destination);
+                    EnqueueOutcome::Requeued
+                }
+                Some(entry) => match entry.job.state {
+                    JobState::Pending => EnqueueOutcome::AlreadyPending,
+                    JobState::Delivered { .. } => EnqueueOutcome::AlreadyDelivered,
+                    JobState::Failed { .. } => EnqueueOutcome::AlreadyFailed,
+                },
+            }
+        })
+        .collect()
+}
+
 #[async_trait]
 impl DeliveryQueue for MemoryDeliveryQueue {
     async fn enqueue(
@@ -84,46 +126,45 @@ impl DeliveryQueue for MemoryDeliveryQueue {
         force: bool,
         now: SystemTime,
     ) -> Result<Vec<EnqueueOutcome>, QueueError> {
-        let mut jobs = lock(&self.jobs);
-        let fresh = |destination: &EmailAddress| DeliveryJob {
+        Ok(enqueue_locked(
+            &mut lock(&self.jobs),
             email,
-            destination: destination.clone(),
-            state: JobState::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            last_reply: None,
-            created_at: now,
-        };
-        let mut outcomes = Vec::with_capacity(destinations.len());
-        for destination in destinations {
-            let key = (email, destination.match_key());
-            let outcome = match jobs.get_mut(&key) {
-                None => {
-                    jobs.insert(
-                        key,
-                        Entry {
-                            job: fresh(destination),
-                            lease: None,
-                        },
-                    );
-                    EnqueueOutcome::Enqueued
-                }
-                Some(entry) if force => {
-                    *entry = Entry {
-                        job: fresh(destination),
-                        lease: None,
-                    };
-                    EnqueueOutcome::Requeued
-                }
-                Some(entry) => match entry.job.state {
-                    JobState::Pending => EnqueueOutcome::AlreadyPending,
-                    JobState::Delivered { .. } => EnqueueOutcome::AlreadyDelivered,
-                    JobState::Failed { .. } => EnqueueOutcome::AlreadyFailed,
-                },
-            };
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
+            destinations,
+            force,
+            now,
+        ))
+    }
+
+    async fn enqueue_claimed(
+        &self,
+        email: EmailId,
+        destinations: &[EmailAddress],
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<Vec<(EnqueueOutcome, Option<ClaimedJob>)>, QueueError> {
+        // One lock for both steps: no worker may claim a new job in between.
+        let mut jobs = lock(&self.jobs);
+        let outcomes = enqueue_locked(&mut jobs, email, destinations, false, now);
+        let mut next_lease = lock(&self.next_lease);
+        Ok(outcomes
+            .into_iter()
+            .zip(destinations)
+            .map(|(outcome, destination)| {
+                let claimed = (outcome == EnqueueOutcome::Enqueued)
+                    .then(|| jobs.get_mut(&(email, destination.match_key())))
+                    .flatten()
+                    .map(|entry| {
+                        *next_lease += 1;
+                        entry.lease = Some((*next_lease, now + lease));
+                        entry.job.attempts += 1;
+                        ClaimedJob {
+                            job: entry.job.clone(),
+                            lease: *next_lease,
+                        }
+                    });
+                (outcome, claimed)
+            })
+            .collect())
     }
 
     async fn claim(

@@ -1,6 +1,5 @@
 //! `EmailLog` on SQLite: the received log in the `emails` table.
 
-mod group_commit;
 mod row;
 
 use async_trait::async_trait;
@@ -10,66 +9,64 @@ use sqlx::QueryBuilder;
 use sqlx::sqlite::SqlitePool;
 
 use crate::pool::{ConnectError, connect};
-use group_commit::GroupCommit;
+use crate::writer::{WriteError, Writer};
 use row::{COLUMNS, EmailRow, unix_millis};
 
 /// The received log in the `emails` table, one row per accepted email.
 ///
-/// `record` returns once its row is committed (the pool runs `synchronous = FULL`, so
-/// committed means on disk). Concurrent records share one transaction: a writer task
-/// batches whatever is queued, so many SMTP sessions finishing at once cost one fsync.
-/// The writer ends when the log is dropped. Reads go straight to the pool and run
-/// alongside the writer (WAL).
+/// `record` returns once its row is committed durably (on disk). Writes go through the
+/// database's one [`Writer`], so many SMTP sessions finishing at once share one
+/// transaction and one fsync. Reads go straight to the pool and run alongside the
+/// writer (WAL).
 #[derive(Debug)]
 pub struct SqliteEmailLog {
     pool: SqlitePool,
-    /// Where the evaluated flag is written; the main pool unless [`Self::with_state_pool`].
-    state_pool: SqlitePool,
-    writer: GroupCommit,
+    writer: Writer,
 }
 
 impl SqliteEmailLog {
-    /// A log on an open pool whose migrations have run, sharing it with the other stores.
-    ///
-    /// # Panics
-    /// Outside a Tokio runtime: the log spawns its writer task on the current one.
+    /// A log on an open pool whose migrations have run, writing through `writer` (the
+    /// one the database's other stores share).
     #[must_use]
-    pub fn new(pool: SqlitePool) -> Self {
-        SqliteEmailLog {
-            writer: GroupCommit::start(pool.clone()),
-            state_pool: pool.clone(),
-            pool,
-        }
+    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+        SqliteEmailLog { pool, writer }
     }
 
-    /// Writes the evaluated flag through `pool` (see [`crate::connect_relaxed`]): losing
-    /// it only means evaluating an email again, which is idempotent.
-    #[must_use]
-    pub fn with_state_pool(mut self, pool: SqlitePool) -> Self {
-        self.state_pool = pool;
-        self
-    }
-
-    /// Opens the database at `url` (see [`connect`]) and returns a log on it.
+    /// Opens the database at `url` (see [`connect`]) and returns a log on it, with a
+    /// writer of its own.
     ///
     /// # Errors
     /// [`ConnectError`] if the database cannot be opened or migrated.
+    ///
+    /// # Panics
+    /// Outside a Tokio runtime: the writer is a task.
     pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        Ok(SqliteEmailLog::new(connect(url).await?))
+        let pool = connect(url).await?;
+        let writer = Writer::start(&pool);
+        Ok(SqliteEmailLog::new(pool, writer))
     }
 
-    /// How many transactions the writer has committed so far. Compared with the number
-    /// of records, it shows how many records each fsync carried (for metrics and tests).
+    /// How many transactions the writer has committed so far (see [`Writer::commits`]).
     #[must_use]
     pub fn commits(&self) -> u64 {
         self.writer.commits()
     }
 }
 
+fn store_error(error: WriteError) -> StoreError {
+    StoreError::storage(error)
+}
+
 #[async_trait]
 impl EmailLog for SqliteEmailLog {
     async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError> {
-        self.writer.record(EmailRow::from_email(email)?).await
+        let row = EmailRow::from_email(email)?;
+        self.writer
+            .write(true, move |conn| {
+                Box::pin(async move { row.insert().execute(conn).await.map(drop) })
+            })
+            .await
+            .map_err(store_error)
     }
 
     async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError> {
@@ -129,12 +126,19 @@ impl EmailLog for SqliteEmailLog {
     }
 
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
-        sqlx::query("UPDATE emails SET evaluated = 1 WHERE id = ?1")
-            .bind(id.to_string())
-            .execute(&self.state_pool)
+        let id = id.to_string();
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query("UPDATE emails SET evaluated = 1 WHERE id = ?1")
+                        .bind(id)
+                        .execute(conn)
+                        .await
+                        .map(drop)
+                })
+            })
             .await
-            .map_err(StoreError::storage)?;
-        Ok(())
+            .map_err(store_error)
     }
 
     async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError> {

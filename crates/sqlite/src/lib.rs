@@ -4,8 +4,10 @@ mod emails;
 mod pool;
 mod queue;
 mod rules;
+mod writer;
 
 pub use emails::SqliteEmailLog;
-pub use pool::{ConnectError, connect, connect_relaxed};
+pub use pool::{ConnectError, connect};
 pub use queue::SqliteDeliveryQueue;
 pub use rules::SqliteRuleStore;
+pub use writer::{WriteError, Writer};

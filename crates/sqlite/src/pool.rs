@@ -57,26 +57,6 @@ pub async fn connect(url: &str) -> Result<SqlitePool, ConnectError> {
     Ok(pool)
 }
 
-/// A second pool on a database [`connect`] has opened, whose commits do not wait for
-/// an fsync (`synchronous = NORMAL`): for delivery state, which changes several times
-/// per message and must not cost an fsync each time.
-///
-/// This is safe because every store shares one write-ahead log, which is only ever
-/// lost from its end: a power cut can lose the last relaxed commits, never one made
-/// before a durable (`FULL`) commit such as an email's record. Losing a queue update
-/// means evaluating an email again or sending a delivery again, which the unique
-/// (email, destination) jobs and at-least-once delivery already allow for. A killed
-/// process loses nothing: the operating system still has the data.
-///
-/// # Errors
-/// [`ConnectError`] saying which step failed.
-pub async fn connect_relaxed(url: &str) -> Result<SqlitePool, ConnectError> {
-    // One connection: SQLite has one writer at a time, and writers queueing in the pool
-    // is far cheaper than writers colliding in SQLite, whose busy handler sleeps (up to
-    // 100 ms a time) until the lock is free.
-    open(url, SqliteSynchronous::Normal, 1).await
-}
-
 async fn open(
     url: &str,
     synchronous: SqliteSynchronous,

@@ -8,13 +8,20 @@ use mailfwd_domain::delivery::{
     ClaimedJob, DeliveryJob, DeliveryQueue, EnqueueOutcome, JobState, QueueError, QueueStats,
 };
 use mailfwd_domain::email::EmailId;
-use sqlx::sqlite::SqlitePool;
+use sqlx::QueryBuilder;
+use sqlx::sqlite::{SqliteConnection, SqlitePool};
 use thiserror::Error;
 
+use crate::writer::{WriteError, Writer};
+
 /// Delivery jobs in the `delivery_jobs` table (see migration 0003 for the lease scheme).
+///
+/// Every write goes through the database's one [`Writer`], as relaxed (not fsynced)
+/// commits: see the writer for why that is safe.
 #[derive(Debug, Clone)]
 pub struct SqliteDeliveryQueue {
     pool: SqlitePool,
+    writer: Writer,
 }
 
 /// A stored job that no longer parses: the database was edited by hand.
@@ -81,35 +88,59 @@ impl JobRow {
     }
 }
 
+/// A new job's lease, when it is claimed as it is enqueued.
+#[derive(Clone, Copy)]
+struct NewLease {
+    token: i64,
+    until: i64,
+}
+
 impl SqliteDeliveryQueue {
-    /// A queue on an open pool whose migrations have run.
+    /// A queue on an open pool whose migrations have run, writing through `writer` (the
+    /// one the database's other stores share).
     #[must_use]
-    pub fn new(pool: SqlitePool) -> Self {
-        SqliteDeliveryQueue { pool }
+    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+        SqliteDeliveryQueue { pool, writer }
     }
 
     /// Moves a job this worker holds to `state`; `LeaseLost` if it no longer holds it.
     async fn finish(
         &self,
         claimed: &ClaimedJob,
-        state: &str,
+        state: &'static str,
         reply: &str,
         at: SystemTime,
     ) -> Result<(), QueueError> {
-        let result = sqlx::query(
-            "UPDATE delivery_jobs SET state = ?1, last_reply = ?2, next_attempt_at = ?3, lease = NULL
-             WHERE email_id = ?4 AND destination_key = ?5 AND lease = ?6 AND state = 'pending'",
-        )
-        .bind(state)
-        .bind(reply)
-        .bind(millis(at))
-        .bind(claimed.job.email.to_string())
-        .bind(claimed.job.destination.match_key())
-        .bind(i64::from_ne_bytes(claimed.lease.to_ne_bytes()))
-        .execute(&self.pool)
-        .await
-        .map_err(QueueError::storage)?;
-        if result.rows_affected() == 0 {
+        let (email, key) = (
+            claimed.job.email.to_string(),
+            claimed.job.destination.match_key(),
+        );
+        let (reply, lease) = (
+            reply.to_owned(),
+            i64::from_ne_bytes(claimed.lease.to_ne_bytes()),
+        );
+        let updated = self
+            .writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE delivery_jobs SET state = ?1, last_reply = ?2, next_attempt_at = ?3, lease = NULL
+                         WHERE email_id = ?4 AND destination_key = ?5 AND lease = ?6 AND state = 'pending'",
+                    )
+                    .bind(state)
+                    .bind(reply)
+                    .bind(millis(at))
+                    .bind(email)
+                    .bind(key)
+                    .bind(lease)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                })
+            })
+            .await
+            .map_err(queue_error)?;
+        if updated == 0 {
             return Err(QueueError::LeaseLost {
                 email: claimed.job.email,
                 destination: claimed.job.destination.clone(),
@@ -117,6 +148,91 @@ impl SqliteDeliveryQueue {
         }
         Ok(())
     }
+
+    /// Writes the jobs of one enqueue call in the writer's next batch.
+    async fn write_jobs(
+        &self,
+        email: EmailId,
+        destinations: &[EmailAddress],
+        force: bool,
+        now: SystemTime,
+        lease: Option<NewLease>,
+    ) -> Result<Vec<EnqueueOutcome>, QueueError> {
+        if destinations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let jobs: Vec<(String, String)> = destinations
+            .iter()
+            .map(|d| (d.match_key(), d.to_string()))
+            .collect();
+        let email = email.to_string();
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(enqueue_jobs(conn, email, jobs, force, millis(now), lease))
+            })
+            .await
+            .map_err(queue_error)
+    }
+}
+
+fn queue_error(error: WriteError) -> QueueError {
+    QueueError::storage(error)
+}
+
+/// Inserts one job per (key, address) in `jobs` and says what happened to each. Each
+/// write is one statement, so a failure leaves nothing half-written.
+async fn enqueue_jobs(
+    conn: &mut SqliteConnection,
+    email: String,
+    jobs: Vec<(String, String)>,
+    force: bool,
+    now: i64,
+    lease: Option<NewLease>,
+) -> Result<Vec<EnqueueOutcome>, sqlx::Error> {
+    // Read before writing (the writer's transaction holds the write lock, so nothing
+    // changes in between): which jobs exist, and in which state.
+    let existing: Vec<(String, String)> =
+        sqlx::query_as("SELECT destination_key, state FROM delivery_jobs WHERE email_id = ?1")
+            .bind(&email)
+            .fetch_all(&mut *conn)
+            .await?;
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, attempts,
+           next_attempt_at, lease, created_at) ",
+    );
+    insert.push_values(&jobs, |mut row, (key, address)| {
+        row.push_bind(&email)
+            .push_bind(key)
+            .push_bind(address)
+            .push("'pending'")
+            .push_bind(i64::from(lease.is_some()))
+            .push_bind(lease.map_or(now, |l| l.until))
+            .push_bind(lease.map(|l| l.token))
+            .push_bind(now);
+    });
+    insert.push(if force {
+        " ON CONFLICT DO UPDATE SET state = 'pending', attempts = 0, next_attempt_at = excluded.created_at,
+            lease = NULL, last_reply = NULL, created_at = excluded.created_at"
+    } else {
+        " ON CONFLICT DO NOTHING"
+    });
+    insert.build().execute(&mut *conn).await?;
+    let state_of = |key: &str| {
+        existing
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, s)| s.as_str())
+    };
+    Ok(jobs
+        .iter()
+        .map(|(key, _)| match state_of(key) {
+            None => EnqueueOutcome::Enqueued,
+            Some(_) if force => EnqueueOutcome::Requeued,
+            Some("delivered") => EnqueueOutcome::AlreadyDelivered,
+            Some("failed") => EnqueueOutcome::AlreadyFailed,
+            Some(_) => EnqueueOutcome::AlreadyPending,
+        })
+        .collect())
 }
 
 #[async_trait]
@@ -128,57 +244,43 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         force: bool,
         now: SystemTime,
     ) -> Result<Vec<EnqueueOutcome>, QueueError> {
-        let mut tx = self.pool.begin().await.map_err(QueueError::storage)?;
-        let mut outcomes = Vec::with_capacity(destinations.len());
-        // The first statement writes, so the transaction takes SQLite's write lock at
-        // once (waiting out other writers); reading first and writing later would fail
-        // with SQLITE_BUSY when another writer commits in between.
-        for destination in destinations {
-            let (email_id, key) = (email.to_string(), destination.match_key());
-            let inserted = sqlx::query(
-                "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, next_attempt_at, created_at)
-                 VALUES (?1, ?2, ?3, 'pending', ?4, ?4) ON CONFLICT DO NOTHING",
-            )
-            .bind(&email_id)
-            .bind(&key)
-            .bind(destination.to_string())
-            .bind(millis(now))
-            .execute(&mut *tx)
-            .await
-            .map_err(QueueError::storage)?;
-            let outcome = if inserted.rows_affected() == 1 {
-                EnqueueOutcome::Enqueued
-            } else if force {
-                sqlx::query(
-                    "UPDATE delivery_jobs SET state = 'pending', attempts = 0, next_attempt_at = ?3, lease = NULL,
-                       last_reply = NULL, created_at = ?3 WHERE email_id = ?1 AND destination_key = ?2",
-                )
-                .bind(&email_id)
-                .bind(&key)
-                .bind(millis(now))
-                .execute(&mut *tx)
-                .await
-                .map_err(QueueError::storage)?;
-                EnqueueOutcome::Requeued
-            } else {
-                let (state,): (String,) = sqlx::query_as(
-                    "SELECT state FROM delivery_jobs WHERE email_id = ?1 AND destination_key = ?2",
-                )
-                .bind(&email_id)
-                .bind(&key)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(QueueError::storage)?;
-                match state.as_str() {
-                    "delivered" => EnqueueOutcome::AlreadyDelivered,
-                    "failed" => EnqueueOutcome::AlreadyFailed,
-                    _ => EnqueueOutcome::AlreadyPending,
-                }
-            };
-            outcomes.push(outcome);
-        }
-        tx.commit().await.map_err(QueueError::storage)?;
-        Ok(outcomes)
+        self.write_jobs(email, destinations, force, now, None).await
+    }
+
+    async fn enqueue_claimed(
+        &self,
+        email: EmailId,
+        destinations: &[EmailAddress],
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<Vec<(EnqueueOutcome, Option<ClaimedJob>)>, QueueError> {
+        let new_lease = NewLease {
+            token: fastrand::i64(..),
+            until: millis(now + lease),
+        };
+        let outcomes = self
+            .write_jobs(email, destinations, false, now, Some(new_lease))
+            .await?;
+        let claimed_at = time(millis(now));
+        Ok(outcomes
+            .into_iter()
+            .zip(destinations)
+            .map(|(outcome, destination)| {
+                let claimed = (outcome == EnqueueOutcome::Enqueued).then(|| ClaimedJob {
+                    job: DeliveryJob {
+                        email,
+                        destination: destination.clone(),
+                        state: JobState::Pending,
+                        attempts: 1,
+                        next_attempt_at: time(new_lease.until),
+                        last_reply: None,
+                        created_at: claimed_at,
+                    },
+                    lease: u64::from_ne_bytes(new_lease.token.to_ne_bytes()),
+                });
+                (outcome, claimed)
+            })
+            .collect())
     }
 
     async fn claim(
@@ -188,20 +290,31 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, QueueError> {
         let token = fastrand::i64(..);
-        let rows: Vec<JobRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "UPDATE delivery_jobs SET lease = ?1, next_attempt_at = ?2, attempts = attempts + 1
-             WHERE (email_id, destination_key) IN (
-               SELECT email_id, destination_key FROM delivery_jobs
-               WHERE state = 'pending' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
-             RETURNING {JOB_COLUMNS}"
-        )))
-        .bind(token)
-        .bind(millis(now + lease))
-        .bind(millis(now))
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(QueueError::storage)?;
+        let (until, now, limit) = (
+            millis(now + lease),
+            millis(now),
+            i64::try_from(limit).unwrap_or(i64::MAX),
+        );
+        let rows: Vec<JobRow> = self
+            .writer
+            .write(false, move |conn| {
+                Box::pin(
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "UPDATE delivery_jobs SET lease = ?1, next_attempt_at = ?2, attempts = attempts + 1
+                         WHERE (email_id, destination_key) IN (
+                           SELECT email_id, destination_key FROM delivery_jobs
+                           WHERE state = 'pending' AND next_attempt_at <= ?3 ORDER BY next_attempt_at LIMIT ?4)
+                         RETURNING {JOB_COLUMNS}"
+                    )))
+                    .bind(token)
+                    .bind(until)
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(conn),
+                )
+            })
+            .await
+            .map_err(queue_error)?;
         rows.into_iter()
             .map(|row| {
                 let lease = u64::from_ne_bytes(row.lease.unwrap_or(token).to_ne_bytes());

@@ -3,19 +3,20 @@
 mod common;
 
 use mailfwd_domain::delivery_queue_contract_tests;
-use mailfwd_sqlite::SqliteDeliveryQueue;
+use mailfwd_sqlite::{SqliteDeliveryQueue, Writer};
 
 async fn fresh_queue() -> SqliteDeliveryQueue {
     let pool = mailfwd_sqlite::connect(&common::fresh_url("queue-contract"))
         .await
         .expect("open a fresh database");
-    SqliteDeliveryQueue::new(pool)
+    let writer = Writer::start(&pool);
+    SqliteDeliveryQueue::new(pool, writer)
 }
 
 delivery_queue_contract_tests!(fresh_queue());
 
-/// SQLite has one writer at a time: concurrent enqueues and claims must wait for the
-/// lock, never fail with "database is locked".
+/// SQLite has one writer at a time: concurrent enqueues and claims share the writer's
+/// transactions, and never fail with "database is locked".
 #[tokio::test]
 async fn concurrent_enqueues_and_claims_all_succeed() {
     use std::sync::Arc;

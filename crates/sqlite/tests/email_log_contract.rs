@@ -6,7 +6,7 @@ use std::time::Duration;
 use mailfwd_domain::email::{EmailLog, EmailQuery, now_millis};
 use mailfwd_domain::email_log_contract_tests;
 use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail};
-use mailfwd_sqlite::SqliteEmailLog;
+use mailfwd_sqlite::{SqliteEmailLog, Writer};
 
 mod common;
 
@@ -82,7 +82,7 @@ async fn the_writer_task_ends_when_the_log_is_dropped() {
     // Opening the pool leaves short-lived tasks behind: let them finish first.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before = tasks();
-    let log = SqliteEmailLog::new(pool.clone());
+    let log = SqliteEmailLog::new(pool.clone(), Writer::start(&pool));
     assert_eq!(tasks(), before + 1, "one writer task");
     let email = received(1);
     log.record(&email).await.expect("record");
@@ -95,7 +95,8 @@ async fn the_writer_task_ends_when_the_log_is_dropped() {
     }
     assert!(tasks() <= before, "the writer task has ended");
     // What it wrote stays, for the next log on the same database.
-    let again = SqliteEmailLog::new(pool);
+    let writer = Writer::start(&pool);
+    let again = SqliteEmailLog::new(pool, writer);
     assert_eq!(again.get(&email.id).await.expect("still there"), email);
 }
 

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use mailfwd_domain::delivery::RetryPolicy;
+use mailfwd_layers::RuleCacheConfig;
 
 use super::Config;
 
@@ -39,6 +40,7 @@ impl Config {
         }
         self.retry_policy()?;
         self.delivery_lease()?;
+        self.rule_cache()?;
         if self.smtp_max_line_length < 512 {
             return fail("smtp_max_line_length (MAILFWD_SMTP_MAX_LINE_LENGTH) must be at least 512, the RFC 5321 minimum".to_owned());
         }
@@ -114,6 +116,19 @@ impl Config {
     /// A message if `delivery_lease` is not a duration.
     pub fn delivery_lease(&self) -> Result<Duration, Box<figment::Error>> {
         duration("delivery_lease", &self.delivery_lease)
+    }
+}
+
+impl Config {
+    /// The rule cache's size and time to live.
+    ///
+    /// # Errors
+    /// A message if `rule_cache_ttl` is not a duration.
+    pub fn rule_cache(&self) -> Result<RuleCacheConfig, Box<figment::Error>> {
+        Ok(RuleCacheConfig {
+            capacity: self.rule_cache_capacity,
+            ttl: duration("rule_cache_ttl", &self.rule_cache_ttl)?,
+        })
     }
 }
 

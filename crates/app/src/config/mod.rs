@@ -65,6 +65,11 @@ pub struct Config {
     pub retry_every: String,
     /// Give up once the next attempt would be this long after the email arrived.
     pub retry_give_up: String,
+    /// How long a rule lookup is cached (`0s`: no cache). Changes made through this
+    /// instance are seen at once; this bounds how long another instance's are not.
+    pub rule_cache_ttl: String,
+    /// Most recipients whose rule lookup is cached.
+    pub rule_cache_capacity: u64,
     /// Largest CSV body `POST /v1/forwards/import` accepts, in bytes.
     pub import_body_limit: usize,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
@@ -111,6 +116,8 @@ impl Default for Config {
             retry_every: "4h".to_owned(),
             retry_give_up: "5d".to_owned(),
             max_destinations: mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS,
+            rule_cache_ttl: "30s".to_owned(),
+            rule_cache_capacity: 100_000,
             import_body_limit: 64 * 1024 * 1024,
             log: "info".to_owned(),
             log_format: LogFormat::Text,
@@ -146,6 +153,8 @@ const SETTINGS: &[&str] = &[
     "retry_schedule",
     "retry_every",
     "retry_give_up",
+    "rule_cache_ttl",
+    "rule_cache_capacity",
     "import_body_limit",
     "log",
     "log_format",
@@ -166,6 +175,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "retry_schedule",
     "retry_every",
     "retry_give_up",
+    "rule_cache_ttl",
 ];
 
 impl Config {

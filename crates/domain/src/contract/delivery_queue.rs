@@ -50,6 +50,49 @@ pub async fn enqueue_is_idempotent_unless_forced(queue: &dyn DeliveryQueue) {
     assert!(queue.jobs_of(EmailId::new()).await.unwrap().is_empty());
 }
 
+pub async fn enqueue_claimed_holds_new_jobs_for_the_caller(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let email = EmailId::new();
+    let dests = [addr("a@x.test"), addr("b@x.test")];
+    let first = queue
+        .enqueue_claimed(email, &dests, now, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 2);
+    for ((outcome, claimed), destination) in first.iter().zip(&dests) {
+        assert_eq!(*outcome, EnqueueOutcome::Enqueued);
+        let claimed = claimed.as_ref().expect("a new job is claimed");
+        assert_eq!(&claimed.job.destination, destination);
+        assert_eq!(claimed.job.state, JobState::Pending);
+        assert_eq!(claimed.job.attempts, 1, "the claim counts the attempt");
+    }
+    let (a, b) = (first[0].1.clone().unwrap(), first[1].1.clone().unwrap());
+    assert!(
+        queue.claim(now, LEASE, 10).await.unwrap().is_empty(),
+        "nobody else claims a held job"
+    );
+    queue.delivered(&a, "250 ok", now).await.unwrap();
+
+    let again = queue
+        .enqueue_claimed(email, &dests, now, LEASE)
+        .await
+        .unwrap();
+    use EnqueueOutcome::*;
+    assert_eq!(
+        again,
+        vec![(AlreadyDelivered, None), (AlreadyPending, None)]
+    );
+
+    let taken = queue.claim(later(now, 61), LEASE, 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "a lapsed lease is claimed by anyone");
+    assert_eq!(taken[0].job.destination, dests[1]);
+    assert_eq!(taken[0].job.attempts, 2);
+    assert!(matches!(
+        queue.failed(&b, "too late", now).await,
+        Err(QueueError::LeaseLost { .. })
+    ));
+}
+
 pub async fn claims_are_exclusive_until_the_lease_expires(queue: &dyn DeliveryQueue) {
     let now = now_millis();
     let email = EmailId::new();

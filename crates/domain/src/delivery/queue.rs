@@ -86,6 +86,22 @@ pub trait DeliveryQueue: Send + Sync {
         now: SystemTime,
     ) -> Result<Vec<EnqueueOutcome>, QueueError>;
 
+    /// Enqueues like [`DeliveryQueue::enqueue`] without `force`, and claims every job
+    /// it creates for `lease` on the caller's behalf, as [`DeliveryQueue::claim`] would
+    /// (the attempt is counted). The caller can deliver a fresh email's jobs at once,
+    /// without a claim round trip; if it dies first, the lease runs out and any worker
+    /// claims them. Jobs that already existed are left alone and not claimed.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`]; then none of the jobs were written.
+    async fn enqueue_claimed(
+        &self,
+        email: EmailId,
+        destinations: &[EmailAddress],
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<Vec<(EnqueueOutcome, Option<ClaimedJob>)>, QueueError>;
+
     /// Claims up to `limit` due jobs: pending jobs whose next attempt is due, and jobs
     /// whose lease has expired (their worker died). Each claim counts an attempt and
     /// holds the job for `lease`.

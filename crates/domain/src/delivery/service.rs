@@ -60,6 +60,51 @@ impl ForwardEvaluator {
         force: bool,
         now: SystemTime,
     ) -> Result<Evaluation, ForwardError> {
+        let (destinations, unmatched) = self.destinations(email).await?;
+        let outcomes = self
+            .queue
+            .enqueue(email.id, &destinations, force, now)
+            .await?;
+        Ok(Evaluation {
+            destinations: destinations.into_iter().zip(outcomes).collect(),
+            unmatched,
+        })
+    }
+
+    /// Evaluates a freshly received `email` and claims its new jobs for `lease` (see
+    /// [`DeliveryQueue::enqueue_claimed`]): the caller delivers them straight away.
+    ///
+    /// # Errors
+    /// [`ForwardError`] if the rules or the queue fail; nothing was enqueued then.
+    pub async fn evaluate_and_claim(
+        &self,
+        email: &ReceivedEmail,
+        now: SystemTime,
+        lease: Duration,
+    ) -> Result<(Evaluation, Vec<ClaimedJob>), ForwardError> {
+        let (destinations, unmatched) = self.destinations(email).await?;
+        let enqueued = self
+            .queue
+            .enqueue_claimed(email.id, &destinations, now, lease)
+            .await?;
+        let mut claimed = Vec::new();
+        let mut evaluation = Evaluation {
+            destinations: Vec::with_capacity(destinations.len()),
+            unmatched,
+        };
+        for (destination, (outcome, job)) in destinations.into_iter().zip(enqueued) {
+            evaluation.destinations.push((destination, outcome));
+            claimed.extend(job);
+        }
+        Ok((evaluation, claimed))
+    }
+
+    /// The distinct destinations of `email`'s recipients, and the recipients no rule
+    /// matches.
+    async fn destinations(
+        &self,
+        email: &ReceivedEmail,
+    ) -> Result<(Vec<EmailAddress>, Vec<EmailAddress>), RuleError> {
         let mut destinations: Vec<EmailAddress> = Vec::new();
         let mut unmatched = Vec::new();
         for recipient in &email.email.envelope.recipients {
@@ -77,14 +122,7 @@ impl ForwardEvaluator {
                 None => unmatched.push(recipient.clone()),
             }
         }
-        let outcomes = self
-            .queue
-            .enqueue(email.id, &destinations, force, now)
-            .await?;
-        Ok(Evaluation {
-            destinations: destinations.into_iter().zip(outcomes).collect(),
-            unmatched,
-        })
+        Ok((destinations, unmatched))
     }
 }
 
@@ -147,15 +185,35 @@ impl Deliverer {
     /// [`QueueError`] if the outcome could not be recorded (the job's lease then runs
     /// out and it is attempted again: at-least-once).
     pub async fn deliver(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
-        let outcome = match self.outgoing(claimed).await {
+        match self.emails.get(&claimed.job.email).await {
+            Ok(email) => self.deliver_email(claimed, &email).await,
+            Err(error) => self.record(claimed, unreadable(error)).await,
+        }
+    }
+
+    /// [`Deliverer::deliver`] for a caller that already holds the job's email record
+    /// (a fresh email handed over in memory): saves reading it back.
+    ///
+    /// # Errors
+    /// As [`Deliverer::deliver`].
+    pub async fn deliver_email(
+        &self,
+        claimed: &ClaimedJob,
+        email: &ReceivedEmail,
+    ) -> Result<Attempt, QueueError> {
+        let outcome = match self.outgoing(claimed, email).await {
             Ok(message) => self.mailer.send(message).await,
-            Err(StoreError::NotFound(id)) => {
-                DeliveryOutcome::Permanent(format!("the stored email {id} is missing"))
-            }
-            Err(error) => {
-                DeliveryOutcome::Transient(format!("cannot read the stored email: {error}"))
-            }
+            Err(error) => unreadable(error),
         };
+        self.record(claimed, outcome).await
+    }
+
+    /// Turns the outcome of an attempt into the job's next state and records it.
+    async fn record(
+        &self,
+        claimed: &ClaimedJob,
+        outcome: DeliveryOutcome,
+    ) -> Result<Attempt, QueueError> {
         let now = SystemTime::now();
         let job = &claimed.job;
         let attempt = match outcome {
@@ -179,10 +237,13 @@ impl Deliverer {
         Ok(attempt)
     }
 
-    async fn outgoing(&self, claimed: &ClaimedJob) -> Result<Outgoing, StoreError> {
-        let email = self.emails.get(&claimed.job.email).await?;
+    async fn outgoing(
+        &self,
+        claimed: &ClaimedJob,
+        email: &ReceivedEmail,
+    ) -> Result<Outgoing, StoreError> {
         let header = received_header(
-            &email,
+            email,
             &claimed.job.destination,
             &self.hostname,
             SystemTime::now(),
@@ -195,6 +256,16 @@ impl Deliverer {
             body: Box::new(PrefixedBody::new(header, body)),
             size,
         })
+    }
+}
+
+/// The outcome of an attempt whose stored email could not be read.
+fn unreadable(error: StoreError) -> DeliveryOutcome {
+    match error {
+        StoreError::NotFound(id) => {
+            DeliveryOutcome::Permanent(format!("the stored email {id} is missing"))
+        }
+        error => DeliveryOutcome::Transient(format!("cannot read the stored email: {error}")),
     }
 }
 

@@ -38,15 +38,19 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
         let pool = mailfwd_sqlite::connect(&db).await.unwrap();
+        let writer = mailfwd_sqlite::Writer::start(&pool);
         let bodies_url = format!("file://{}", dir.path().join("emails").display());
         let bodies = mailfwd_s3::ObjectBodyStore::from_url(&bodies_url).unwrap();
         let rules: Arc<dyn RuleStore> =
             Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone()));
         let emails = Arc::new(SplitEmailStore::new(
             Arc::new(bodies),
-            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(pool.clone())),
+            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(
+                pool.clone(),
+                writer.clone(),
+            )),
         ));
-        let queue = Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool));
+        let queue = Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool, writer));
         let services = GrpcServices {
             ingest: Ingest::new(Arc::clone(&rules), emails.clone(), limits),
             emails: emails.clone(),

@@ -164,6 +164,7 @@ pub async fn real_services(dir: &std::path::Path) -> Services {
     let pool = mailfwd_sqlite::connect(&format!("sqlite://{}", dir.join("mailfwd.db").display()))
         .await
         .unwrap();
+    let writer = mailfwd_sqlite::Writer::start(&pool);
     let bodies =
         mailfwd_s3::ObjectBodyStore::from_url(&format!("file://{}", dir.join("emails").display()))
             .unwrap();
@@ -171,9 +172,12 @@ pub async fn real_services(dir: &std::path::Path) -> Services {
         rules: Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone())),
         emails: Arc::new(SplitEmailStore::new(
             Arc::new(bodies),
-            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(pool.clone())),
+            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(
+                pool.clone(),
+                writer.clone(),
+            )),
         )),
-        deliveries: Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool)),
+        deliveries: Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool, writer)),
         metrics: Arc::new(FixedMetrics),
     }
 }

@@ -56,6 +56,27 @@ fn from_unix_millis(ms: i64) -> SystemTime {
 }
 
 impl EmailRow {
+    /// Records the email, replacing an earlier record of the same id (a retried commit).
+    pub(super) fn insert(
+        &self,
+    ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+        sqlx::query(
+            "INSERT INTO emails (id, received_at, sender, recipients, size, peer, helo, tls)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (id) DO UPDATE SET received_at = excluded.received_at,
+                 sender = excluded.sender, recipients = excluded.recipients, size = excluded.size,
+                 peer = excluded.peer, helo = excluded.helo, tls = excluded.tls",
+        )
+        .bind(&self.id)
+        .bind(self.received_at)
+        .bind(&self.sender)
+        .bind(&self.recipients)
+        .bind(self.size)
+        .bind(&self.peer)
+        .bind(&self.helo)
+        .bind(self.tls)
+    }
+
     /// The row for `email`.
     ///
     /// # Errors

@@ -1,0 +1,120 @@
+//! The one writer: the received log and the queue share its transactions, and rule
+//! changes written through the pool at the same time wait their turn.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use mailfwd_domain::delivery::DeliveryQueue;
+use mailfwd_domain::email::{EmailLog, now_millis};
+use mailfwd_domain::rule::{RecipientPattern, Rule};
+use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail, RuleStore};
+use mailfwd_sqlite::{SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore, Writer};
+
+fn address(s: &str) -> EmailAddress {
+    EmailAddress::parse(s).expect("a valid address")
+}
+
+fn received() -> ReceivedEmail {
+    ReceivedEmail {
+        id: EmailId::new(),
+        email: NewEmail {
+            envelope: Envelope {
+                sender: Some(address("sender@example.test")),
+                recipients: vec![address("sales@acme.test")],
+            },
+            peer: None,
+            helo: None,
+            tls: false,
+        },
+        size: 10,
+        received_at: now_millis(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_jobs_and_rule_changes_at_once_all_succeed_and_share_commits() {
+    let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
+        .await
+        .expect("open a fresh database");
+    let writer = Writer::start(&pool);
+    let log = Arc::new(SqliteEmailLog::new(pool.clone(), writer.clone()));
+    let queue = Arc::new(SqliteDeliveryQueue::new(pool.clone(), writer.clone()));
+    let rules = Arc::new(SqliteRuleStore::new(pool.clone()));
+    let destinations = [address("a@dest.test"), address("b@dest.test")];
+
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..100 {
+        let (log, queue, rules) = (Arc::clone(&log), Arc::clone(&queue), Arc::clone(&rules));
+        let destinations = destinations.clone();
+        tasks.spawn(async move {
+            // What one email costs the mail path: its record, its jobs claimed at
+            // evaluation, the evaluated flag, and each delivery's outcome.
+            let email = received();
+            log.record(&email).await.map_err(|e| e.to_string())?;
+            let now = SystemTime::now();
+            let claimed = queue
+                .enqueue_claimed(email.id, &destinations, now, Duration::from_secs(60))
+                .await
+                .map_err(|e| e.to_string())?;
+            log.mark_evaluated(&email.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            for (_, job) in claimed {
+                let job = job.ok_or("a new job is claimed")?;
+                queue
+                    .delivered(&job, "250 ok", now)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            if n % 10 == 0 {
+                // A rule change through the pool, colliding with the writer's batches.
+                let pattern = RecipientPattern::parse(&format!("user{n}@acme.test")).unwrap();
+                let rule = Rule::new(pattern, vec![address("x@dest.test")], 10).unwrap();
+                rules.create(rule).await.map_err(|e| e.to_string())?;
+            }
+            Ok::<_, String>(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.expect("the task ran")
+            .expect("no write fails under concurrency");
+    }
+
+    let writes = 100 * (1 + 1 + 1 + destinations.len() as u64);
+    let commits = writer.commits();
+    eprintln!("{writes} writes took {commits} commits");
+    assert!(commits < writes, "writes share commits: {commits}");
+    assert!(log.unevaluated(10).await.unwrap().is_empty());
+    let stats = queue.stats(SystemTime::now()).await.unwrap();
+    assert_eq!(stats.pending, 0, "every job is delivered");
+}
+
+#[tokio::test]
+async fn a_failed_statement_fails_only_its_own_write() {
+    let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
+        .await
+        .expect("open a fresh database");
+    let writer = Writer::start(&pool);
+    let log = SqliteEmailLog::new(pool.clone(), writer.clone());
+    let queue = SqliteDeliveryQueue::new(pool.clone(), writer);
+    // A statement failure provoked on purpose: a trigger refusing one destination.
+    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON delivery_jobs WHEN NEW.destination_key = 'bad@dest.test' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (email, bad) = (received(), [address("bad@dest.test")]);
+    let (recorded, refused) = tokio::join!(
+        log.record(&email),
+        queue.enqueue(email.id, &bad, false, SystemTime::now()),
+    );
+    recorded.expect("the record commits");
+    let refused = refused.expect_err("the refused insert fails");
+    assert!(
+        refused.to_string().contains("refused by the test"),
+        "{refused}"
+    );
+    assert_eq!(log.get(&email.id).await.unwrap(), email);
+    assert!(queue.jobs_of(email.id).await.unwrap().is_empty());
+}
