@@ -60,7 +60,8 @@ pub struct Writer {
 impl Writer {
     /// Spawns the writer on the current Tokio runtime. It opens its own connection to
     /// `pool`'s database on first use and ends when the last handle is dropped, after
-    /// writing what is queued.
+    /// writing what is queued. The database must be a file: an in-memory database
+    /// would be a different, empty one on the writer's connection.
     ///
     /// # Panics
     /// Outside a Tokio runtime.
