@@ -29,7 +29,9 @@ fn a_typo_in_the_file_is_named() {
 
 #[test]
 fn the_rule_cache_is_configured_by_ttl_and_capacity() {
-    let cache = Config::default().rule_cache().expect("the defaults are valid");
+    let cache = Config::default()
+        .rule_cache()
+        .expect("the defaults are valid");
     assert_eq!(cache.ttl, std::time::Duration::from_secs(30));
     assert_eq!(cache.capacity, 100_000);
     assert!(cache.is_enabled());
