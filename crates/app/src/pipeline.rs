@@ -221,8 +221,8 @@ impl Pipeline {
         while !*stop.borrow() {
             if last_claim.elapsed() < SCAN_EVERY {
                 let next = fresh.lock().await.try_recv();
-                if let Ok(Fresh { job, email }) = next {
-                    record(self.deliverer.deliver_email(&job, &email).await, &job);
+                if let Ok(fresh) = next {
+                    self.deliver_fresh(fresh).await;
                     continue;
                 }
             }
@@ -243,14 +243,21 @@ impl Pipeline {
             }
             let next = async { fresh.lock().await.recv().await };
             tokio::select! {
-                Some(Fresh { job, email }) = next => {
-                    record(self.deliverer.deliver_email(&job, &email).await, &job);
-                }
+                Some(fresh) = next => self.deliver_fresh(fresh).await,
                 () = &mut notified => {}
                 () = tokio::time::sleep(SCAN_EVERY) => {}
                 _ = stop.changed() => return,
             }
         }
+    }
+
+    async fn deliver_fresh(&self, Fresh { job, email }: Fresh) {
+        // Its lease ran out while it waited (workers stalled for longer than the lease):
+        // the job is due in the queue again and may be claimed there already.
+        if job.job.next_attempt_at <= SystemTime::now() {
+            return;
+        }
+        record(self.deliverer.deliver_email(&job, &email).await, &job);
     }
 }
 
