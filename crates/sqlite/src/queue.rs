@@ -179,8 +179,43 @@ fn queue_error(error: WriteError) -> QueueError {
     QueueError::storage(error)
 }
 
-/// Inserts one job per (key, address) in `jobs` and says what happened to each. Each
-/// write is one statement, so a failure leaves nothing half-written.
+/// Jobs per `INSERT`: 7 parameters each, well under SQLite's limit of 32,766.
+const ROWS_PER_INSERT: usize = 1000;
+
+/// One `INSERT` of `jobs` (at most [`ROWS_PER_INSERT`]).
+async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    email: &str,
+    jobs: &[(String, String)],
+    force: bool,
+    now: i64,
+    lease: Option<NewLease>,
+) -> Result<(), sqlx::Error> {
+    let mut insert = QueryBuilder::new(
+        "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, attempts,
+           next_attempt_at, lease, created_at) ",
+    );
+    insert.push_values(jobs, |mut row, (key, address)| {
+        row.push_bind(email)
+            .push_bind(key)
+            .push_bind(address)
+            .push("'pending'")
+            .push_bind(i64::from(lease.is_some()))
+            .push_bind(lease.map_or(now, |l| l.until))
+            .push_bind(lease.map(|l| l.token))
+            .push_bind(now);
+    });
+    insert.push(if force {
+        " ON CONFLICT DO UPDATE SET state = 'pending', attempts = 0, next_attempt_at = excluded.created_at,
+            lease = NULL, last_reply = NULL, created_at = excluded.created_at"
+    } else {
+        " ON CONFLICT DO NOTHING"
+    });
+    insert.build().execute(conn).await.map(drop)
+}
+
+/// Inserts one job per (key, address) in `jobs` and says what happened to each. A
+/// failure leaves nothing half-written.
 async fn enqueue_jobs(
     conn: &mut SqliteConnection,
     email: String,
@@ -196,27 +231,26 @@ async fn enqueue_jobs(
             .bind(&email)
             .fetch_all(&mut *conn)
             .await?;
-    let mut insert = QueryBuilder::new(
-        "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, attempts,
-           next_attempt_at, lease, created_at) ",
-    );
-    insert.push_values(&jobs, |mut row, (key, address)| {
-        row.push_bind(&email)
-            .push_bind(key)
-            .push_bind(address)
-            .push("'pending'")
-            .push_bind(i64::from(lease.is_some()))
-            .push_bind(lease.map_or(now, |l| l.until))
-            .push_bind(lease.map(|l| l.token))
-            .push_bind(now);
-    });
-    insert.push(if force {
-        " ON CONFLICT DO UPDATE SET state = 'pending', attempts = 0, next_attempt_at = excluded.created_at,
-            lease = NULL, last_reply = NULL, created_at = excluded.created_at"
-    } else {
-        " ON CONFLICT DO NOTHING"
-    });
-    insert.build().execute(&mut *conn).await?;
+    // SQLite takes at most 32,766 parameters per statement: a large fan-out is written
+    // in several statements, under a savepoint so that they land all or none.
+    let chunks: Vec<&[(String, String)]> = jobs.chunks(ROWS_PER_INSERT).collect();
+    if chunks.len() > 1 {
+        sqlx::query("SAVEPOINT enqueue").execute(&mut *conn).await?;
+    }
+    for chunk in &chunks {
+        if let Err(error) = insert_jobs(conn, &email, chunk, force, now, lease).await {
+            if chunks.len() > 1 {
+                sqlx::query("ROLLBACK TO enqueue")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("RELEASE enqueue").execute(&mut *conn).await?;
+            }
+            return Err(error);
+        }
+    }
+    if chunks.len() > 1 {
+        sqlx::query("RELEASE enqueue").execute(&mut *conn).await?;
+    }
     let state_of = |key: &str| {
         existing
             .iter()

@@ -40,6 +40,10 @@ pub enum WriteError {
     /// The write's own statement failed.
     #[error(transparent)]
     Statement(sqlx::Error),
+    /// Another write of the same batch failed in a way that made SQLite roll back the
+    /// whole transaction (a full disk, an I/O error), and this write with it.
+    #[error("the write transaction was rolled back by a failure of another write in it")]
+    RolledBack,
     /// The batch's shared transaction failed, and with it this write.
     #[error("could not {step} the write transaction: {source}")]
     Batch {
@@ -115,8 +119,9 @@ impl Writer {
 /// A queued write, its type erased so that writes of any result type share a batch.
 trait Pending: Send {
     fn durable(&self) -> bool;
-    /// Runs the statements, keeping their result for [`Pending::answer`].
-    fn run<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> BoxFuture<'a, ()>;
+    /// Runs the statements, keeping their result for [`Pending::answer`]; true if they
+    /// failed.
+    fn run<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> BoxFuture<'a, bool>;
     /// Tells the caller how it went, given how the batch ended.
     fn answer(self: Box<Self>, batch: Result<(), WriteError>);
 }
@@ -139,16 +144,19 @@ where
         self.durable
     }
 
-    fn run<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> BoxFuture<'a, ()> {
+    fn run<'a>(&'a mut self, conn: &'a mut SqliteConnection) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             if let Some(op) = self.op.take() {
                 self.result = Some(op(conn).await);
             }
+            matches!(self.result, Some(Err(_)))
         })
     }
 
     fn answer(self: Box<Self>, batch: Result<(), WriteError>) {
         let outcome = match (batch, self.result) {
+            // The write that brought the transaction down says why.
+            (Err(WriteError::RolledBack), Some(Err(own))) => Err(WriteError::Statement(own)),
             (Err(error), _) => Err(error),
             (Ok(()), Some(result)) => result.map_err(WriteError::Statement),
             (Ok(()), None) => Err(WriteError::Stopped),
@@ -164,13 +172,17 @@ async fn run(
     commits: Arc<AtomicU64>,
 ) {
     let mut connection: Option<WriterConnection> = None;
+    // Writes not yet run: a batch cut short leaves some here for the next transaction.
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        if batch.is_empty() && queue.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            return;
+        }
         if connection.is_none() {
             match SqliteConnection::connect_with(&options).await {
                 Ok(conn) => connection = Some(WriterConnection::new(conn)),
                 Err(error) => {
-                    fail_all(&mut batch, "connect", error);
+                    fail(batch.drain(..), "connect", error);
                     continue;
                 }
             }
@@ -178,35 +190,26 @@ async fn run(
         let Some(conn) = connection.as_mut() else {
             continue;
         };
-        match conn.write_batch(&mut batch).await {
-            Ok(()) => {
-                commits.fetch_add(1, Ordering::Relaxed);
-                answer_all(&mut batch, || Ok(()));
-            }
-            Err((step, error)) => {
-                // Start the next batch on a fresh connection, in case this one is broken.
-                connection = None;
-                fail_all(&mut batch, step, error);
-            }
+        if let Err(Broken) = conn.write_some(&mut batch, &commits).await {
+            // Go on with a fresh connection: this one may be broken, or in a state sqlx
+            // does not know about.
+            connection = None;
         }
     }
 }
 
-fn fail_all(batch: &mut Vec<Box<dyn Pending>>, step: &'static str, error: sqlx::Error) {
+fn fail(writes: impl Iterator<Item = Box<dyn Pending>>, step: &'static str, error: sqlx::Error) {
     let source = Arc::new(error);
-    answer_all(batch, || {
-        Err(WriteError::Batch {
+    for write in writes {
+        write.answer(Err(WriteError::Batch {
             step,
             source: Arc::clone(&source),
-        })
-    });
-}
-
-fn answer_all(batch: &mut Vec<Box<dyn Pending>>, outcome: impl Fn() -> Result<(), WriteError>) {
-    for write in batch.drain(..) {
-        write.answer(outcome());
+        }));
     }
 }
+
+/// The writer's connection must be replaced.
+struct Broken;
 
 /// The writer's connection and the `synchronous` level it is set to.
 struct WriterConnection {
@@ -220,31 +223,87 @@ impl WriterConnection {
         WriterConnection { conn, full: None }
     }
 
-    /// Runs every write of `batch` in one transaction and commits it.
-    async fn write_batch(
+    /// Runs the writes of `batch` in one transaction, commits it, and answers each write
+    /// it ran. Normally that is all of them; if one write made SQLite roll back the
+    /// whole transaction, those before it are answered as rolled back and those after
+    /// it stay in `batch`, to run in the next transaction.
+    async fn write_some(
         &mut self,
-        batch: &mut [Box<dyn Pending>],
-    ) -> Result<(), (&'static str, sqlx::Error)> {
+        batch: &mut Vec<Box<dyn Pending>>,
+        commits: &AtomicU64,
+    ) -> Result<(), Broken> {
         let durable = batch.iter().any(|write| write.durable());
+        if let Err(error) = self.set_synchronous(durable).await {
+            fail(batch.drain(..), "begin", error);
+            return Err(Broken);
+        }
+        // IMMEDIATE takes the write lock up front: a write that reads before it writes
+        // would otherwise fail if a rule change commits in between.
+        let mut tx: Transaction<'_, sqlx::Sqlite> =
+            match self.conn.begin_with("BEGIN IMMEDIATE").await {
+                Ok(tx) => tx,
+                Err(error) => {
+                    fail(batch.drain(..), "begin", error);
+                    return Err(Broken);
+                }
+            };
+        // A marker that exists for as long as the transaction does (see `still_open`).
+        if let Err(error) = sqlx::query("SAVEPOINT batch").execute(&mut *tx).await {
+            fail(batch.drain(..), "begin", error);
+            return Err(Broken);
+        }
+        let mut ran = 0;
+        let mut rolled_back = false;
+        for write in batch.iter_mut() {
+            ran += 1;
+            // Most failures roll back only the failed statement, and the others commit;
+            // some (a full disk, an I/O error, RAISE(ROLLBACK)) end the whole transaction,
+            // and the writes after would run outside it.
+            if write.run(&mut tx).await && !still_open(&mut tx).await {
+                rolled_back = true;
+                break;
+            }
+        }
+        let done: Vec<Box<dyn Pending>> = batch.drain(..ran).collect();
+        if rolled_back {
+            for write in done {
+                write.answer(Err(WriteError::RolledBack));
+            }
+            return Err(Broken);
+        }
+        match tx.commit().await {
+            Ok(()) => {
+                commits.fetch_add(1, Ordering::Relaxed);
+                for write in done {
+                    write.answer(Ok(()));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                fail(done.into_iter(), "commit", error);
+                Err(Broken)
+            }
+        }
+    }
+
+    async fn set_synchronous(&mut self, durable: bool) -> Result<(), sqlx::Error> {
         if self.full != Some(durable) {
             let level = if durable { "FULL" } else { "NORMAL" };
             sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {level}")))
                 .execute(&mut self.conn)
-                .await
-                .map_err(|e| ("begin", e))?;
+                .await?;
             self.full = Some(durable);
         }
-        // IMMEDIATE takes the write lock up front: a write that reads before it writes
-        // would otherwise fail if a rule change commits in between.
-        let mut tx: Transaction<'_, sqlx::Sqlite> = self
-            .conn
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(|e| ("begin", e))?;
-        for write in batch.iter_mut() {
-            // A failed statement rolls back only itself: the others still commit.
-            write.run(&mut tx).await;
-        }
-        tx.commit().await.map_err(|e| ("commit", e))
+        Ok(())
     }
+}
+
+/// Whether the transaction survived a failed write: its savepoint is still there only
+/// if SQLite did not roll the whole transaction back. (Checked only after a failure.)
+async fn still_open(tx: &mut SqliteConnection) -> bool {
+    sqlx::query("RELEASE batch").execute(&mut *tx).await.is_ok()
+        && sqlx::query("SAVEPOINT batch")
+            .execute(&mut *tx)
+            .await
+            .is_ok()
 }

@@ -59,3 +59,40 @@ async fn concurrent_enqueues_and_claims_all_succeed() {
         .unwrap();
     assert_eq!(stats.pending, 100);
 }
+
+/// A fan-out larger than one statement's parameters allow is written whole.
+#[tokio::test]
+async fn thousands_of_destinations_are_enqueued_at_once() {
+    use std::time::{Duration, SystemTime};
+
+    use mailfwd_domain::EmailAddress;
+    use mailfwd_domain::delivery::{DeliveryQueue, EnqueueOutcome};
+    use mailfwd_domain::email::EmailId;
+
+    let queue = fresh_queue().await;
+    let destinations: Vec<EmailAddress> = (0..5000)
+        .map(|n| EmailAddress::parse(&format!("d{n}@x.test")).unwrap())
+        .collect();
+    let email = EmailId::new();
+    let claimed = queue
+        .enqueue_claimed(
+            email,
+            &destinations,
+            SystemTime::now(),
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("5000 destinations fit");
+    assert_eq!(claimed.len(), 5000);
+    assert!(
+        claimed
+            .iter()
+            .all(|(outcome, job)| *outcome == EnqueueOutcome::Enqueued && job.is_some())
+    );
+    assert_eq!(queue.jobs_of(email).await.unwrap().len(), 5000);
+    let again = queue
+        .enqueue(email, &destinations, false, SystemTime::now())
+        .await
+        .unwrap();
+    assert!(again.iter().all(|o| *o == EnqueueOutcome::AlreadyPending));
+}

@@ -118,3 +118,38 @@ async fn a_failed_statement_fails_only_its_own_write() {
     assert_eq!(log.get(&email.id).await.unwrap(), email);
     assert!(queue.jobs_of(email.id).await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_write_that_rolls_back_the_transaction_takes_nothing_else_down_unreported() {
+    let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
+        .await
+        .expect("open a fresh database");
+    let writer = Writer::start(&pool);
+    let log = SqliteEmailLog::new(pool.clone(), writer.clone());
+    let queue = SqliteDeliveryQueue::new(pool.clone(), writer);
+    // RAISE(ROLLBACK) ends the whole transaction, as a full disk or an I/O error would.
+    sqlx::query("CREATE TRIGGER roll_back BEFORE INSERT ON delivery_jobs WHEN NEW.destination_key = 'doom@dest.test' BEGIN SELECT RAISE(ROLLBACK, 'rolled back by the test'); END")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let (before, after, doom) = (received(), received(), [address("doom@dest.test")]);
+    let (recorded_before, doomed, recorded_after) = tokio::join!(
+        log.record(&before),
+        queue.enqueue(before.id, &doom, false, SystemTime::now()),
+        log.record(&after),
+    );
+    let doomed = doomed.expect_err("the doomed insert fails");
+    assert!(
+        doomed.to_string().contains("rolled back by the test"),
+        "{doomed}"
+    );
+    // Whatever shared its transaction: answered Ok exactly when it is stored.
+    for (email, recorded) in [(&before, recorded_before), (&after, recorded_after)] {
+        let stored = log.get(&email.id).await.is_ok();
+        assert_eq!(recorded.is_ok(), stored, "{recorded:?}");
+    }
+    // And the writer goes on.
+    let next = received();
+    log.record(&next).await.expect("the next record commits");
+    assert_eq!(log.get(&next.id).await.unwrap(), next);
+}
