@@ -258,3 +258,69 @@ async fn every_accepted_message_is_delivered_after_sigkill() {
     assert!(twice <= 16, "{twice} delivered twice");
     drop(server);
 }
+
+/// A graceful stop (SIGTERM) gives back the deliveries that were claimed but not yet
+/// attempted: after the restart they go out at once, not when their 10-minute lease
+/// runs out.
+#[tokio::test]
+async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
+    const MESSAGES: usize = 300;
+    const CONNECTIONS: usize = 10;
+    let sink = Sink::start().await;
+    sink.set_mode(Mode::Slow);
+    let data = tempfile::tempdir().unwrap();
+    let mut env = relayed_to(&sink);
+    env.retain(|(key, _)| *key != "MAILFWD_DELIVERY_LEASE");
+    env.push(("MAILFWD_DELIVERY_LEASE", "10m".to_owned()));
+    let server = start(data.path(), &env);
+    rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
+
+    let mut sends = Vec::new();
+    for connection in 0..CONNECTIONS {
+        let address = server.smtp.clone();
+        sends.push(tokio::spawn(async move {
+            let mut client = SmtpClient::connect(&address).await;
+            let mut ids = Vec::new();
+            for n in 0..MESSAGES / CONNECTIONS {
+                let body = format!("Subject: stop {connection}-{n}\r\n\r\nbody\r\n");
+                ids.push(
+                    client
+                        .send("a@example.org", "sales@acme.test", body.as_bytes())
+                        .await,
+                );
+                assert_eq!(client.command("RSET").await.code, 250);
+            }
+            ids
+        }));
+    }
+    let mut accepted = Vec::new();
+    for send in sends {
+        accepted.extend(send.await.unwrap());
+    }
+    // Off the runtime: the sink runs on it, and mailfwd's last attempts need the sink.
+    let stopped = tokio::task::spawn_blocking(move || server.terminate());
+    assert!(stopped.await.unwrap().success(), "a clean exit on SIGTERM");
+    let before_restart = sink.received().len();
+    assert!(
+        before_restart < MESSAGES,
+        "the stop came while deliveries were still waiting"
+    );
+
+    sink.set_mode(Mode::Accept);
+    let _server = start(data.path(), &env);
+    let started = Instant::now();
+    let delivered = sink.wait_for(MESSAGES, Duration::from_secs(60)).await;
+    println!(
+        "graceful stop: {MESSAGES} accepted, {before_restart} delivered before SIGTERM, \
+         all delivered {:?} after restart",
+        started.elapsed()
+    );
+    for id in &accepted {
+        assert!(
+            delivered
+                .iter()
+                .any(|m| String::from_utf8_lossy(&m.data).contains(id.as_str())),
+            "{id} was delivered"
+        );
+    }
+}

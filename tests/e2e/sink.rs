@@ -15,6 +15,9 @@ pub enum Mode {
     Accept,
     /// 451 to every RCPT: the destination is "down".
     TempFail,
+    /// 250 to everything, but each message's final reply takes 200 ms: a slow
+    /// destination keeps every delivery worker busy.
+    Slow,
 }
 
 /// One message the sink accepted.
@@ -134,6 +137,9 @@ impl Sink {
                         recipients: recipients.clone(),
                         data,
                     };
+                    if *self.mode.lock().unwrap() == Mode::Slow {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
                     self.received.lock().unwrap().push(message);
                     // The end of the data ends the transaction (RFC 5321 §4.1.1.4).
                     (sender, recipients) = (String::new(), Vec::new());

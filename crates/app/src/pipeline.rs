@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use mailfwd_domain::delivery::{Attempt, ClaimedJob, Deliverer, ForwardEvaluator, QueueError};
 use mailfwd_domain::{AcceptedListener, EmailStore, ReceivedEmail};
-use tokio::sync::{Mutex, Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// Emails waiting for the evaluator; beyond this, the periodic scan picks them up.
@@ -54,6 +54,8 @@ impl AcceptedListener for Handoff {
 struct Fresh {
     job: ClaimedJob,
     email: Arc<ReceivedEmail>,
+    /// When the claim runs out (at the latest: measured from before it was made).
+    lease_ends: Instant,
 }
 
 /// The evaluator and the delivery workers.
@@ -86,7 +88,9 @@ impl Pipeline {
     }
 
     /// Starts the evaluator and the workers; they stop when `stop` turns true, each
-    /// finishing the attempt it is making.
+    /// worker finishing the attempt it is making, and the evaluator giving back the
+    /// claims of jobs no worker took (so that the next start delivers them at once, not
+    /// when their lease runs out).
     pub fn start(
         self,
         accepted: mpsc::Receiver<ReceivedEmail>,
@@ -95,13 +99,12 @@ impl Pipeline {
         let workers = self.config.workers.max(1);
         // As many waiting as there are workers: claimed jobs wait in memory only briefly,
         // so few are held up by their lease after a crash.
-        let (fresh_tx, fresh_rx) = mpsc::channel(workers);
-        let fresh_rx = Arc::new(Mutex::new(fresh_rx));
+        let (fresh_tx, fresh_rx) = flume::bounded(workers);
         let mut tasks = JoinSet::new();
         let this = Arc::new(self);
-        tasks.spawn(Arc::clone(&this).evaluate(accepted, fresh_tx, stop.clone()));
+        tasks.spawn(Arc::clone(&this).evaluate(accepted, fresh_tx, fresh_rx.clone(), stop.clone()));
         for _ in 0..workers {
-            tasks.spawn(Arc::clone(&this).deliver(Arc::clone(&fresh_rx), stop.clone()));
+            tasks.spawn(Arc::clone(&this).deliver(fresh_rx.clone(), stop.clone()));
         }
         tasks
     }
@@ -109,33 +112,41 @@ impl Pipeline {
     async fn evaluate(
         self: Arc<Self>,
         mut accepted: mpsc::Receiver<ReceivedEmail>,
-        fresh: mpsc::Sender<Fresh>,
+        fresh_tx: flume::Sender<Fresh>,
+        fresh_rx: flume::Receiver<Fresh>,
         mut stop: watch::Receiver<bool>,
     ) {
         let mut scan = tokio::time::interval(SCAN_EVERY);
-        let slots = Arc::new(Semaphore::new(EVALUATING));
+        let mut running = JoinSet::new();
         loop {
+            while running.try_join_next().is_some() {}
             tokio::select! {
-                Some(email) = accepted.recv() => {
-                    let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-                        return;
-                    };
-                    let (this, fresh) = (Arc::clone(&self), fresh.clone());
-                    // Detached: an evaluation cut short at shutdown is redone by the
-                    // next start's scan.
-                    tokio::spawn(async move {
-                        this.evaluate_fresh(email, &fresh).await;
-                        drop(slot);
-                    });
+                biased;
+                _ = stop.changed() => break,
+                Some(email) = accepted.recv(), if running.len() < EVALUATING => {
+                    let (this, fresh) = (Arc::clone(&self), fresh_tx.clone());
+                    running.spawn(async move { this.evaluate_fresh(email, &fresh).await });
                 }
+                // All slots taken: wait for one to free up.
+                Some(_) = running.join_next() => {}
                 _ = scan.tick() => self.evaluate_backlog().await,
-                _ = stop.changed() => return,
             }
         }
+        // Emails not yet taken from `accepted` are recorded as unevaluated: the next
+        // start evaluates them. The evaluations under way finish, and the jobs they and
+        // the channel hold are given back to the queue.
+        drop(fresh_tx);
+        let give_back = async {
+            while let Ok(fresh) = fresh_rx.recv_async().await {
+                self.give_back(&fresh.job).await;
+            }
+        };
+        let finish = async { while running.join_next().await.is_some() {} };
+        tokio::join!(give_back, finish);
     }
 
     /// Evaluates a fresh email and hands its new jobs to the workers.
-    async fn evaluate_fresh(&self, email: ReceivedEmail, fresh: &mpsc::Sender<Fresh>) {
+    async fn evaluate_fresh(&self, email: ReceivedEmail, fresh: &flume::Sender<Fresh>) {
         let now = SystemTime::now();
         let claimed = match self
             .evaluator
@@ -151,11 +162,18 @@ impl Pipeline {
                 return;
             }
         };
+        let lease_ends = Instant::now() + self.config.lease;
         let email = Arc::new(email);
         for job in claimed {
             let email = Arc::clone(&email);
-            // Only fails when the workers have stopped: the lease brings the job back.
-            let _ = fresh.send(Fresh { job, email }).await;
+            // Fails only once the pipeline has stopped: the lease brings the job back.
+            let _ = fresh
+                .send_async(Fresh {
+                    job,
+                    email,
+                    lease_ends,
+                })
+                .await;
         }
     }
 
@@ -212,52 +230,71 @@ impl Pipeline {
 
     async fn deliver(
         self: Arc<Self>,
-        fresh: Arc<Mutex<mpsc::Receiver<Fresh>>>,
+        fresh: flume::Receiver<Fresh>,
         mut stop: watch::Receiver<bool>,
     ) {
-        // Claim from the queue now and then even while fresh jobs keep coming, so that
-        // retries are not starved by new mail.
-        let mut last_claim = Instant::now();
+        // When to look in the queue next: at once while it has due jobs (alternating with
+        // fresh ones, so neither starves the other), otherwise every few seconds.
+        let mut claim_at = Instant::now();
         while !*stop.borrow() {
-            if last_claim.elapsed() < SCAN_EVERY {
-                let next = fresh.lock().await.try_recv();
-                if let Ok(fresh) = next {
-                    self.deliver_fresh(fresh).await;
-                    continue;
-                }
+            let mut busy = false;
+            if let Ok(job) = fresh.try_recv() {
+                self.deliver_fresh(job).await;
+                busy = true;
             }
-            // `notify_one` keeps a permit when nobody waits, so a wake-up between an
-            // empty claim and the wait below is not lost.
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            last_claim = Instant::now();
-            match self.deliverer.claim(self.config.lease, 1).await {
-                Ok(jobs) if !jobs.is_empty() => {
-                    for job in &jobs {
-                        record(self.deliverer.deliver(job).await, job);
+            if Instant::now() >= claim_at {
+                match self.deliverer.claim(self.config.lease, 1).await {
+                    Ok(jobs) if !jobs.is_empty() => {
+                        for job in &jobs {
+                            record(self.deliverer.deliver(job).await, job);
+                        }
+                        busy = true;
                     }
-                    continue;
+                    Ok(_) => claim_at = Instant::now() + SCAN_EVERY,
+                    Err(error) => {
+                        tracing::error!(%error, "cannot claim delivery jobs");
+                        claim_at = Instant::now() + SCAN_EVERY;
+                    }
                 }
-                Ok(_) => {}
-                Err(error) => tracing::error!(%error, "cannot claim delivery jobs"),
             }
-            let next = async { fresh.lock().await.recv().await };
+            if busy {
+                continue;
+            }
             tokio::select! {
-                Some(fresh) = next => self.deliver_fresh(fresh).await,
-                () = &mut notified => {}
-                () = tokio::time::sleep(SCAN_EVERY) => {}
+                biased;
                 _ = stop.changed() => return,
+                // A job the scan enqueued (or a reprocessed one): look in the queue.
+                () = self.wake.notified() => claim_at = Instant::now(),
+                Ok(job) = fresh.recv_async() => self.deliver_fresh(job).await,
+                () = tokio::time::sleep_until(claim_at.into()) => {}
             }
         }
     }
 
-    async fn deliver_fresh(&self, Fresh { job, email }: Fresh) {
-        // Its lease ran out while it waited (workers stalled for longer than the lease):
-        // the job is due in the queue again and may be claimed there already.
-        if job.job.next_attempt_at <= SystemTime::now() {
+    async fn deliver_fresh(&self, fresh: Fresh) {
+        // Less than half the lease left: it waited long for a worker (deliveries are
+        // slow), and an attempt might outlast the lease and be made twice. Give it back
+        // to the queue, where it is due at once.
+        let left = fresh.lease_ends.saturating_duration_since(Instant::now());
+        if left < self.config.lease / 2 {
+            self.give_back(&fresh.job).await;
             return;
         }
-        record(self.deliverer.deliver_email(&job, &email).await, &job);
+        record(
+            self.deliverer.deliver_email(&fresh.job, &fresh.email).await,
+            &fresh.job,
+        );
+    }
+
+    async fn give_back(&self, job: &ClaimedJob) {
+        match self.deliverer.release(job).await {
+            // Its lease ran out and a worker took it from the queue: nothing to give back.
+            Ok(()) | Err(QueueError::LeaseLost { .. }) => self.wake.notify_one(),
+            Err(error) => {
+                tracing::warn!(email = %job.job.email, destination = %job.job.destination, %error,
+                    "cannot give a delivery back to the queue; it is attempted when its lease runs out")
+            }
+        }
     }
 }
 

@@ -192,6 +192,15 @@ impl DeliveryQueue for MemoryDeliveryQueue {
         Ok(claimed)
     }
 
+    async fn release(&self, claimed: &ClaimedJob, now: SystemTime) -> Result<(), QueueError> {
+        let mut jobs = lock(&self.jobs);
+        let entry = Self::holding(&mut jobs, claimed)?;
+        entry.lease = None;
+        entry.job.next_attempt_at = now;
+        entry.job.attempts = entry.job.attempts.saturating_sub(1);
+        Ok(())
+    }
+
     async fn delivered(
         &self,
         job: &ClaimedJob,

@@ -360,6 +360,40 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             .collect()
     }
 
+    async fn release(&self, claimed: &ClaimedJob, now: SystemTime) -> Result<(), QueueError> {
+        let (email, key) = (
+            claimed.job.email.to_string(),
+            claimed.job.destination.match_key(),
+        );
+        let lease = i64::from_ne_bytes(claimed.lease.to_ne_bytes());
+        let updated = self
+            .writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE delivery_jobs SET lease = NULL, next_attempt_at = ?1, attempts = max(attempts - 1, 0)
+                         WHERE email_id = ?2 AND destination_key = ?3 AND lease = ?4 AND state = 'pending'",
+                    )
+                    .bind(millis(now))
+                    .bind(email)
+                    .bind(key)
+                    .bind(lease)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                })
+            })
+            .await
+            .map_err(queue_error)?;
+        if updated == 0 {
+            return Err(QueueError::LeaseLost {
+                email: claimed.job.email,
+                destination: claimed.job.destination.clone(),
+            });
+        }
+        Ok(())
+    }
+
     async fn delivered(
         &self,
         job: &ClaimedJob,

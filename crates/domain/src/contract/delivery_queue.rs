@@ -93,6 +93,31 @@ pub async fn enqueue_claimed_holds_new_jobs_for_the_caller(queue: &dyn DeliveryQ
     ));
 }
 
+pub async fn a_released_claim_is_due_at_once_and_uncounted(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let email = EmailId::new();
+    let claimed = queue
+        .enqueue_claimed(email, &[addr("a@x.test")], now, LEASE)
+        .await
+        .unwrap();
+    let held = claimed[0].1.clone().unwrap();
+    queue.release(&held, now).await.unwrap();
+    let again = queue.claim(now, LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due at once");
+    assert_eq!(
+        again[0].job.attempts, 1,
+        "the released claim's attempt was taken back"
+    );
+    assert!(
+        matches!(
+            queue.release(&held, now).await,
+            Err(QueueError::LeaseLost { .. })
+        ),
+        "an old claim cannot release the new one"
+    );
+    queue.delivered(&again[0], "250 ok", now).await.unwrap();
+}
+
 pub async fn claims_are_exclusive_until_the_lease_expires(queue: &dyn DeliveryQueue) {
     let now = now_millis();
     let email = EmailId::new();

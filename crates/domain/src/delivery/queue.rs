@@ -115,6 +115,14 @@ pub trait DeliveryQueue: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, QueueError>;
 
+    /// Gives a claim back without an attempt having been made (a graceful shutdown, or
+    /// a job that waited too long for a worker): the job is due at `now` for any worker,
+    /// and the attempt its claim counted is taken back.
+    ///
+    /// # Errors
+    /// [`QueueError::LeaseLost`] if another worker holds the job now (nothing changes).
+    async fn release(&self, job: &ClaimedJob, now: SystemTime) -> Result<(), QueueError>;
+
     /// Records a delivery: the job is final.
     ///
     /// # Errors

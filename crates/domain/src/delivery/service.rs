@@ -179,6 +179,14 @@ impl Deliverer {
         self.queue.claim(SystemTime::now(), lease, limit).await
     }
 
+    /// Gives `claimed` back to the queue unattempted (see [`DeliveryQueue::release`]).
+    ///
+    /// # Errors
+    /// As [`DeliveryQueue::release`].
+    pub async fn release(&self, claimed: &ClaimedJob) -> Result<(), QueueError> {
+        self.queue.release(claimed, SystemTime::now()).await
+    }
+
     /// Makes one attempt and records it.
     ///
     /// # Errors
