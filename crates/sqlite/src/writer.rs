@@ -16,9 +16,11 @@
 //! and at-least-once delivery allow for. A killed process loses nothing: the operating
 //! system still holds the data.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection, SqlitePool};
 use sqlx::{Connection, Transaction};
@@ -190,7 +192,16 @@ async fn run(
         let Some(conn) = connection.as_mut() else {
             continue;
         };
-        if let Err(Broken) = conn.write_some(&mut batch, &commits).await {
+        // A panic in a write must not stop every write after it: the batch is dropped
+        // (its callers hear that the writer stopped) and the writer goes on.
+        let written = AssertUnwindSafe(conn.write_some(&mut batch, &commits))
+            .catch_unwind()
+            .await;
+        if !matches!(written, Ok(Ok(()))) {
+            if written.is_err() {
+                tracing::error!("a database write panicked; its batch is dropped");
+                batch.clear();
+            }
             // Go on with a fresh connection: this one may be broken, or in a state sqlx
             // does not know about.
             connection = None;
@@ -306,4 +317,36 @@ async fn still_open(tx: &mut SqliteConnection) -> bool {
             .execute(&mut *tx)
             .await
             .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_write_that_panics_does_not_stop_the_writer() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}/writer.db", dir.path().display());
+        let pool = crate::connect(&url).await.expect("open a fresh database");
+        let writer = Writer::start(&pool);
+        let buggy = writer
+            .write(false, |_conn| {
+                Box::pin(async {
+                    let bug = true;
+                    if bug {
+                        panic!("a bug in a write");
+                    }
+                    Ok(())
+                })
+            })
+            .await;
+        assert!(matches!(buggy, Err(WriteError::Stopped)), "{buggy:?}");
+        let next: i64 = writer
+            .write(false, |conn| {
+                Box::pin(sqlx::query_scalar("SELECT 41 + 1").fetch_one(conn))
+            })
+            .await
+            .expect("the writer goes on");
+        assert_eq!(next, 42);
+    }
 }
