@@ -36,6 +36,39 @@ async fn rule(server: &Server, email: &str, forward: Value) {
 }
 
 /// Polls `GET /v1/emails/{id}` until every delivery satisfies `done`.
+/// Sends `messages` to sales@acme.test over `connections` sessions at once; the ids
+/// of the accepted messages.
+async fn send_many(
+    server: &Server,
+    subject: &str,
+    messages: usize,
+    connections: usize,
+) -> Vec<String> {
+    let mut sends = Vec::new();
+    for connection in 0..connections {
+        let (address, subject) = (server.smtp.clone(), subject.to_owned());
+        sends.push(tokio::spawn(async move {
+            let mut client = SmtpClient::connect(&address).await;
+            let mut ids = Vec::new();
+            for n in 0..messages / connections {
+                let body = format!("Subject: {subject} {connection}-{n}\r\n\r\nbody\r\n");
+                ids.push(
+                    client
+                        .send("a@example.org", "sales@acme.test", body.as_bytes())
+                        .await,
+                );
+                assert_eq!(client.command("RSET").await.code, 250);
+            }
+            ids
+        }));
+    }
+    let mut accepted = Vec::new();
+    for send in sends {
+        accepted.extend(send.await.unwrap());
+    }
+    accepted
+}
+
 async fn deliveries_until(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
     let started = Instant::now();
     loop {
@@ -194,28 +227,7 @@ async fn every_accepted_message_is_delivered_after_sigkill() {
     let server = start(data.path(), &relayed_to(&sink));
     rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
 
-    let mut sends = Vec::new();
-    for connection in 0..CONNECTIONS {
-        let address = server.smtp.clone();
-        sends.push(tokio::spawn(async move {
-            let mut client = SmtpClient::connect(&address).await;
-            let mut ids = Vec::new();
-            for n in 0..MESSAGES / CONNECTIONS {
-                let body = format!("Subject: crash {connection}-{n}\r\n\r\nbody\r\n");
-                ids.push(
-                    client
-                        .send("a@example.org", "sales@acme.test", body.as_bytes())
-                        .await,
-                );
-                assert_eq!(client.command("RSET").await.code, 250);
-            }
-            ids
-        }));
-    }
-    let mut accepted = Vec::new();
-    for send in sends {
-        accepted.extend(send.await.unwrap());
-    }
+    let accepted = send_many(&server, "crash", MESSAGES, CONNECTIONS).await;
     server.kill();
     let before_restart = sink.received().len();
 
@@ -275,28 +287,7 @@ async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
     let server = start(data.path(), &env);
     rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
 
-    let mut sends = Vec::new();
-    for connection in 0..CONNECTIONS {
-        let address = server.smtp.clone();
-        sends.push(tokio::spawn(async move {
-            let mut client = SmtpClient::connect(&address).await;
-            let mut ids = Vec::new();
-            for n in 0..MESSAGES / CONNECTIONS {
-                let body = format!("Subject: stop {connection}-{n}\r\n\r\nbody\r\n");
-                ids.push(
-                    client
-                        .send("a@example.org", "sales@acme.test", body.as_bytes())
-                        .await,
-                );
-                assert_eq!(client.command("RSET").await.code, 250);
-            }
-            ids
-        }));
-    }
-    let mut accepted = Vec::new();
-    for send in sends {
-        accepted.extend(send.await.unwrap());
-    }
+    let accepted = send_many(&server, "stop", MESSAGES, CONNECTIONS).await;
     // Off the runtime: the sink runs on it, and mailfwd's last attempts need the sink.
     let stopped = tokio::task::spawn_blocking(move || server.terminate());
     assert!(stopped.await.unwrap().success(), "a clean exit on SIGTERM");

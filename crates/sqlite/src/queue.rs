@@ -103,20 +103,23 @@ impl SqliteDeliveryQueue {
         SqliteDeliveryQueue { pool, writer }
     }
 
-    /// Moves a job this worker holds to `state`; `LeaseLost` if it no longer holds it.
-    async fn finish(
+    /// Moves a job this worker holds to `state`, with `reply` (kept as it was if
+    /// `None`), due at `at`; `uncount` takes back the attempt its claim counted.
+    /// `LeaseLost` if the worker no longer holds it.
+    async fn settle(
         &self,
         claimed: &ClaimedJob,
         state: &'static str,
-        reply: &str,
+        reply: Option<&str>,
         at: SystemTime,
+        uncount: bool,
     ) -> Result<(), QueueError> {
         let (email, key) = (
             claimed.job.email.to_string(),
             claimed.job.destination.match_key(),
         );
         let (reply, lease) = (
-            reply.to_owned(),
+            reply.map(str::to_owned),
             i64::from_ne_bytes(claimed.lease.to_ne_bytes()),
         );
         let updated = self
@@ -124,12 +127,14 @@ impl SqliteDeliveryQueue {
             .write(false, move |conn| {
                 Box::pin(async move {
                     sqlx::query(
-                        "UPDATE delivery_jobs SET state = ?1, last_reply = ?2, next_attempt_at = ?3, lease = NULL
-                         WHERE email_id = ?4 AND destination_key = ?5 AND lease = ?6 AND state = 'pending'",
+                        "UPDATE delivery_jobs SET state = ?1, last_reply = coalesce(?2, last_reply),
+                           next_attempt_at = ?3, lease = NULL, attempts = max(attempts - ?4, 0)
+                         WHERE email_id = ?5 AND destination_key = ?6 AND lease = ?7 AND state = 'pending'",
                     )
                     .bind(state)
                     .bind(reply)
                     .bind(millis(at))
+                    .bind(i64::from(uncount))
                     .bind(email)
                     .bind(key)
                     .bind(lease)
@@ -361,37 +366,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     }
 
     async fn release(&self, claimed: &ClaimedJob, now: SystemTime) -> Result<(), QueueError> {
-        let (email, key) = (
-            claimed.job.email.to_string(),
-            claimed.job.destination.match_key(),
-        );
-        let lease = i64::from_ne_bytes(claimed.lease.to_ne_bytes());
-        let updated = self
-            .writer
-            .write(false, move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE delivery_jobs SET lease = NULL, next_attempt_at = ?1, attempts = max(attempts - 1, 0)
-                         WHERE email_id = ?2 AND destination_key = ?3 AND lease = ?4 AND state = 'pending'",
-                    )
-                    .bind(millis(now))
-                    .bind(email)
-                    .bind(key)
-                    .bind(lease)
-                    .execute(conn)
-                    .await
-                    .map(|done| done.rows_affected())
-                })
-            })
-            .await
-            .map_err(queue_error)?;
-        if updated == 0 {
-            return Err(QueueError::LeaseLost {
-                email: claimed.job.email,
-                destination: claimed.job.destination.clone(),
-            });
-        }
-        Ok(())
+        self.settle(claimed, "pending", None, now, true).await
     }
 
     async fn delivered(
@@ -400,7 +375,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         reply: &str,
         now: SystemTime,
     ) -> Result<(), QueueError> {
-        self.finish(job, "delivered", reply, now).await
+        self.settle(job, "delivered", Some(reply), now, false).await
     }
 
     async fn retry_later(
@@ -409,7 +384,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         reply: &str,
         retry_at: SystemTime,
     ) -> Result<(), QueueError> {
-        self.finish(job, "pending", reply, retry_at).await
+        self.settle(job, "pending", Some(reply), retry_at, false)
+            .await
     }
 
     async fn failed(
@@ -418,7 +394,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         reason: &str,
         now: SystemTime,
     ) -> Result<(), QueueError> {
-        self.finish(job, "failed", reason, now).await
+        self.settle(job, "failed", Some(reason), now, false).await
     }
 
     async fn jobs_of(&self, email: EmailId) -> Result<Vec<DeliveryJob>, QueueError> {

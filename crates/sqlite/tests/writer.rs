@@ -91,19 +91,31 @@ async fn records_jobs_and_rule_changes_at_once_all_succeed_and_share_commits() {
     assert_eq!(stats.pending, 0, "every job is delivered");
 }
 
-#[tokio::test]
-async fn a_failed_statement_fails_only_its_own_write() {
+/// A log and a queue sharing one writer, on a database whose trigger fails every job
+/// inserted for `destination` with `RAISE(raise)`.
+async fn stores_refusing(destination: &str, raise: &str) -> (SqliteEmailLog, SqliteDeliveryQueue) {
     let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
         .await
         .expect("open a fresh database");
-    let writer = Writer::start(&pool);
-    let log = SqliteEmailLog::new(pool.clone(), writer.clone());
-    let queue = SqliteDeliveryQueue::new(pool.clone(), writer);
-    // A statement failure provoked on purpose: a trigger refusing one destination.
-    sqlx::query("CREATE TRIGGER refuse BEFORE INSERT ON delivery_jobs WHEN NEW.destination_key = 'bad@dest.test' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")
+    let trigger = format!(
+        "CREATE TRIGGER refuse BEFORE INSERT ON delivery_jobs
+         WHEN NEW.destination_key = '{destination}' BEGIN SELECT RAISE({raise}); END"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(trigger))
         .execute(&pool)
         .await
-        .unwrap();
+        .expect("create the trigger");
+    let writer = Writer::start(&pool);
+    (
+        SqliteEmailLog::new(pool.clone(), writer.clone()),
+        SqliteDeliveryQueue::new(pool, writer),
+    )
+}
+
+#[tokio::test]
+async fn a_failed_statement_fails_only_its_own_write() {
+    // A statement failure provoked on purpose: a trigger refusing one destination.
+    let (log, queue) = stores_refusing("bad@dest.test", "ABORT, 'refused by the test'").await;
     let (email, bad) = (received(), [address("bad@dest.test")]);
     let (recorded, refused) = tokio::join!(
         log.record(&email),
@@ -121,17 +133,9 @@ async fn a_failed_statement_fails_only_its_own_write() {
 
 #[tokio::test]
 async fn a_write_that_rolls_back_the_transaction_takes_nothing_else_down_unreported() {
-    let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
-        .await
-        .expect("open a fresh database");
-    let writer = Writer::start(&pool);
-    let log = SqliteEmailLog::new(pool.clone(), writer.clone());
-    let queue = SqliteDeliveryQueue::new(pool.clone(), writer);
     // RAISE(ROLLBACK) ends the whole transaction, as a full disk or an I/O error would.
-    sqlx::query("CREATE TRIGGER roll_back BEFORE INSERT ON delivery_jobs WHEN NEW.destination_key = 'doom@dest.test' BEGIN SELECT RAISE(ROLLBACK, 'rolled back by the test'); END")
-        .execute(&pool)
-        .await
-        .unwrap();
+    let (log, queue) =
+        stores_refusing("doom@dest.test", "ROLLBACK, 'rolled back by the test'").await;
     let (before, after, doom) = (received(), received(), [address("doom@dest.test")]);
     let (recorded_before, doomed, recorded_after) = tokio::join!(
         log.record(&before),
