@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use mailfwd_domain::delivery::{Attempt, ClaimedJob, Deliverer, ForwardEvaluator, QueueError};
+use mailfwd_domain::delivery::{
+    Attempt, ClaimedJob, Deliverer, EnqueueOutcome, ForwardEvaluator, QueueError,
+};
 use mailfwd_domain::{AcceptedListener, EmailStore, ReceivedEmail};
 use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
@@ -147,7 +149,8 @@ impl Pipeline {
 
     /// Evaluates a fresh email and hands its new jobs to the workers.
     async fn evaluate_fresh(&self, email: ReceivedEmail, fresh: &flume::Sender<Fresh>) {
-        let now = SystemTime::now();
+        // Taken before the claim: the lease in the queue ends no earlier than `lease_ends`.
+        let (now, lease_ends) = (SystemTime::now(), Instant::now() + self.config.lease);
         let claimed = match self
             .evaluator
             .evaluate_and_claim(&email, now, self.config.lease)
@@ -162,7 +165,6 @@ impl Pipeline {
                 return;
             }
         };
-        let lease_ends = Instant::now() + self.config.lease;
         let email = Arc::new(email);
         for job in claimed {
             let email = Arc::clone(&email);
@@ -205,7 +207,11 @@ impl Pipeline {
                 self.evaluated(email, &evaluation.unmatched).await;
                 // One wake-up per new job: waking every idle worker for each email would
                 // send them all to claim at once, and all but one would find nothing.
-                for _ in 0..evaluation.destinations.len() {
+                let new = evaluation
+                    .destinations
+                    .iter()
+                    .filter(|(_, outcome)| *outcome == EnqueueOutcome::Enqueued);
+                for _ in new {
                     self.wake.notify_one();
                 }
             }

@@ -75,6 +75,17 @@ fn is_due(entry: &Entry, now: SystemTime) -> bool {
         }
 }
 
+/// Claims `entry` until `until` under the next lease token, counting the attempt.
+fn take_lease(entry: &mut Entry, next_lease: &mut u64, until: SystemTime) -> ClaimedJob {
+    *next_lease += 1;
+    entry.lease = Some((*next_lease, until));
+    entry.job.attempts += 1;
+    ClaimedJob {
+        job: entry.job.clone(),
+        lease: *next_lease,
+    }
+}
+
 fn enqueue_locked(
     jobs: &mut BTreeMap<(EmailId, String), Entry>,
     email: EmailId,
@@ -153,15 +164,7 @@ impl DeliveryQueue for MemoryDeliveryQueue {
                 let claimed = (outcome == EnqueueOutcome::Enqueued)
                     .then(|| jobs.get_mut(&(email, destination.match_key())))
                     .flatten()
-                    .map(|entry| {
-                        *next_lease += 1;
-                        entry.lease = Some((*next_lease, now + lease));
-                        entry.job.attempts += 1;
-                        ClaimedJob {
-                            job: entry.job.clone(),
-                            lease: *next_lease,
-                        }
-                    });
+                    .map(|entry| take_lease(entry, &mut next_lease, now + lease));
                 (outcome, claimed)
             })
             .collect())
@@ -181,13 +184,7 @@ impl DeliveryQueue for MemoryDeliveryQueue {
             .filter(|entry| is_due(entry, now))
             .take(limit)
         {
-            *next_lease += 1;
-            entry.lease = Some((*next_lease, now + lease));
-            entry.job.attempts += 1;
-            claimed.push(ClaimedJob {
-                job: entry.job.clone(),
-                lease: *next_lease,
-            });
+            claimed.push(take_lease(entry, &mut next_lease, now + lease));
         }
         Ok(claimed)
     }

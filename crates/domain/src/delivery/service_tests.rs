@@ -171,3 +171,55 @@ async fn delivery_prepends_one_received_header_and_records_outcomes() {
     assert_eq!(jobs[1].state, JobState::Pending);
     assert_eq!(jobs[1].last_reply.as_deref(), Some("451 4.3.0 later"));
 }
+
+#[tokio::test]
+async fn a_fresh_email_is_claimed_at_evaluation_and_delivered_without_a_claim() {
+    let world = world().await;
+    let body = b"Subject: fresh\r\n\r\nhello\r\n";
+    let email = store(&world, &["sales@acme.test"], body).await;
+    let lease = Duration::from_secs(60);
+    let (evaluation, claimed) = world
+        .evaluator
+        .evaluate_and_claim(&email, SystemTime::now(), lease)
+        .await
+        .unwrap();
+    assert_eq!(evaluation.destinations.len(), 2);
+    assert_eq!(claimed.len(), 2, "both new jobs are held for the caller");
+    let (_, again) = world
+        .evaluator
+        .evaluate_and_claim(&email, SystemTime::now(), lease)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "existing jobs are not claimed twice");
+
+    let mailer = Arc::new(ScriptedMailer {
+        answers: Mutex::new(vec![
+            DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
+            DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
+        ]),
+        sent: Mutex::new(Vec::new()),
+    });
+    let deliverer = Deliverer::new(
+        world.emails.clone(),
+        world.queue.clone(),
+        mailer.clone(),
+        RetryPolicy::default(),
+        "mx.test".into(),
+    );
+    assert!(
+        deliverer.claim(lease, 10).await.unwrap().is_empty(),
+        "no worker can claim them meanwhile"
+    );
+    for job in &claimed {
+        let attempt = deliverer.deliver_email(job, &email).await.unwrap();
+        assert!(matches!(attempt, Attempt::Delivered(_)));
+    }
+    let sent = mailer.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|(_, bytes)| bytes.ends_with(body)));
+    let jobs = world.queue.jobs_of(email.id).await.unwrap();
+    assert!(
+        jobs.iter()
+            .all(|job| job.state.is_final() && job.attempts == 1)
+    );
+}
