@@ -4,8 +4,10 @@
 run *ARGS:
     cargo run -p mailfwd -- serve {{ARGS}}
 
-# The whole test suite (the same command the README and CI use). The end-to-end tests
-# drive mailfwd with swaks and install it from Debian on first use if it is missing.
+# The end-to-end tests drive mailfwd with swaks and install it from Debian on first
+# use if it is missing.
+#
+# The whole test suite (the same command the README and CI use).
 test:
     cargo test --workspace
 
@@ -14,9 +16,10 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Benchmarks: resolve at 1,000,000 rules in SQLite, a 100,000-row CSV import over HTTP,
-# the peak memory of the server receiving 20 concurrent 25 MB messages over SMTP, and
-# end-to-end forwarding throughput side by side with Postfix.
+# resolve at 1,000,000 rules in SQLite, a 100,000-row CSV import over HTTP, the peak
+# memory of the server receiving 20 concurrent 25 MB messages over SMTP and gRPC.
+#
+# Every benchmark, end-to-end forwarding throughput against Postfix included.
 bench: bench-forward
     cargo bench -p mailfwd-sqlite --bench resolve
     cargo bench -p mailfwd-http --bench import
