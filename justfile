@@ -33,3 +33,9 @@ bench-forward:
 # Release build of the binary (target/release/mailfwd).
 build:
     cargo build --release -p mailfwd
+
+# A 50,000-message backlog accepted while the destination is down, then drained:
+# drain rate next to the fresh-mail rate, peak RSS, metrics (installs Postfix's tools if missing).
+bench-backlog:
+    cargo build --release -p mailfwd
+    crates/app/benches/backlog.sh target/release/mailfwd
