@@ -111,3 +111,20 @@ impl AppError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_configuration_errors_exit_with_ex_config() {
+        let config = AppError::from(ConfigError::UnsupportedDatabase("mysql://x".to_owned()));
+        assert_eq!(config.exit_code(), ExitCode::from(78));
+        let panicked = AppError::Panicked {
+            protocol: Protocol::Http,
+            message: "boom".to_owned(),
+        };
+        assert_eq!(panicked.exit_code(), ExitCode::FAILURE);
+        assert_eq!(panicked.to_string(), "the HTTP server panicked: boom");
+    }
+}

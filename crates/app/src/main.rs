@@ -31,8 +31,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(config: Option<&std::path::Path>, command: &Command) -> Result<ExitCode, AppError> {
-    let config = config::Config::load(config)?;
+/// Loads the configuration, starts logging and the runtime, and runs `command`.
+fn run(file: Option<&std::path::Path>, command: &Command) -> Result<ExitCode, AppError> {
+    let config = config::Config::load(file)?;
     logging::init(&config);
     let runtime = tokio::runtime::Runtime::new().map_err(AppError::Runtime)?;
     runtime.block_on(async {
