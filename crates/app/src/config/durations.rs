@@ -115,7 +115,11 @@ pub mod seconds {
         fn visit_i64<E: de::Error>(self, seconds: i64) -> Result<Duration, E> {
             u64::try_from(seconds)
                 .map(Duration::from_secs)
-                .map_err(|_| E::custom(format!("{seconds} is negative: expected {}", Expected)))
+                .map_err(|_| {
+                    E::custom(format!(
+                        "{seconds} is negative: expected a number of seconds, or a duration such as {EXAMPLES}"
+                    ))
+                })
         }
 
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
@@ -123,14 +127,6 @@ pub mod seconds {
                 Ok(seconds) => Ok(Duration::from_secs(seconds)),
                 Err(_) => parse(text).map_err(E::custom),
             }
-        }
-    }
-
-    struct Expected;
-
-    impl fmt::Display for Expected {
-        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            Seconds.expecting(f)
         }
     }
 
