@@ -10,3 +10,4 @@ mod rules;
 mod sink;
 mod smtp;
 mod smtp_client;
+mod startup;

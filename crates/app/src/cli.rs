@@ -43,8 +43,20 @@ pub enum Command {
     Reprocess(ReprocessArgs),
 }
 
+impl Command {
+    /// The subcommand as typed.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Serve => "serve",
+            Command::Import(_) => "import",
+            Command::Reprocess(_) => "reprocess",
+        }
+    }
+}
+
 /// Arguments of `mailfwd reprocess`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(group(clap::ArgGroup::new("which").required(true).args(["ids", "since"])))]
 pub struct ReprocessArgs {
     /// An email id (as in `250 2.0.0 Ok: queued as <id>`); repeat for several.
@@ -74,7 +86,7 @@ pub struct ReprocessArgs {
 }
 
 /// Arguments of `mailfwd import`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
     /// The CSV file; `-` reads standard input.
     #[arg(value_name = "FILE.csv")]

@@ -2,7 +2,9 @@
 
 mod cli;
 mod config;
+mod error;
 mod import;
+mod listeners;
 mod logging;
 mod metrics;
 mod pipeline;
@@ -14,28 +16,34 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+use crate::cli::{Cli, Command};
+use crate::error::AppError;
+
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
-    let config = match config::Config::load(cli.config.as_deref()) {
-        Ok(config) => config,
+    let cli = Cli::parse();
+    let command = cli.command;
+    match run(cli.config.as_deref(), &command) {
+        Ok(code) => code,
         Err(error) => {
-            eprintln!("mailfwd: configuration error: {error}");
-            return ExitCode::from(78); // EX_CONFIG
+            error.report(&command);
+            error.exit_code()
         }
-    };
+    }
+}
+
+/// Loads the configuration, starts logging and the runtime, and runs `command`.
+fn run(file: Option<&std::path::Path>, command: &Command) -> Result<ExitCode, AppError> {
+    let config = config::Config::load(file)?;
     logging::init(&config);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("mailfwd: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let runtime = tokio::runtime::Runtime::new().map_err(AppError::Runtime)?;
     runtime.block_on(async {
-        match cli.command {
-            cli::Command::Serve => serve::run(config).await,
-            cli::Command::Import(args) => import::run(config, args).await,
-            cli::Command::Reprocess(args) => reprocess::run(config, args).await,
+        match command {
+            Command::Serve => serve::run(config).await.map(|()| ExitCode::SUCCESS),
+            Command::Import(args) => Ok(import::run(config, args.clone()).await),
+            Command::Reprocess(args) => reprocess::run(config, args.clone())
+                .await
+                .map(|()| ExitCode::SUCCESS)
+                .map_err(AppError::from),
         }
     })
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_http::MetricsSource;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 
 /// Renders the process's metrics for `GET /metrics`.
 pub struct Prometheus {
@@ -18,11 +18,9 @@ impl Prometheus {
     /// Installs the global recorder (once per process).
     ///
     /// # Errors
-    /// A message if a recorder is already installed.
-    pub fn install(queue: Arc<dyn DeliveryQueue>) -> Result<Prometheus, String> {
-        let handle = PrometheusBuilder::new()
-            .install_recorder()
-            .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    /// [`BuildError`] if a recorder is already installed.
+    pub fn install(queue: Arc<dyn DeliveryQueue>) -> Result<Prometheus, BuildError> {
+        let handle = PrometheusBuilder::new().install_recorder()?;
         for counter in [
             "mailfwd_received_total",
             "mailfwd_delivered_total",

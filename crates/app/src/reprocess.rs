@@ -2,20 +2,60 @@
 //! of a running `mailfwd serve`.
 
 use std::collections::BTreeMap;
-use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use indicatif::{ProgressBar, ProgressStyle};
 use mailfwd_grpc::pb::forwarding_client::ForwardingClient;
 use mailfwd_grpc::pb::{ListReceivedEmailsRequest, ReprocessEmailRequest, ReprocessOutcome};
+use thiserror::Error;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 use crate::cli::ReprocessArgs;
 use crate::config::Config;
+
+/// Why `mailfwd reprocess` could not do all it was asked.
+#[derive(Debug, Error)]
+pub enum ReprocessError {
+    /// The configured token cannot be sent as an HTTP header.
+    #[error("MAILFWD_API_TOKEN holds characters not allowed in a header")]
+    TokenNotAHeader,
+    /// `--grpc` (or the configured listener) is not a URL.
+    #[error("'{url}' is not a gRPC URL such as http://127.0.0.1:50051: {source}")]
+    NotAUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// Nothing answers at the URL.
+    #[error("cannot reach mailfwd's gRPC API at {url}: {source}")]
+    Unreachable {
+        /// The URL tried.
+        url: String,
+        /// The connection error.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The received log could not be listed.
+    #[error("cannot list received emails: {}", .0.message())]
+    List(tonic::Status),
+    /// The received-log listing stopped part way.
+    #[error("the received-email listing broke off: {}", .0.message())]
+    ListBrokeOff(tonic::Status),
+    /// Some emails were not reprocessed (each is printed with its reason).
+    #[error("{failed} of {total} emails could not be reprocessed")]
+    Incomplete {
+        /// Calls that failed.
+        failed: usize,
+        /// Emails asked for.
+        total: usize,
+    },
+}
 
 /// Adds the bearer token, when one is configured, to every call.
 #[derive(Clone)]
@@ -34,30 +74,47 @@ impl Interceptor for Bearer {
 
 type Client = ForwardingClient<tonic::service::interceptor::InterceptedService<Channel, Bearer>>;
 
-/// Reprocesses the emails asked for and prints a summary; exits 1 if any call failed.
-pub async fn run(config: Config, args: ReprocessArgs) -> ExitCode {
-    match reprocess(&config, &args).await {
-        Ok(0) => ExitCode::SUCCESS,
-        Ok(_) => ExitCode::FAILURE,
-        Err(error) => {
-            eprintln!("mailfwd reprocess: {error}");
-            ExitCode::FAILURE
-        }
+/// Reprocesses the emails asked for and prints a summary.
+///
+/// # Errors
+/// A [`ReprocessError`] if the API cannot be reached or listed, or
+/// [`ReprocessError::Incomplete`] after the summary if any call failed.
+pub async fn run(config: Config, args: ReprocessArgs) -> Result<(), ReprocessError> {
+    let url = grpc_url(&config, &args);
+    let mut client = connect(&config, &url).await?;
+    let ids = ids(&mut client, &args).await?;
+    let failed = reprocess(client, &ids, &args).await;
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(ReprocessError::Incomplete {
+            failed,
+            total: ids.len(),
+        })
     }
 }
 
-async fn connect(config: &Config, url: &str) -> Result<Client, String> {
+async fn connect(config: &Config, url: &str) -> Result<Client, ReprocessError> {
     let bearer = match &config.api_token {
-        Some(token) => Some(format!("Bearer {token}").parse().map_err(|_| {
-            "MAILFWD_API_TOKEN holds characters not allowed in a header".to_owned()
-        })?),
+        Some(token) => Some(
+            format!("Bearer {token}")
+                .parse()
+                .map_err(|_| ReprocessError::TokenNotAHeader)?,
+        ),
         None => None,
     };
-    let channel = Channel::from_shared(url.to_owned())
-        .map_err(|e| format!("'{url}' is not a gRPC URL such as http://127.0.0.1:50051: {e}"))?
+    let not_a_url = |source| ReprocessError::NotAUrl {
+        url: url.to_owned(),
+        source,
+    };
+    let channel = Endpoint::from_shared(url.to_owned())
+        .map_err(not_a_url)?
         .connect()
         .await
-        .map_err(|e| format!("cannot reach mailfwd's gRPC API at {url}: {e}"))?;
+        .map_err(|source| ReprocessError::Unreachable {
+            url: url.to_owned(),
+            source,
+        })?;
     Ok(ForwardingClient::with_interceptor(channel, Bearer(bearer)))
 }
 
@@ -72,7 +129,7 @@ fn timestamp(time: SystemTime) -> prost_types::Timestamp {
 }
 
 /// The ids to reprocess: those given, or the received log's window.
-async fn ids(client: &mut Client, args: &ReprocessArgs) -> Result<Vec<String>, String> {
+async fn ids(client: &mut Client, args: &ReprocessArgs) -> Result<Vec<String>, ReprocessError> {
     let Some(since) = args.since else {
         return Ok(args.ids.clone());
     };
@@ -84,13 +141,13 @@ async fn ids(client: &mut Client, args: &ReprocessArgs) -> Result<Vec<String>, S
     let emails = client
         .list_received_emails(request)
         .await
-        .map_err(|s| format!("cannot list received emails: {}", s.message()))?;
+        .map_err(ReprocessError::List)?;
     emails
         .into_inner()
         .map_ok(|email| email.email_id)
         .try_collect()
         .await
-        .map_err(|s| format!("the received-email listing broke off: {}", s.message()))
+        .map_err(ReprocessError::ListBrokeOff)
 }
 
 /// `--grpc`, else the configured listener (its loopback address if it listens on all).
@@ -104,9 +161,8 @@ fn grpc_url(config: &Config, args: &ReprocessArgs) -> String {
     })
 }
 
-async fn reprocess(config: &Config, args: &ReprocessArgs) -> Result<usize, String> {
-    let mut client = connect(config, &grpc_url(config, args)).await?;
-    let ids = ids(&mut client, args).await?;
+/// Reprocesses `ids`, printing each failure and a summary; returns how many failed.
+async fn reprocess(client: Client, ids: &[String], args: &ReprocessArgs) -> usize {
     let progress = ProgressBar::new(ids.len() as u64);
     if let Ok(style) =
         ProgressStyle::with_template("{spinner} reprocessing [{bar:40}] {pos}/{len} ({eta})")
@@ -170,5 +226,5 @@ async fn reprocess(config: &Config, args: &ReprocessArgs) -> Result<usize, Strin
             summary.join(", ")
         }
     );
-    Ok(failed)
+    failed
 }

@@ -1,145 +1,98 @@
-//! `mailfwd serve`: build the ports, start the listeners, wait for a signal.
+//! `mailfwd serve`: open the storage, bind the listeners, forward until a signal.
 
-use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
-use futures_util::FutureExt;
 use mailfwd_grpc::GrpcServices;
-use mailfwd_http::{HttpConfig, Services};
-use mailfwd_smtp_in::{SmtpConfig, SmtpServer};
-use tokio::net::TcpListener;
+use mailfwd_http::Services;
 use tokio::sync::watch;
 
 use crate::config::Config;
+use crate::error::AppError;
+use crate::listeners::{GrpcListener, HttpListener, Listeners, SmtpListener};
 use crate::metrics::Prometheus;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::wiring::Ports;
 
-/// Runs the service until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> ExitCode {
-    match serve(config).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("{error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn bind(what: &str, address: std::net::SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(address)
+/// Runs the service until SIGINT or SIGTERM, or until a listener fails.
+///
+/// # Errors
+/// Whatever kept it from starting (storage, a port in use, a TLS file …), or the first
+/// listener that failed; the others are stopped in order first.
+pub async fn run(config: Config) -> Result<(), AppError> {
+    let ports = Ports::open(&config)
         .await
-        .map_err(|e| format!("cannot listen for {what} on {address}: {e}"))
-}
-
-fn smtp_config(config: &Config) -> Result<SmtpConfig, String> {
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(mailfwd_smtp_in::load_tls(cert, key).map_err(|e| e.to_string())?)
-        }
-        _ => None,
-    };
-    Ok(SmtpConfig {
-        hostname: config.hostname(),
-        command_timeout: Duration::from_secs(config.smtp_command_timeout),
-        data_timeout: Duration::from_secs(config.smtp_data_timeout),
-        max_connections: config.smtp_max_connections,
-        max_connections_per_peer: config.smtp_max_connections_per_peer,
-        max_errors: config.smtp_max_errors,
-        max_line_length: config.smtp_max_line_length,
-        tls,
-    })
-}
-
-async fn serve(config: Config) -> Result<(), String> {
-    let ports = Ports::open(&config).await?;
+        .map_err(|e| AppError::Storage(e.into()))?;
     let metrics = Prometheus::install(Arc::clone(&ports.queue))?;
-    let pipeline_config = PipelineConfig {
-        workers: config.delivery_workers,
-        lease: config.delivery_lease().map_err(|e| e.to_string())?,
-    };
+
+    // The forwarder: evaluates each accepted email and delivers its jobs.
     let (pipeline, handoff, accepted) = Pipeline::new(
         Arc::clone(&ports.emails),
         ports.evaluator(),
-        ports.deliverer(&config)?,
-        pipeline_config,
+        ports
+            .deliverer(&config)
+            .map_err(|e| AppError::Forwarder(e.into()))?,
+        PipelineConfig {
+            workers: config.delivery_workers,
+            lease: config.delivery_lease,
+        },
     );
     let ingest = ports.ingest(&config).with_listener(Arc::new(handoff));
-    let grpc_router = mailfwd_grpc::router(GrpcServices {
-        ingest: ingest.clone(),
-        emails: Arc::clone(&ports.emails),
-        evaluator: ports.evaluator(),
-        queue: Arc::clone(&ports.queue),
-        api_token: config.api_token.clone(),
-    })
-    .await
-    .map_err(|e| format!("cannot set up the gRPC API: {e}"))?;
-    let smtp = SmtpServer::new(ingest, smtp_config(&config)?);
-    let http_config = HttpConfig {
-        api_token: config.api_token.clone(),
-        max_destinations: config.max_destinations,
-        import_body_limit: config.import_body_limit,
-        ..HttpConfig::default()
+
+    let smtp = SmtpListener::bind(&config, ingest.clone()).await?;
+    let http = HttpListener::bind(
+        &config,
+        Services {
+            rules: Arc::clone(&ports.rules),
+            emails: Arc::clone(&ports.emails),
+            deliveries: Arc::clone(&ports.queue),
+            metrics: Arc::new(metrics),
+        },
+    )
+    .await?;
+    let grpc = GrpcListener::bind(
+        &config,
+        GrpcServices {
+            ingest,
+            emails: Arc::clone(&ports.emails),
+            evaluator: ports.evaluator(),
+            queue: Arc::clone(&ports.queue),
+            api_token: config.api_token.clone(),
+        },
+    )
+    .await?;
+    announce(&config, &smtp, &http, &grpc);
+
+    let (stop_forwarder, forwarder_stop) = watch::channel(false);
+    let workers = pipeline.start(accepted, forwarder_stop);
+    let mut listeners = Listeners::start(smtp, http, grpc);
+    let failure = tokio::select! {
+        () = shutdown_signal() => None,
+        error = listeners.failure() => Some(error),
     };
-    let http_listener = bind("HTTP", config.http_listen).await?;
-    let smtp_listener = bind("SMTP", config.smtp_listen).await?;
-    let grpc_listener = bind("gRPC", config.grpc_listen).await?;
-    let local = |l: &TcpListener| {
-        l.local_addr()
-            .map_err(|e| format!("cannot read a listen address: {e}"))
-    };
-    let (http_address, smtp_address, grpc_address) = (
-        local(&http_listener)?,
-        local(&smtp_listener)?,
-        local(&grpc_listener)?,
-    );
-    if config.api_token.is_none() && !http_address.ip().is_loopback() {
-        tracing::warn!(%http_address, "MAILFWD_API_TOKEN is unset: the HTTP API answers loopback clients only");
+
+    // Stop in order: no new mail first; then the forwarder finishes the attempts it is
+    // making and gives back the jobs it holds.
+    let stopped = listeners.stop().await;
+    let _ = stop_forwarder.send(true);
+    workers.join_all().await;
+    tracing::info!("mailfwd stopped");
+    failure.map_or(stopped, Err)
+}
+
+/// The one line that says where mailfwd listens (the e2e harness reads it).
+fn announce(config: &Config, smtp: &SmtpListener, http: &HttpListener, grpc: &GrpcListener) {
+    let (smtp, http, grpc) = (smtp.local_addr(), http.local_addr(), grpc.local_addr());
+    if config.api_token.is_none() && !http.ip().is_loopback() {
+        tracing::warn!(http_address = %http, "MAILFWD_API_TOKEN is unset: the HTTP API answers loopback clients only");
     }
     tracing::info!(
-        http = %http_address,
-        smtp = %smtp_address,
-        grpc = %grpc_address,
+        http = %http,
+        smtp = %smtp,
+        grpc = %grpc,
         database = %config.database_url(),
         email_store = %config.email_store_url(),
         "mailfwd is serving"
     );
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let stopped = |mut rx: watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|stop| *stop).await;
-    };
-    let workers = pipeline.start(accepted, stop_rx.clone());
-    let services = Services {
-        rules: ports.rules,
-        emails: ports.emails,
-        deliveries: ports.queue,
-        metrics: Arc::new(metrics),
-    };
-    let router = mailfwd_http::router(services, http_config);
-    let http = tokio::spawn(mailfwd_http::serve(
-        http_listener,
-        router,
-        stopped(stop_rx.clone()),
-    ));
-    let grpc = tokio::spawn(mailfwd_grpc::serve(
-        grpc_listener,
-        grpc_router,
-        stopped(stop_rx.clone()),
-    ));
-    let smtp = tokio::spawn(smtp.serve(smtp_listener, stopped(stop_rx)));
-    shutdown_signal().await;
-    let _ = stop_tx.send(true);
-    let (http, smtp, grpc, ()) = tokio::join!(http, smtp, grpc, workers.join_all().map(drop));
-    grpc.map_err(|e| format!("the gRPC server panicked: {e}"))?
-        .map_err(|e| format!("the gRPC server failed: {e}"))?;
-    http.map_err(|e| format!("the HTTP server panicked: {e}"))?
-        .map_err(|e| format!("the HTTP server failed: {e}"))?;
-    smtp.map_err(|e| format!("the SMTP server panicked: {e}"))?
-        .map_err(|e| format!("the SMTP server failed: {e}"))?;
-    tracing::info!("mailfwd stopped");
-    Ok(())
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -39,7 +39,7 @@ impl Ports {
             Arc::new(bodies),
             Arc::new(SqliteEmailLog::new(pool.clone(), writer.clone())),
         );
-        let cache = config.rule_cache().map_err(|e| e.to_string())?;
+        let cache = config.rule_cache();
         Ok(Ports {
             rules: Arc::new(CachedRuleStore::new(Arc::new(rules), cache)),
             emails: Arc::new(emails),
@@ -76,7 +76,7 @@ impl Ports {
         };
         let mailer: Arc<dyn Mailer> =
             Arc::new(SmtpMailer::new(mailer_config).map_err(|e| e.to_string())?);
-        let policy = config.retry_policy().map_err(|e| e.to_string())?;
+        let policy = config.retry_policy();
         Ok(Deliverer::new(
             Arc::clone(&self.emails),
             Arc::clone(&self.queue),

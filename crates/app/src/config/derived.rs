@@ -1,60 +1,55 @@
 //! Checks across settings, and the values derived from them.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use mailfwd_domain::delivery::RetryPolicy;
 use mailfwd_layers::RuleCacheConfig;
 
-use super::Config;
+use super::{Config, ConfigError};
+
+/// Reads one setting.
+type Setting = fn(&Config) -> usize;
+
+/// Settings that must be at least 1.
+const AT_LEAST_ONE: &[(&str, Setting)] = &[
+    ("max_destinations", |c| c.max_destinations),
+    ("max_recipients", |c| c.max_recipients),
+    ("smtp_max_connections", |c| c.smtp_max_connections),
+    ("smtp_max_connections_per_peer", |c| {
+        c.smtp_max_connections_per_peer
+    }),
+    ("delivery_workers", |c| c.delivery_workers),
+];
 
 impl Config {
-    pub(super) fn check(&self) -> Result<(), Box<figment::Error>> {
-        let fail = |m: String| Err(Box::new(figment::Error::from(m)));
-        if self.max_destinations == 0 {
-            return fail(
-                "max_destinations (MAILFWD_MAX_DESTINATIONS) must be at least 1".to_owned(),
-            );
+    pub(super) fn check(&self) -> Result<(), ConfigError> {
+        let rule = |setting, rule| Err(ConfigError::Rule { setting, rule });
+        if let Some((setting, _)) = AT_LEAST_ONE.iter().find(|(_, value)| value(self) == 0) {
+            return rule(setting, "must be at least 1");
         }
         if self
             .api_token
             .as_deref()
             .is_some_and(|t| t.trim().is_empty())
         {
-            return fail(
-                "api_token (MAILFWD_API_TOKEN) is set but empty; unset it or give a token"
-                    .to_owned(),
-            );
+            return rule("api_token", "is set but empty; unset it or give a token");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
-            return fail(
-                "tls_cert (MAILFWD_TLS_CERT) and tls_key (MAILFWD_TLS_KEY) must be set together"
-                    .to_owned(),
+            return rule(
+                "tls_cert",
+                "and tls_key (MAILFWD_TLS_KEY) must be set together",
             );
         }
-        if self.max_recipients == 0
-            || self.smtp_max_connections == 0
-            || self.smtp_max_connections_per_peer == 0
-        {
-            return fail("max_recipients, smtp_max_connections and smtp_max_connections_per_peer must be at least 1".to_owned());
-        }
-        self.retry_policy()?;
-        self.delivery_lease()?;
-        self.rule_cache()?;
         if self.smtp_max_line_length < 512 {
-            return fail("smtp_max_line_length (MAILFWD_SMTP_MAX_LINE_LENGTH) must be at least 512, the RFC 5321 minimum".to_owned());
-        }
-        if self.delivery_workers == 0 {
-            return fail(
-                "delivery_workers (MAILFWD_DELIVERY_WORKERS) must be at least 1".to_owned(),
+            return rule(
+                "smtp_max_line_length",
+                "must be at least 512, the RFC 5321 minimum",
             );
         }
         if let Some(url) = &self.database_url
             && !url.starts_with("sqlite:")
         {
-            return fail(format!(
-                "database_url (MAILFWD_DATABASE_URL) '{url}' is not supported: this version stores rules in SQLite only (sqlite://PATH)"
-            ));
+            return Err(ConfigError::UnsupportedDatabase(url.clone()));
         }
         Ok(())
     }
@@ -91,54 +86,24 @@ impl Config {
     }
 
     /// The retry schedule.
-    ///
-    /// # Errors
-    /// A message naming the setting that is not a duration (`90s`, `5m`, `4h`, `5d`).
-    pub fn retry_policy(&self) -> Result<RetryPolicy, Box<figment::Error>> {
-        let steps = self
-            .retry_schedule
-            .split(',')
-            .map(str::trim)
-            .filter(|step| !step.is_empty())
-            .map(|step| duration("retry_schedule", step))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(RetryPolicy {
-            steps,
-            then_every: duration("retry_every", &self.retry_every)?,
-            give_up_after: duration("retry_give_up", &self.retry_give_up)?,
+    #[must_use]
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            steps: self.retry_schedule.clone(),
+            then_every: self.retry_every,
+            give_up_after: self.retry_give_up,
             ..RetryPolicy::default()
-        })
+        }
     }
 
-    /// How long a worker holds a claimed job.
-    ///
-    /// # Errors
-    /// A message if `delivery_lease` is not a duration.
-    pub fn delivery_lease(&self) -> Result<Duration, Box<figment::Error>> {
-        duration("delivery_lease", &self.delivery_lease)
-    }
-}
-
-impl Config {
     /// The rule cache's size and time to live.
-    ///
-    /// # Errors
-    /// A message if `rule_cache_ttl` is not a duration.
-    pub fn rule_cache(&self) -> Result<RuleCacheConfig, Box<figment::Error>> {
-        Ok(RuleCacheConfig {
+    #[must_use]
+    pub fn rule_cache(&self) -> RuleCacheConfig {
+        RuleCacheConfig {
             capacity: self.rule_cache_capacity,
-            ttl: duration("rule_cache_ttl", &self.rule_cache_ttl)?,
-        })
+            ttl: self.rule_cache_ttl,
+        }
     }
-}
-
-fn duration(setting: &str, text: &str) -> Result<Duration, Box<figment::Error>> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        Box::new(figment::Error::from(format!(
-            "{setting} (MAILFWD_{}) has '{text}', which is not a duration such as 90s, 5m, 4h or 5d: {e}",
-            setting.to_uppercase()
-        )))
-    })
 }
 
 /// `file://` URLs need absolute paths; a relative data directory is taken from the

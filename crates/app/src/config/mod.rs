@@ -1,14 +1,21 @@
 //! Configuration: defaults that work on a laptop, a TOML file over them, and
 //! `MAILFWD_*` environment variables over both.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Format, Serialized, Toml};
+use figment::value::{Dict, Map, Value};
+use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
 mod derived;
+mod durations;
+mod error;
+
+pub use error::ConfigError;
 
 /// Every setting. Field names are the environment variable names without `MAILFWD_`,
 /// lower-cased; the TOML file uses the same names.
@@ -45,10 +52,13 @@ pub struct Config {
     pub smtp_max_connections: usize,
     /// Most simultaneous SMTP connections from one IP address.
     pub smtp_max_connections_per_peer: usize,
-    /// Seconds an SMTP client may take to send a command.
-    pub smtp_command_timeout: u64,
-    /// Seconds an SMTP client may take to send a message's data.
-    pub smtp_data_timeout: u64,
+    /// How long an SMTP client may take to send a command (seconds, or a duration).
+    #[serde(with = "durations::seconds")]
+    pub smtp_command_timeout: Duration,
+    /// How long an SMTP client may pause while sending a message's data (seconds, or a
+    /// duration).
+    #[serde(with = "durations::seconds")]
+    pub smtp_data_timeout: Duration,
     /// Errors in one SMTP session before the server hangs up.
     pub smtp_max_errors: usize,
     /// Longest SMTP command line in octets, CRLF included.
@@ -58,16 +68,21 @@ pub struct Config {
     /// Concurrent deliveries.
     pub delivery_workers: usize,
     /// How long a worker holds a claimed job before another may take it over.
-    pub delivery_lease: String,
+    #[serde(with = "durations::duration")]
+    pub delivery_lease: Duration,
     /// Delays after the first, second, … failed attempt, comma-separated (`1m,5m`).
-    pub retry_schedule: String,
+    #[serde(with = "durations::duration_list")]
+    pub retry_schedule: Vec<Duration>,
     /// Delay between later attempts.
-    pub retry_every: String,
+    #[serde(with = "durations::duration")]
+    pub retry_every: Duration,
     /// Give up once the next attempt would be this long after the email arrived.
-    pub retry_give_up: String,
+    #[serde(with = "durations::duration")]
+    pub retry_give_up: Duration,
     /// How long a rule lookup is cached (`0s`: no cache). Changes made through this
     /// instance are seen at once; this bounds how long another instance's are not.
-    pub rule_cache_ttl: String,
+    #[serde(with = "durations::duration")]
+    pub rule_cache_ttl: Duration,
     /// Most recipients whose rule lookup is cached.
     pub rule_cache_capacity: u64,
     /// Largest CSV body `POST /v1/forwards/import` accepts, in bytes.
@@ -88,6 +103,9 @@ pub enum LogFormat {
     Json,
 }
 
+const MINUTE: Duration = Duration::from_secs(60);
+const HOUR: Duration = Duration::from_secs(3600);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -106,17 +124,17 @@ impl Default for Config {
             max_recipients: 100,
             smtp_max_connections: 1000,
             smtp_max_connections_per_peer: 50,
-            smtp_command_timeout: 300,
-            smtp_data_timeout: 600,
+            smtp_command_timeout: Duration::from_secs(300),
+            smtp_data_timeout: Duration::from_secs(600),
             smtp_max_errors: 10,
             smtp_max_line_length: 4096,
             delivery_workers: 16,
-            delivery_lease: "15m".to_owned(),
-            retry_schedule: "1m,5m,15m,30m,1h,2h,4h".to_owned(),
-            retry_every: "4h".to_owned(),
-            retry_give_up: "5d".to_owned(),
+            delivery_lease: MINUTE * 15,
+            retry_schedule: [1, 5, 15, 30, 60, 120, 240].map(|m| MINUTE * m).to_vec(),
+            retry_every: HOUR * 4,
+            retry_give_up: HOUR * 24 * 5,
             max_destinations: mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS,
-            rule_cache_ttl: "30s".to_owned(),
+            rule_cache_ttl: Duration::from_secs(30),
             rule_cache_capacity: 100_000,
             import_body_limit: 64 * 1024 * 1024,
             log: "info".to_owned(),
@@ -179,35 +197,67 @@ const TEXT_SETTINGS: &[&str] = &[
 ];
 
 impl Config {
-    /// Loads defaults, then `file` (if given), then the environment.
+    /// Loads defaults, then `file` (if given), then the environment, and checks the
+    /// result: every duration is parsed here, once.
     ///
     /// # Errors
-    /// A [`figment::Error`] that names the setting, its source and what is wrong.
-    pub fn load(file: Option<&Path>) -> Result<Config, Box<figment::Error>> {
+    /// A [`ConfigError`] that names the setting, its variable, where the value came
+    /// from and what is wrong.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_with(file, |variable| std::env::var_os(variable))
+    }
+
+    /// [`Config::load`] with the environment given as a lookup, so tests need not
+    /// change the process's.
+    fn load_with(
+        file: Option<&Path>,
+        environment: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Config, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.is_file() {
-                return Err(Box::new(figment::Error::from(format!(
-                    "the configuration file '{}' does not exist or is not a file",
-                    file.display()
-                ))));
+                return Err(ConfigError::MissingFile(file.to_owned()));
             }
             figment = figment.merge(Toml::file_exact(file));
         }
-        let env = Env::prefixed("MAILFWD_").only(SETTINGS);
-        figment = figment.merge(
-            env.clone()
-                .filter(|key| !TEXT_SETTINGS.contains(&key.as_str())),
-        );
-        for key in TEXT_SETTINGS {
-            let variable = format!("MAILFWD_{}", key.to_uppercase());
-            if let Ok(value) = std::env::var(&variable) {
-                figment = figment.merge(Serialized::default(key, value));
-            }
-        }
-        let config: Config = figment.extract().map_err(Box::new)?;
+        let config: Config = figment.merge(Environment(environment)).extract()?;
         config.check()?;
         Ok(config)
+    }
+}
+
+/// The `MAILFWD_*` variables that are settings. Unlike figment's `Env`, it reads free
+/// text verbatim (a token of digits stays a string) and names itself in errors.
+struct Environment<F>(F);
+
+impl<F: Fn(&str) -> Option<OsString>> Provider for Environment<F> {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("the environment")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut settings = Dict::new();
+        for &setting in SETTINGS {
+            let variable = error::variable(setting);
+            let Some(value) = (self.0)(&variable) else {
+                continue;
+            };
+            let Ok(value) = value.into_string() else {
+                return Err(figment::Error::from(format!(
+                    "{variable} is not valid UTF-8"
+                )));
+            };
+            let value = if TEXT_SETTINGS.contains(&setting) {
+                Value::from(value)
+            } else {
+                match value.parse::<Value>() {
+                    Ok(parsed) => parsed,
+                    Err(never) => match never {},
+                }
+            };
+            settings.insert(setting.to_owned(), value);
+        }
+        Ok(Profile::Default.collect(settings))
     }
 }
 
