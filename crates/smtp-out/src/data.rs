@@ -87,8 +87,11 @@ impl WireBody {
                     out.extend_from_slice(line);
                     out.extend_from_slice(b"\r\n");
                     self.line_start = true;
-                    self.after_cr = tail.first() == Some(&b'\r');
-                    rest = tail.get(1..).unwrap_or_default();
+                    let ending = if tail.starts_with(b"\r\n") { 2 } else { 1 };
+                    // Only a CR that ends the chunk can be the first half of a CRLF
+                    // split across chunks.
+                    self.after_cr = tail == b"\r";
+                    rest = tail.get(ending..).unwrap_or_default();
                 }
                 None => {
                     out.extend_from_slice(rest);
