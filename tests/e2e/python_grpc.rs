@@ -1,7 +1,8 @@
-//! A gRPC client not written in Rust (Python grpcio, stubs generated from the same
-//! proto) ingests an email and reprocesses it.
+//! gRPC clients not written in Rust: Python grpcio (stubs generated from the same
+//! proto) ingests an email and reprocesses it; Python grpcio-reflection, which speaks
+//! only reflection v1alpha, discovers the API without the proto.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
@@ -9,8 +10,8 @@ use serde_json::{Value, json};
 
 use crate::harness::Server;
 
-/// grpcio and grpcio-tools from PyPI, installed on first use if missing; otherwise the
-/// test fails saying so.
+/// grpcio, grpcio-tools and grpcio-reflection from PyPI, installed on first use if
+/// missing; otherwise the test fails saying so.
 fn ensure_grpcio() {
     static READY: OnceLock<Result<(), String>> = OnceLock::new();
     let ready = READY.get_or_init(|| {
@@ -19,10 +20,21 @@ fn ensure_grpcio() {
                 .args(["-c", &format!("import {module}")])
                 .status()
         };
-        if present("grpc_tools").is_ok_and(|s| s.success()) {
+        if ["grpc_tools", "grpc_reflection"]
+            .iter()
+            .all(|module| present(module).is_ok_and(|s| s.success()))
+        {
             return Ok(());
         }
-        let install = ["-m", "pip", "install", "--quiet", "grpcio", "grpcio-tools"];
+        let install = [
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "grpcio",
+            "grpcio-tools",
+            "grpcio-reflection",
+        ];
         match Command::new("python3").args(install).status() {
             Ok(status) if status.success() => Ok(()),
             other => Err(format!(
@@ -34,6 +46,12 @@ fn ensure_grpcio() {
     if let Err(message) = ready {
         panic!("{message}");
     }
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/e2e/python")
+        .join(name)
 }
 
 fn generate_stubs(out: &Path) {
@@ -68,11 +86,9 @@ async fn python_grpcio_ingests_and_reprocesses() {
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
 
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/e2e/python/grpc_client.py");
     let address = server.grpc.trim_start_matches("http://");
     let output = Command::new("python3")
-        .arg(script)
+        .arg(script("grpc_client.py"))
         .arg(stubs.path())
         .args([address, "sales@acme.test"])
         .output()
@@ -113,4 +129,38 @@ async fn python_grpcio_ingests_and_reprocesses() {
         .unwrap();
     assert_eq!(record["sender"], "py@example.org");
     assert_eq!(record["deliveries"][0]["destination"], "alice@dest.test");
+}
+
+#[tokio::test]
+async fn python_grpcio_reflection_discovers_the_api_over_v1alpha() {
+    ensure_grpcio();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[("MAILFWD_RELAY", "127.0.0.1:9")]);
+    let output = Command::new("python3")
+        .arg(script("reflection_client.py"))
+        .arg(server.grpc.trim_start_matches("http://"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let services = answer["services"].as_array().unwrap();
+    for expected in ["mailfwd.v1.Forwarding", "grpc.health.v1.Health"] {
+        assert!(
+            services.contains(&json!(expected)),
+            "{expected} in {answer}"
+        );
+    }
+    let methods = answer["forwarding_methods"].as_array().unwrap();
+    for expected in [
+        "IngestEmail",
+        "ReprocessEmail",
+        "GetEmail",
+        "ListReceivedEmails",
+    ] {
+        assert!(methods.contains(&json!(expected)), "{expected} in {answer}");
+    }
 }

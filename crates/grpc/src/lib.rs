@@ -1,5 +1,5 @@
 //! mailfwd's gRPC API: the `mailfwd.v1.Forwarding` service (ingest, reprocess, the
-//! received log), with the standard health and reflection services beside it.
+//! received log), with the standard health and reflection (v1 and v1alpha) services beside it.
 //!
 //! The contract is `proto/mailfwd/v1/forwarding.proto`; this crate is the adapter that
 //! turns its messages into domain calls. Statuses are chosen in one place,
@@ -55,7 +55,8 @@ pub struct GrpcServices {
 #[error("the gRPC reflection service could not be built: {0}")]
 pub struct SetupError(#[from] tonic_reflection::server::Error);
 
-/// A tonic router serving Forwarding (behind [`Authorize`]), health and reflection.
+/// A tonic router serving Forwarding (behind [`Authorize`]), health and reflection
+/// (`grpc.reflection.v1` and `v1alpha`).
 /// Health reports `mailfwd.v1.Forwarding` and the whole server (`""`) as serving.
 /// Health and reflection need no token: probes must work, and the contract is public.
 ///
@@ -72,18 +73,30 @@ pub async fn router(services: GrpcServices) -> Result<Router, SetupError> {
     health
         .set_serving::<pb::forwarding_server::ForwardingServer<service::ForwardingApi>>()
         .await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection_v1 = reflection_contents().build_v1()?;
+    let reflection_v1alpha = reflection_contents().build_v1alpha()?;
     let forwarding = pb::forwarding_server::ForwardingServer::with_interceptor(
         api,
         Authorize::new(services.api_token),
     );
     Ok(Server::builder()
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(forwarding))
+}
+
+/// The reflection contents, the same for both protocol versions: Python
+/// grpcio-reflection, Postman and older grpcurl speak only `grpc.reflection.v1alpha`,
+/// newer tools `v1`. Each lists both reflection services, so whichever a tool asks
+/// sees everything the server offers.
+fn reflection_contents() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .include_reflection_service(false)
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET)
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then finishes the calls

@@ -8,34 +8,58 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, duplex};
 
 use super::*;
 
-/// The stuffed form of a whole message, written the obvious way, line by line.
-fn reference(message: &[u8]) -> Vec<u8> {
+/// A stored body with its line endings made CRLF, written the obvious way: a CR
+/// followed by an LF is one line ending, any other CR or LF is one too.
+pub(super) fn crlf_only(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    let mut line_start = true;
     let mut index = 0;
-    while index < message.len() {
-        if line_start && message[index] == b'.' {
-            out.push(b'.');
+    while index < body.len() {
+        match body[index] {
+            b'\r' if body.get(index + 1) == Some(&b'\n') => {
+                out.extend_from_slice(b"\r\n");
+                index += 1;
+            }
+            b'\r' | b'\n' => out.extend_from_slice(b"\r\n"),
+            byte => out.push(byte),
         }
-        out.push(message[index]);
-        line_start = index > 0 && message[index - 1] == b'\r' && message[index] == b'\n';
         index += 1;
     }
+    out
+}
+
+/// What goes out for a whole stored body, written the obvious way, line by line: the
+/// body made CRLF-only, ended with a CRLF unless empty, and, for DATA, each line that
+/// starts with a dot stuffed and the data ended with a lone dot.
+fn reference(body: &[u8], data: bool) -> Vec<u8> {
+    let mut message = crlf_only(body);
     if !message.is_empty() && !message.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
+        message.extend_from_slice(b"\r\n");
+    }
+    if !data {
+        return message;
+    }
+    let mut out = Vec::new();
+    for line in message.split_inclusive(|&byte| byte == b'\n') {
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
     }
     out.extend_from_slice(b".\r\n");
     out
 }
 
-fn stuff_in_chunks(chunks: &[&[u8]]) -> Vec<u8> {
-    let mut stuffer = DotStuffer::new();
+fn write_in_chunks(mut wire: WireBody, chunks: &[&[u8]]) -> Vec<u8> {
     let mut out = Vec::new();
     for chunk in chunks {
-        stuffer.stuff(chunk, &mut out);
+        wire.push(chunk, &mut out);
     }
-    stuffer.finish(&mut out);
+    wire.finish(&mut out);
     out
+}
+
+fn stuff_in_chunks(chunks: &[&[u8]]) -> Vec<u8> {
+    write_in_chunks(WireBody::for_data(), chunks)
 }
 
 const SAMPLES: &[&[u8]] = &[
@@ -50,21 +74,34 @@ const SAMPLES: &[&[u8]] = &[
     b"\r\n\r\n.\r\n\r\n",
     b"bare\n.lf and bare\r.cr\r\n",
     b"ends with cr\r",
+    b"hello\n.\nMAIL FROM:<ceo@bank.test>\n",
+    b"a\r.\rb\r\r\n.\n\r.\r\n",
+    b"\n\r\r\n\n.",
+    b"\0.\0\r\0\n.\0",
 ];
 
 #[test]
-fn stuffing_matches_the_reference_for_every_split_point() {
+fn writing_matches_the_reference_for_every_split_point() {
     for sample in SAMPLES {
-        let expected = reference(sample);
-        assert_eq!(stuff_in_chunks(&[sample]), expected, "{sample:?}");
-        for first in 0..=sample.len() {
-            for second in first..=sample.len() {
-                let chunks = [&sample[..first], &sample[first..second], &sample[second..]];
-                assert_eq!(
-                    stuff_in_chunks(&chunks),
-                    expected,
-                    "{sample:?} at {first}/{second}"
-                );
+        for data in [true, false] {
+            let expected = reference(sample, data);
+            let wire = || {
+                if data {
+                    WireBody::for_data()
+                } else {
+                    WireBody::for_bdat()
+                }
+            };
+            assert_eq!(write_in_chunks(wire(), &[sample]), expected, "{sample:?}");
+            for first in 0..=sample.len() {
+                for second in first..=sample.len() {
+                    let chunks = [&sample[..first], &sample[first..second], &sample[second..]];
+                    assert_eq!(
+                        write_in_chunks(wire(), &chunks),
+                        expected,
+                        "{sample:?} at {first}/{second}, data: {data}"
+                    );
+                }
             }
         }
     }
@@ -77,9 +114,33 @@ fn only_dots_at_line_starts_are_doubled() {
         stuff_in_chunks(&[b"a\r", b"\n", b".c\r\n"]),
         b"a\r\n..c\r\n.\r\n"
     );
-    assert_eq!(stuff_in_chunks(&[b"a\n.c\r\n"]), b"a\n.c\r\n.\r\n");
     assert_eq!(stuff_in_chunks(&[b"tail"]), b"tail\r\n.\r\n");
     assert_eq!(stuff_in_chunks(&[]), b".\r\n");
+}
+
+#[test]
+fn bare_line_endings_become_crlf_and_their_dots_are_stuffed() {
+    assert_eq!(stuff_in_chunks(&[b"a\n.c\r\n"]), b"a\r\n..c\r\n.\r\n");
+    assert_eq!(
+        stuff_in_chunks(&[b"hello\n.\nMAIL FROM:<ceo@bank.test>\n"]),
+        b"hello\r\n..\r\nMAIL FROM:<ceo@bank.test>\r\n.\r\n"
+    );
+    assert_eq!(
+        stuff_in_chunks(&[b"x\r", b".", b"\r", b"\r\n"]),
+        b"x\r\n..\r\n\r\n.\r\n"
+    );
+    // A CR LF split across chunks is one line ending, not two.
+    assert_eq!(stuff_in_chunks(&[b"x\r", b"\n", b"\n"]), b"x\r\n\r\n.\r\n");
+}
+
+#[test]
+fn a_crlf_body_passes_unchanged_but_for_the_stuffing() {
+    let body: &[u8] = b"DKIM-Signature: v=1\r\nSubject: s\r\n\r\n.dot\r\n\0nul\r\n";
+    assert_eq!(write_in_chunks(WireBody::for_bdat(), &[body]), body);
+    assert_eq!(
+        stuff_in_chunks(&[body]),
+        b"DKIM-Signature: v=1\r\nSubject: s\r\n\r\n..dot\r\n\0nul\r\n.\r\n"
+    );
 }
 
 struct Chunks(VecDeque<Result<Bytes, ()>>);
@@ -157,11 +218,12 @@ async fn bdat_sends_exact_chunks_and_marks_the_last() {
     let (client, mut server) = duplex(1 << 20);
     let mut client = Client::new(client);
     server
-        .write_all(b"250 chunk\r\n250 chunk\r\n250 2.0.0 done\r\n")
+        .write_all(b"250 chunk\r\n250 chunk\r\n250 chunk\r\n250 2.0.0 done\r\n")
         .await
         .ok();
-    let big: &'static [u8] = Box::leak(vec![b'.'; 2 * BDAT_CHUNK + 10].into_boxed_slice());
-    let mut message = body(&[&big[..100], &big[100..]]);
+    // Bare LFs, which become CRLFs: the chunk sizes count the normalized bytes.
+    let big: &'static [u8] = Box::leak(b".\n".repeat(BDAT_CHUNK + 5).into_boxed_slice());
+    let mut message = body(&[&big[..101], &big[101..]]);
     let timeouts = SmtpTimeouts {
         data_block: SECOND,
         ..SmtpTimeouts::default()
@@ -171,14 +233,22 @@ async fn bdat_sends_exact_chunks_and_marks_the_last() {
     drop(client);
     let mut wire = Vec::new();
     server.read_to_end(&mut wire).await.ok();
+    let normalized = b".\r\n".repeat(BDAT_CHUNK + 5);
     let mut expected = Vec::new();
     for (range, header) in [
         (0..BDAT_CHUNK, format!("BDAT {BDAT_CHUNK}\r\n")),
         (BDAT_CHUNK..2 * BDAT_CHUNK, format!("BDAT {BDAT_CHUNK}\r\n")),
-        (2 * BDAT_CHUNK..big.len(), "BDAT 10 LAST\r\n".to_owned()),
+        (
+            2 * BDAT_CHUNK..3 * BDAT_CHUNK,
+            format!("BDAT {BDAT_CHUNK}\r\n"),
+        ),
+        (
+            3 * BDAT_CHUNK..normalized.len(),
+            "BDAT 15 LAST\r\n".to_owned(),
+        ),
     ] {
         expected.extend_from_slice(header.as_bytes());
-        expected.extend_from_slice(&big[range]);
+        expected.extend_from_slice(&normalized[range]);
     }
     assert_eq!(wire, expected);
 }

@@ -2,6 +2,7 @@
 
 use mailfwd_domain::IngestLimits;
 use mailfwd_grpc::pb::GetEmailRequest;
+use prost::Message as _;
 use tokio_stream::StreamExt;
 use tonic::{Code, Request};
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -105,5 +106,63 @@ async fn reflection_lists_the_services() {
     let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
     assert!(names.contains(&"mailfwd.v1.Forwarding"), "{names:?}");
     assert!(names.contains(&"grpc.health.v1.Health"), "{names:?}");
+    assert!(
+        names.contains(&"grpc.reflection.v1alpha.ServerReflection"),
+        "{names:?}"
+    );
+    app.stop().await;
+}
+
+/// Python grpcio-reflection, Postman and older grpcurl speak only v1alpha.
+#[tokio::test]
+async fn reflection_v1alpha_lists_and_describes_the_services() {
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    use tonic_reflection::pb::v1alpha::{ServerReflectionRequest, ServerReflectionResponse};
+
+    let app = TestApp::spawn().await;
+    let mut reflection = ServerReflectionClient::new(app.channel().await);
+    let ask = |request| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(request),
+    };
+    let requests = vec![
+        ask(MessageRequest::ListServices(String::new())),
+        ask(MessageRequest::FileContainingSymbol(
+            "mailfwd.v1.Forwarding".into(),
+        )),
+    ];
+    let replies: Vec<ServerReflectionResponse> = reflection
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner()
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    assert_eq!(replies.len(), 2);
+
+    let Some(MessageResponse::ListServicesResponse(list)) = &replies[0].message_response else {
+        panic!("not a service list: {:?}", replies[0]);
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for expected in [
+        "mailfwd.v1.Forwarding",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    ] {
+        assert!(names.contains(&expected), "{expected} in {names:?}");
+    }
+
+    let Some(MessageResponse::FileDescriptorResponse(files)) = &replies[1].message_response else {
+        panic!("not a file descriptor: {:?}", replies[1]);
+    };
+    let file =
+        prost_types::FileDescriptorProto::decode(&files.file_descriptor_proto[0][..]).unwrap();
+    assert_eq!(file.package(), "mailfwd.v1");
+    let methods: Vec<_> = file.service[0].method.iter().map(|m| m.name()).collect();
+    assert!(methods.contains(&"IngestEmail"), "{methods:?}");
     app.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Message bodies for the tests: fixed chunks, and a large body generated lazily that
-//! watches how far the mailer reads ahead of what the server has received.
+//! watches how far the mailer reads ahead of what the server has received. And what
+//! arrives of a stored body that is not CRLF-only.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,8 +10,11 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use mailfwd_domain::EmailAddress;
 use mailfwd_domain::StoreError;
-use mailfwd_domain::delivery::Outgoing;
+use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
 use mailfwd_domain::email::BodyReader;
+
+use crate::relay_to;
+use crate::sink::{Options, Sink};
 
 /// A body handed out in the given chunks.
 pub struct Chunks(VecDeque<Bytes>);
@@ -119,4 +123,58 @@ impl BodyReader for Generated {
         self.produced += len as u64;
         Ok(Some(Bytes::from(out)))
     }
+}
+
+/// A stored body that smuggles a second transaction past a next hop that ends DATA at
+/// `<LF>.<LF>` or at `<CR>.<CR>`, cut so that line endings straddle chunks.
+const SMUGGLING: &[&[u8]] = &[
+    b"Subject: hi\r\n\r\nhello\n",
+    b".\nMAIL FROM:<ceo@bank.test>\nRCPT TO:<x@victim.test>\nDATA\n\n",
+    b"forged\r",
+    b".\r",
+    b"MAIL FROM:<cfo@bank.test>\r\r",
+    b"\nend",
+];
+
+/// The same body as every receiver must get it: CRLF-only, ending with CRLF.
+const NORMALIZED: &[u8] = b"Subject: hi\r\n\r\nhello\r\n.\r\nMAIL FROM:<ceo@bank.test>\r\n\
+    RCPT TO:<x@victim.test>\r\nDATA\r\n\r\nforged\r\n.\r\nMAIL FROM:<cfo@bank.test>\r\n\r\n\
+    end\r\n";
+
+async fn deliver_smuggling(chunking: bool) {
+    let sink = Sink::start(Options {
+        chunking,
+        ..Options::default()
+    })
+    .await;
+    let outcome = relay_to(&sink)
+        .send(message(Some("a@sender.test"), "b@dest.test", SMUGGLING))
+        .await;
+    assert!(
+        matches!(outcome, DeliveryOutcome::Delivered(_)),
+        "{outcome:?}"
+    );
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 1, "{messages:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&messages[0].body),
+        String::from_utf8_lossy(NORMALIZED)
+    );
+    assert_eq!(messages[0].bdat, chunking);
+    let mails: Vec<String> = sink
+        .commands()
+        .into_iter()
+        .filter(|command| command.starts_with("MAIL"))
+        .collect();
+    assert_eq!(mails, ["MAIL FROM:<a@sender.test>"]);
+}
+
+#[tokio::test]
+async fn bare_lf_and_cr_dot_lines_arrive_as_one_normalized_message_over_data() {
+    deliver_smuggling(false).await;
+}
+
+#[tokio::test]
+async fn bare_lf_and_cr_dot_lines_arrive_as_one_normalized_message_over_bdat() {
+    deliver_smuggling(true).await;
 }

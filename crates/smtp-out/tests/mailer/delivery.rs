@@ -75,7 +75,8 @@ async fn bdat_delivers_the_exact_bytes_in_chunks() {
         DeliveryOutcome::Delivered("250 2.0.0 Ok: queued as SINK1".into())
     );
     let messages = sink.messages();
-    assert_eq!(messages[0].body, chunks.concat());
+    // As over DATA, a body that does not end with CRLF gets one.
+    assert_eq!(messages[0].body, [&chunks.concat()[..], b"\r\n"].concat());
     assert!(messages[0].bdat);
     let bdats: Vec<String> = sink
         .commands()
