@@ -219,3 +219,59 @@ async fn normalize_stores_a_bare_lf_body_with_crlf() {
     assert_eq!(received.size, stored.len() as u64);
     assert_eq!(body(&emails, &received.id).await, stored);
 }
+
+/// Sends `message` through a fresh transaction in pieces cut at `cuts`: the stored
+/// bytes, or the refusal in words.
+async fn ingest_in_pieces(
+    ingest: &Ingest,
+    emails: &Arc<dyn EmailStore>,
+    message: &[u8],
+    cuts: &[usize],
+) -> Result<Vec<u8>, String> {
+    let mut incoming = started(ingest).await;
+    let mut ends: Vec<usize> = cuts.iter().map(|&cut| cut.min(message.len())).collect();
+    ends.sort_unstable();
+    ends.push(message.len());
+    let mut start = 0;
+    for end in ends {
+        if let Err(error) = incoming.write(&message[start..end]).await {
+            incoming.abort().await;
+            return Err(error.to_string());
+        }
+        start = end;
+    }
+    let received = incoming.commit().await.map_err(|e| e.to_string())?;
+    Ok(body(emails, &received.id).await)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn where_the_body_is_cut_changes_neither_the_verdict_nor_the_stored_bytes(
+        message in proptest::collection::vec(
+            proptest::sample::select(b"Received: x\r\n\0ab".to_vec()), 0..200),
+        cuts in proptest::collection::vec(0usize..200, 0..5),
+        normalize in proptest::prelude::any::<bool>(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (whole, pieces) = runtime.block_on(async {
+            let mode = if normalize { BareLineEndings::Normalize } else { BareLineEndings::Reject };
+            let (ingest, emails) = service(IngestLimits {
+                message: MessagePolicy {
+                    bare_line_endings: mode,
+                    max_received_headers: 3,
+                    max_header_field_size: 30,
+                    max_size: 150,
+                    ..MessagePolicy::default()
+                },
+                ..IngestLimits::default()
+            })
+            .await;
+            (
+                ingest_in_pieces(&ingest, &emails, &message, &[]).await,
+                ingest_in_pieces(&ingest, &emails, &message, &cuts).await,
+            )
+        });
+        proptest::prop_assert_eq!(whole, pieces);
+    }
+}

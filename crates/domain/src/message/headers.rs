@@ -57,6 +57,11 @@ impl HeaderScanner {
         }
     }
 
+    /// Whether the header section is over: nothing more to count.
+    pub(super) fn done(&self) -> bool {
+        self.at == At::Body
+    }
+
     /// Looks at the next stored octet. Line endings are CRLF here: the filter has
     /// refused or normalised anything else before it gets here.
     pub(super) fn scan(&mut self, byte: u8) -> Result<(), MessageError> {
