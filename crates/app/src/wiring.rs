@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Mailer};
 use mailfwd_domain::email::SplitEmailStore;
-use mailfwd_domain::{EmailStore, Ingest, IngestLimits, RuleStore};
+use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, RuleStore};
 use mailfwd_layers::CachedRuleStore;
 use mailfwd_s3::ObjectBodyStore;
 use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
@@ -51,9 +51,11 @@ impl Ports {
     #[must_use]
     pub fn ingest(&self, config: &Config) -> Ingest {
         let limits = IngestLimits {
-            max_message_size: config.max_message_size,
             max_recipients: config.max_recipients,
-            ..IngestLimits::default()
+            message: MessagePolicy {
+                max_size: config.max_message_size,
+                ..MessagePolicy::default()
+            },
         };
         Ingest::new(Arc::clone(&self.rules), Arc::clone(&self.emails), limits)
     }

@@ -10,6 +10,7 @@ pub mod import;
 pub mod ingest;
 pub mod memory;
 mod memory_queue;
+pub mod message;
 pub mod rule;
 pub mod rule_store;
 
@@ -18,6 +19,9 @@ pub mod contract;
 
 pub use address::{AddressError, Domain, EmailAddress};
 pub use email::{EmailId, EmailStore, Envelope, NewEmail, ReceivedEmail, StoreError};
-pub use ingest::{AcceptedListener, Ingest, IngestError, IngestLimits};
+pub use ingest::{
+    AcceptedListener, Addressed, Incoming, Ingest, IngestError, IngestLimits, Origin, Transaction,
+};
+pub use message::{BareLineEndings, MessageError, MessagePolicy};
 pub use rule::{InvalidRule, RecipientPattern, Rule};
 pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};

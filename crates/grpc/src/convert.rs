@@ -20,6 +20,22 @@ pub(crate) fn address(field: impl Into<String>, value: &str) -> Result<EmailAddr
     EmailAddress::parse(value).map_err(|e| GrpcError::invalid(field, e))
 }
 
+/// The `envelope.recipients` field: at least one, each an address (a malformed one
+/// fails the call, naming it).
+pub(crate) fn recipients(values: &[String]) -> Result<Vec<EmailAddress>, GrpcError> {
+    if values.is_empty() {
+        return Err(GrpcError::invalid(
+            "envelope.recipients",
+            "at least one recipient is needed",
+        ));
+    }
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, value)| address(format!("envelope.recipients[{i}]"), value))
+        .collect()
+}
+
 /// The sender: empty is the null reverse path.
 pub(crate) fn sender(value: &str) -> Result<Option<EmailAddress>, GrpcError> {
     if value.is_empty() {

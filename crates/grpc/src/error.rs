@@ -1,11 +1,13 @@
 //! The one error type of the gRPC adapter and its table of status codes. Internal
 //! errors are logged here and never sent to clients.
 
-use mailfwd_domain::IngestError;
 use mailfwd_domain::delivery::{ForwardError, QueueError};
 use mailfwd_domain::email::StoreError;
+use mailfwd_domain::{IngestError, MessageError};
 use thiserror::Error;
 use tonic::{Code, Status};
+
+use crate::pb;
 
 /// Why a Forwarding call failed. Each variant documents the status it becomes.
 #[derive(Debug, Error)]
@@ -18,9 +20,10 @@ pub enum GrpcError {
         /// What is wrong with it.
         message: String,
     },
-    /// `INVALID_ARGUMENT`: the body has more `Received:` headers than allowed.
+    /// `INVALID_ARGUMENT`: the body is empty or breaks the message policy (bare line
+    /// ending, NUL byte, header limits, mail loop); the text says what and where.
     #[error("{0}")]
-    MailLoop(String),
+    InvalidMessage(String),
     /// `NOT_FOUND`: no email has this id.
     #[error("no email with id {0}")]
     NotFound(String),
@@ -54,7 +57,9 @@ impl GrpcError {
     #[must_use]
     pub fn code(&self) -> Code {
         match self {
-            GrpcError::InvalidArgument { .. } | GrpcError::MailLoop(_) => Code::InvalidArgument,
+            GrpcError::InvalidArgument { .. } | GrpcError::InvalidMessage(_) => {
+                Code::InvalidArgument
+            }
             GrpcError::NotFound(_) => Code::NotFound,
             GrpcError::Unauthenticated(_) => Code::Unauthenticated,
             GrpcError::AllRecipientsRefused(_) => Code::FailedPrecondition,
@@ -79,16 +84,31 @@ impl From<GrpcError> for Status {
 impl From<IngestError> for GrpcError {
     fn from(error: IngestError) -> Self {
         match error {
-            IngestError::TooLarge(limit) => GrpcError::TooLarge(limit),
-            IngestError::MailLoop(_) => GrpcError::MailLoop(error.to_string()),
+            IngestError::Message(MessageError::TooLarge(limit)) => GrpcError::TooLarge(limit),
+            IngestError::Message(_) | IngestError::EmptyMessage => {
+                GrpcError::InvalidMessage(error.to_string())
+            }
             IngestError::Overloaded => GrpcError::Overloaded,
             IngestError::Unavailable(source) => GrpcError::Unavailable(source),
-            // Per-recipient refusals are reported in the reply; reaching here means a
-            // caller mapped one as a whole-call failure, which is a storage-free refusal.
-            IngestError::UnknownRecipient(_) | IngestError::TooManyRecipients(_) => {
+            // Per-recipient refusals are reported in the reply (see `refusal_reason`);
+            // reaching here means a caller mapped one as a whole-call failure.
+            IngestError::UnknownRecipient(_)
+            | IngestError::RelayDenied(_)
+            | IngestError::TooManyRecipients(_) => {
                 GrpcError::AllRecipientsRefused(error.to_string())
             }
         }
+    }
+}
+
+/// The reason reported for a recipient refused by the domain's recipient policy, or
+/// `None` when the error is not about the recipient and fails the whole call.
+pub(crate) fn refusal_reason(error: &IngestError) -> Option<pb::RefusalReason> {
+    match error {
+        IngestError::UnknownRecipient(_) => Some(pb::RefusalReason::UnknownRecipient),
+        IngestError::TooManyRecipients(_) => Some(pb::RefusalReason::TooManyRecipients),
+        IngestError::RelayDenied(_) => Some(pb::RefusalReason::RelayingDenied),
+        _ => None,
     }
 }
 

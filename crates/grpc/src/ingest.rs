@@ -1,20 +1,15 @@
 //! `IngestEmail`: the envelope first, then the body streamed chunk by chunk into the
-//! email store; the reply comes only once the email is durable.
+//! domain's ingest transaction; the reply comes only once the email is durable. The
+//! recipient and message policies are the domain's; this file only translates.
 
-use mailfwd_domain::email::{Envelope, NewEmail};
-use mailfwd_domain::{EmailAddress, Ingest, IngestError};
+use mailfwd_domain::Ingest;
+use mailfwd_domain::ingest::Origin;
 use tonic::{Request, Status, Streaming};
 
 use crate::convert;
-use crate::error::GrpcError;
+use crate::error::{GrpcError, refusal_reason};
 use crate::pb;
 use crate::pb::ingest_email_request::Part;
-
-/// Recipients sorted into accepted and refused.
-struct Checked {
-    accepted: Vec<EmailAddress>,
-    refused: Vec<pb::RefusedRecipient>,
-}
 
 /// Runs one IngestEmail call.
 ///
@@ -44,13 +39,42 @@ pub(crate) async fn ingest_email(
         }
     };
     let sender = convert::sender(&envelope.sender)?;
-    let checked = check_recipients(ingest, &envelope.recipients).await?;
-    if checked.accepted.is_empty() {
-        let reasons: Vec<&str> = checked.refused.iter().map(|r| r.message.as_str()).collect();
-        return Err(GrpcError::AllRecipientsRefused(reasons.join("; ")).into());
-    }
+    let recipients = convert::recipients(&envelope.recipients)?;
 
-    let mut incoming = ingest.begin().await.map_err(GrpcError::from)?;
+    let origin = Origin {
+        peer,
+        helo: None,
+        tls: false,
+    };
+    let mut tx = ingest.begin(sender, origin);
+    let mut refused = Vec::new();
+    for (recipient, given) in recipients.iter().zip(&envelope.recipients) {
+        let Err(error) = tx.add_recipient(recipient).await else {
+            continue;
+        };
+        let Some(reason) = refusal_reason(&error) else {
+            return Err(GrpcError::from(error).into());
+        };
+        refused.push(pb::RefusedRecipient {
+            recipient: given.clone(),
+            reason: reason.into(),
+            message: error.to_string(),
+        });
+    }
+    let Ok(addressed) = tx.addressed() else {
+        let reasons: Vec<&str> = refused.iter().map(|r| r.message.as_str()).collect();
+        return Err(GrpcError::AllRecipientsRefused(reasons.join("; ")).into());
+    };
+    let accepted = addressed
+        .recipients()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+
+    let mut incoming = addressed
+        .start_body()
+        .await
+        .map_err(|not_started| GrpcError::from(not_started.error))?;
     loop {
         let part = match stream.message().await {
             Ok(Some(message)) => message.part,
@@ -73,64 +97,10 @@ pub(crate) async fn ingest_email(
             return Err(error.into());
         }
     }
-
-    let email = NewEmail {
-        envelope: Envelope {
-            sender,
-            recipients: checked.accepted.clone(),
-        },
-        peer,
-        helo: None,
-        tls: false,
-    };
-    let received = incoming.commit(email).await.map_err(GrpcError::from)?;
+    let received = incoming.commit().await.map_err(GrpcError::from)?;
     Ok(pb::IngestEmailResponse {
         email_id: received.id.to_string(),
-        accepted_recipients: checked.accepted.iter().map(ToString::to_string).collect(),
-        refused_recipients: checked.refused,
+        accepted_recipients: accepted,
+        refused_recipients: refused,
     })
-}
-
-/// Parses every recipient (a malformed one fails the call, naming it) and asks the
-/// rules about each, as SMTP does at RCPT time.
-async fn check_recipients(ingest: &Ingest, recipients: &[String]) -> Result<Checked, GrpcError> {
-    if recipients.is_empty() {
-        return Err(GrpcError::invalid(
-            "envelope.recipients",
-            "at least one recipient is needed",
-        ));
-    }
-    let parsed = recipients
-        .iter()
-        .enumerate()
-        .map(|(i, r)| convert::address(format!("envelope.recipients[{i}]"), r))
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut checked = Checked {
-        accepted: Vec::new(),
-        refused: Vec::new(),
-    };
-    for (recipient, given) in parsed.into_iter().zip(recipients) {
-        let reason = match ingest
-            .check_recipient(&recipient, checked.accepted.len())
-            .await
-        {
-            Ok(()) => {
-                checked.accepted.push(recipient);
-                continue;
-            }
-            Err(error @ IngestError::UnknownRecipient(_)) => {
-                (pb::RefusalReason::UnknownRecipient, error)
-            }
-            Err(error @ IngestError::TooManyRecipients(_)) => {
-                (pb::RefusalReason::TooManyRecipients, error)
-            }
-            Err(other) => return Err(other.into()),
-        };
-        checked.refused.push(pb::RefusedRecipient {
-            recipient: given.clone(),
-            reason: reason.0.into(),
-            message: reason.1.to_string(),
-        });
-    }
-    Ok(checked)
 }

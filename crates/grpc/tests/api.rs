@@ -8,5 +8,6 @@ mod api {
     pub mod harness;
     mod ingest;
     mod meta;
+    mod policy;
     mod reprocess;
 }

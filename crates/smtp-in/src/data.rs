@@ -1,7 +1,7 @@
-//! The message body on its way in: finding the end of DATA, checking line endings, and
-//! handing the bytes to [`Incoming`]. No I/O here; `session::transfer` feeds it.
+//! The message body on its way in: finding the end of DATA and handing the bytes to
+//! [`Incoming`], which applies the message policy. No I/O here; `session::transfer`
+//! feeds it.
 
-use mailfwd_domain::email::NewEmail;
 use mailfwd_domain::ingest::Incoming;
 use mailfwd_domain::{IngestError, ReceivedEmail};
 use smtp_proto::request::receiver::DataReceiver;
@@ -16,7 +16,8 @@ const TERMINATOR: [u8; 5] = *b"\r\n.\r\n";
 /// `..x` is unstuffed. And its end is accepted only when the raw bytes were exactly
 /// CRLF "." CRLF: the receiver also stops at CRLF "." CR CR… LF, which a sender that
 /// passes bare CRs through would not see as an end (an SMTP smuggling vector). At such
-/// a false end the message is marked as holding a bare CR and reading goes on.
+/// a false end the message is refused for its bare CR (the domain's policy) and reading
+/// goes on.
 pub(crate) struct DotReader {
     receiver: DataReceiver,
     /// The last raw bytes consumed.
@@ -85,61 +86,23 @@ impl DotReader {
     }
 }
 
-/// Finds CRs not followed by LF and LFs not preceded by CR, across chunk boundaries.
-#[derive(Debug, Default)]
-pub(crate) struct LineEndings {
-    after_cr: bool,
-}
-
-impl LineEndings {
-    /// `false` if `chunk` holds a bare CR or LF.
-    pub(crate) fn check(&mut self, chunk: &[u8]) -> bool {
-        for &byte in chunk {
-            let bare = if self.after_cr {
-                byte != b'\n'
-            } else {
-                byte == b'\n'
-            };
-            if bare {
-                return false;
-            }
-            self.after_cr = byte == b'\r';
-        }
-        true
-    }
-
-    /// `false` if the body ended on a CR.
-    pub(crate) fn finish(&self) -> bool {
-        !self.after_cr
-    }
-}
-
-/// Why a body was not accepted.
-#[derive(Debug)]
-pub(crate) enum BodyError {
-    /// A bare CR or LF: the whole message is refused (mailfwd's line-ending policy).
-    BareLineEnding,
-    /// What [`Incoming`] said.
-    Ingest(IngestError),
-}
-
 enum State {
-    Receiving(Incoming),
+    Receiving(Box<Incoming>),
     /// The partial email was aborted; the rest of the input is read and thrown away.
-    Failed(BodyError),
+    Failed(IngestError),
 }
 
-/// A body being received: checked and written chunk by chunk, committed at the end.
+/// A body being received: written chunk by chunk, committed at the end. After the
+/// first refusal it remembers why and throws the rest away, so the reply can come when
+/// the client has finished sending.
 pub(crate) struct Body {
     state: State,
-    endings: LineEndings,
 }
 
 impl Body {
     pub(crate) fn new(incoming: Incoming) -> Self {
         Body {
-            state: State::Receiving(incoming),
-            endings: LineEndings::default(),
+            state: State::Receiving(Box::new(incoming)),
         }
     }
 
@@ -147,7 +110,7 @@ impl Body {
         matches!(self.state, State::Failed(_))
     }
 
-    /// Checks and stores the next chunk; after a failure, throws it away.
+    /// Stores the next chunk; after a failure, throws it away.
     pub(crate) async fn write(&mut self, chunk: &[u8]) {
         if chunk.is_empty() {
             return;
@@ -155,27 +118,23 @@ impl Body {
         let State::Receiving(incoming) = &mut self.state else {
             return;
         };
-        if !self.endings.check(chunk) {
-            self.fail(BodyError::BareLineEnding).await;
-        } else if let Err(error) = incoming.write(chunk).await {
-            self.fail(BodyError::Ingest(error)).await;
+        if let Err(error) = incoming.write(chunk).await {
+            self.fail(error).await;
         }
     }
 
-    /// Refuses the body for a bare CR found outside [`Body::write`].
-    pub(crate) async fn reject_bare_line_ending(&mut self) {
-        if !self.has_failed() {
-            self.fail(BodyError::BareLineEnding).await;
+    /// Refuses the body for a bare CR that the framing consumed (a false end of DATA).
+    pub(crate) async fn reject_false_end(&mut self) {
+        if let State::Receiving(incoming) = &self.state {
+            let error = incoming.bare_cr_in_framing();
+            self.fail(error).await;
         }
     }
 
     /// Commits the email, unless the body failed along the way.
-    pub(crate) async fn finish(mut self, email: NewEmail) -> Result<ReceivedEmail, BodyError> {
-        if !self.endings.finish() {
-            self.reject_bare_line_ending().await;
-        }
+    pub(crate) async fn finish(self) -> Result<ReceivedEmail, IngestError> {
         match self.state {
-            State::Receiving(incoming) => incoming.commit(email).await.map_err(BodyError::Ingest),
+            State::Receiving(incoming) => (*incoming).commit().await,
             State::Failed(error) => Err(error),
         }
     }
@@ -183,14 +142,14 @@ impl Body {
     /// Throws the partial email away.
     pub(crate) async fn abort(self) {
         if let State::Receiving(incoming) = self.state {
-            incoming.abort().await;
+            (*incoming).abort().await;
         }
     }
 
-    async fn fail(&mut self, error: BodyError) {
+    async fn fail(&mut self, error: IngestError) {
         if let State::Receiving(incoming) = std::mem::replace(&mut self.state, State::Failed(error))
         {
-            incoming.abort().await;
+            (*incoming).abort().await;
         }
     }
 }

@@ -1,5 +1,5 @@
-//! From the path text smtp-proto hands over to an [`EmailAddress`], and the relay checks
-//! that keep mailfwd from ever being an open relay.
+//! From the path text smtp-proto hands over to an [`EmailAddress`], and the source route
+//! that only SMTP syntax can express (the other relay checks are the domain's).
 
 use mailfwd_domain::{AddressError, EmailAddress};
 
@@ -38,13 +38,6 @@ pub(crate) fn has_source_route(line: &[u8]) -> bool {
         .is_some_and(|&byte| byte == b'@')
 }
 
-/// Whether a recipient's local part names another host: `user%host@ours` (the percent
-/// hack), `host!user@ours` (a bang path) or `"user@host"@ours`. Each asks the receiving
-/// system to relay, which mailfwd never does.
-pub(crate) fn asks_to_relay(recipient: &EmailAddress) -> bool {
-    recipient.local_part().contains(['%', '!', '@'])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,20 +55,9 @@ mod tests {
     }
 
     #[test]
-    fn relay_attempts_are_recognised() {
+    fn source_routes_are_recognised() {
         assert!(has_source_route(b"RCPT TO:<@a.test,@b.test:u@d.test>\r\n"));
         assert!(has_source_route(b"RCPT TO:< @a.test:u@d.test>\r\n"));
         assert!(!has_source_route(b"RCPT TO:<u@d.test>\r\n"));
-        for relay in [
-            "u%other.test@x.test",
-            "other.test!u@x.test",
-            "u@other.test@x.test",
-        ] {
-            let address = mailbox(relay).expect("parses");
-            assert!(asks_to_relay(&address), "{relay}");
-        }
-        assert!(!asks_to_relay(
-            &mailbox("sales+tag@x.test").expect("parses")
-        ));
     }
 }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
-use mailfwd_domain::{EmailId, IngestError};
+use mailfwd_domain::{EmailId, IngestError, MessageError};
 
 /// One SMTP reply, possibly of several lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,17 +208,39 @@ impl Reply {
         Reply::one(552, [5, 3, 4], text)
     }
 
-    /// The answer to an [`IngestError`], at RCPT time or after the body.
+    /// The answer to an [`IngestError`], at RCPT time or after the body: the one table
+    /// from the domain's refusals to SMTP replies.
     pub(crate) fn for_ingest(error: &IngestError) -> Reply {
         match error {
             IngestError::UnknownRecipient(address) => {
                 Reply::one(550, [5, 1, 1], format!("<{address}>: recipient not found"))
             }
+            IngestError::RelayDenied(_) => Reply::relaying_denied(),
             IngestError::TooManyRecipients(_) => Reply::one(452, [4, 5, 3], "Too many recipients"),
-            IngestError::TooLarge(_) => Reply::too_large(),
-            IngestError::MailLoop(_) => Reply::one(554, [5, 4, 6], "Too many hops (mail loop)"),
+            IngestError::EmptyMessage => Reply::one(550, [5, 6, 0], "Message is empty"),
+            IngestError::Message(refusal) => Reply::for_message(refusal),
             IngestError::Overloaded => Reply::one(451, [4, 7, 1], "Try again later"),
             IngestError::Unavailable(_) => Reply::one(451, [4, 3, 0], "Temporary storage failure"),
+        }
+    }
+
+    /// The answer to a message that breaks the message policy.
+    fn for_message(error: &MessageError) -> Reply {
+        match error {
+            MessageError::TooLarge(_) => Reply::too_large(),
+            MessageError::MailLoop(_) => Reply::one(554, [5, 4, 6], "Too many hops (mail loop)"),
+            MessageError::BareCr(_) | MessageError::BareLf(_) => Reply::bare_line_ending(),
+            MessageError::Nul(_) => Reply::one(550, [5, 6, 0], "NUL character in message"),
+            MessageError::HeaderFieldTooLarge(limit) => Reply::one(
+                552,
+                [5, 3, 4],
+                format!("Message header field exceeds {limit} octets"),
+            ),
+            MessageError::HeaderSectionTooLarge(limit) => Reply::one(
+                552,
+                [5, 3, 4],
+                format!("Message header exceeds {limit} octets"),
+            ),
         }
     }
 

@@ -13,6 +13,8 @@ mod data;
 mod envelope;
 #[path = "session/limits.rs"]
 mod limits;
+#[path = "session/policy.rs"]
+mod policy;
 #[path = "session/server.rs"]
 mod server;
 #[path = "session/smuggling.rs"]

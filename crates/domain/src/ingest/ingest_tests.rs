@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::email::{Envelope, SplitEmailStore};
+use crate::email::SplitEmailStore;
 use crate::memory::{MemoryBodyStore, MemoryEmailLog, MemoryRuleStore};
+use crate::message::BareLineEndings;
 use crate::{RecipientPattern, Rule};
 
 fn addr(s: &str) -> EmailAddress {
@@ -11,13 +12,15 @@ fn addr(s: &str) -> EmailAddress {
 
 async fn service(limits: IngestLimits) -> (Ingest, Arc<dyn EmailStore>) {
     let rules = Arc::new(MemoryRuleStore::new());
-    let rule = Rule::new(
-        RecipientPattern::parse("sales@acme.test").unwrap(),
-        vec![addr("a@b.test")],
-        10,
-    )
-    .unwrap();
-    rules.create(rule).await.unwrap();
+    for pattern in ["sales@acme.test", "info@acme.test"] {
+        let rule = Rule::new(
+            RecipientPattern::parse(pattern).unwrap(),
+            vec![addr("a@b.test")],
+            10,
+        )
+        .unwrap();
+        rules.create(rule).await.unwrap();
+    }
     let emails: Arc<dyn EmailStore> = Arc::new(SplitEmailStore::new(
         Arc::new(MemoryBodyStore::new()),
         Arc::new(MemoryEmailLog::new()),
@@ -25,76 +28,171 @@ async fn service(limits: IngestLimits) -> (Ingest, Arc<dyn EmailStore>) {
     (Ingest::new(rules, Arc::clone(&emails), limits), emails)
 }
 
-fn new_email() -> NewEmail {
-    NewEmail {
-        envelope: Envelope {
-            sender: None,
-            recipients: vec![addr("sales@acme.test")],
-        },
+fn origin() -> Origin {
+    Origin {
         peer: Some("192.0.2.1:1234".into()),
         helo: Some("client.test".into()),
-        tls: false,
+        tls: true,
     }
 }
 
+async fn body(emails: &Arc<dyn EmailStore>, id: &crate::EmailId) -> Vec<u8> {
+    let mut body = emails.open_body(id).await.unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.next_chunk().await.unwrap() {
+        bytes.extend_from_slice(&chunk);
+    }
+    bytes
+}
+
+/// A transaction to `sales@acme.test` with its body started.
+async fn started(ingest: &Ingest) -> Incoming {
+    let mut tx = ingest.begin(None, origin());
+    tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
+    let Ok(addressed) = tx.addressed() else {
+        panic!("a recipient was accepted")
+    };
+    addressed.start_body().await.ok().unwrap()
+}
+
 #[tokio::test]
-async fn recipients_must_have_a_rule_and_be_few_enough() {
+async fn the_recipient_policy_refuses_relays_and_strangers_and_merges_duplicates() {
     let (ingest, _) = service(IngestLimits {
         max_recipients: 2,
         ..IngestLimits::default()
     })
     .await;
-    assert!(
-        ingest
-            .check_recipient(&addr("sales@acme.test"), 0)
-            .await
-            .is_ok()
-    );
-    assert!(
-        ingest
-            .check_recipient(&addr("Sales+x@ACME.test"), 1)
-            .await
-            .is_ok()
-    );
+    let mut tx = ingest.begin(Some(addr("x@y.test")), origin());
+    for relay in [
+        "x%victim.test@acme.test",
+        "victim.test!x@acme.test",
+        "\"x@victim.test\"@acme.test",
+    ] {
+        assert!(
+            matches!(tx.add_recipient(&addr(relay)).await, Err(IngestError::RelayDenied(r)) if r == relay),
+            "{relay}"
+        );
+    }
     assert!(matches!(
-        ingest.check_recipient(&addr("nobody@acme.test"), 0).await,
+        tx.add_recipient(&addr("nobody@acme.test")).await,
         Err(IngestError::UnknownRecipient(a)) if a == addr("nobody@acme.test")
     ));
     assert!(matches!(
-        ingest.check_recipient(&addr("sales@acme.test"), 2).await,
+        tx.add_recipient(&addr("sales@acme.test")).await,
+        Ok(RecipientAdded::Accepted)
+    ));
+    assert!(matches!(
+        tx.add_recipient(&addr("Sales@ACME.test")).await,
+        Ok(RecipientAdded::Duplicate)
+    ));
+    assert!(matches!(
+        tx.add_recipient(&addr("info@acme.test")).await,
+        Ok(RecipientAdded::Accepted)
+    ));
+    // At the limit a duplicate is still answered OK; a new recipient is not.
+    assert!(matches!(
+        tx.add_recipient(&addr("info@acme.test")).await,
+        Ok(RecipientAdded::Duplicate)
+    ));
+    assert!(matches!(
+        tx.add_recipient(&addr("sales+x@acme.test")).await,
         Err(IngestError::TooManyRecipients(2))
+    ));
+    assert_eq!(
+        tx.recipients(),
+        [addr("sales@acme.test"), addr("info@acme.test")]
+    );
+}
+
+#[tokio::test]
+async fn no_body_without_a_recipient() {
+    let (ingest, _) = service(IngestLimits::default()).await;
+    let mut tx = ingest.begin(None, origin());
+    assert!(tx.add_recipient(&addr("nobody@acme.test")).await.is_err());
+    let Err(mut tx) = tx.addressed() else {
+        panic!("no recipient was accepted")
+    };
+    tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
+    assert!(tx.addressed().is_ok());
+}
+
+#[tokio::test]
+async fn an_accepted_email_is_stored_byte_for_byte_with_the_record_the_transaction_built() {
+    let (ingest, emails) = service(IngestLimits::default()).await;
+    let mut tx = ingest.begin(Some(addr("from@x.test")), origin());
+    tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
+    tx.add_recipient(&addr("SALES@acme.test")).await.unwrap();
+    let Ok(addressed) = tx.addressed() else {
+        panic!("addressed")
+    };
+    let mut incoming = addressed.start_body().await.ok().unwrap();
+    incoming.write(b"Subject: hi\r\n\r\n").await.unwrap();
+    incoming.write(b"body\r\n").await.unwrap();
+    let received = incoming.commit().await.unwrap();
+    assert_eq!(received.size, 21);
+    assert_eq!(
+        received.email.envelope.recipients,
+        [addr("sales@acme.test")]
+    );
+    assert_eq!(received.email.envelope.sender, Some(addr("from@x.test")));
+    assert_eq!(received.email.peer.as_deref(), Some("192.0.2.1:1234"));
+    assert_eq!(received.email.helo.as_deref(), Some("client.test"));
+    assert!(received.email.tls);
+    assert_eq!(emails.get(&received.id).await.unwrap(), received);
+    assert_eq!(
+        body(&emails, &received.id).await,
+        b"Subject: hi\r\n\r\nbody\r\n"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_body_is_refused_at_commit_and_nothing_is_kept() {
+    let (ingest, emails) = service(IngestLimits::default()).await;
+    let mut incoming = started(&ingest).await;
+    incoming.write(b"").await.unwrap();
+    let id = incoming.id();
+    assert!(matches!(
+        incoming.commit().await,
+        Err(IngestError::EmptyMessage)
+    ));
+    assert!(matches!(
+        emails.get(&id).await,
+        Err(StoreError::NotFound(_))
     ));
 }
 
 #[tokio::test]
-async fn an_accepted_email_is_stored_byte_for_byte_with_its_record() {
-    let (ingest, emails) = service(IngestLimits::default()).await;
-    let mut incoming = ingest.begin().await.unwrap();
-    incoming.write(b"Subject: hi\r\n\r\n").await.unwrap();
-    incoming.write(b"body\r\n").await.unwrap();
-    let received = incoming.commit(new_email()).await.unwrap();
-    assert_eq!(received.size, 21);
-    assert_eq!(emails.get(&received.id).await.unwrap(), received);
-    let mut body = emails.open_body(&received.id).await.unwrap();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = body.next_chunk().await.unwrap() {
-        bytes.extend_from_slice(&chunk);
-    }
-    assert_eq!(bytes, b"Subject: hi\r\n\r\nbody\r\n");
-}
+async fn the_message_policy_applies_to_every_chunk() {
+    let (ingest, _) = service(IngestLimits::default()).await;
+    let mut incoming = started(&ingest).await;
+    incoming.write(b"Subject: x\r\n\r\nfine\r").await.unwrap();
+    let refused = incoming.write(b"\nthen\n").await;
+    assert!(matches!(
+        refused,
+        Err(IngestError::Message(MessageError::BareLf(24)))
+    ));
+    incoming.abort().await;
 
-#[tokio::test]
-async fn size_and_loop_limits_stop_the_body() {
+    let mut incoming = started(&ingest).await;
+    incoming.write(b"a\r\nb\r").await.unwrap();
+    assert!(matches!(
+        incoming.commit().await,
+        Err(IngestError::Message(MessageError::BareCr(4)))
+    ));
+
     let (ingest, emails) = service(IngestLimits {
-        max_message_size: 10,
+        message: MessagePolicy {
+            max_size: 10,
+            ..MessagePolicy::default()
+        },
         ..IngestLimits::default()
     })
     .await;
-    let mut incoming = ingest.begin().await.unwrap();
+    let mut incoming = started(&ingest).await;
     incoming.write(b"0123456789").await.unwrap();
     assert!(matches!(
         incoming.write(b"x").await,
-        Err(IngestError::TooLarge(10))
+        Err(IngestError::Message(MessageError::TooLarge(10)))
     ));
     let id = incoming.id();
     incoming.abort().await;
@@ -102,15 +200,78 @@ async fn size_and_loop_limits_stop_the_body() {
         emails.get(&id).await,
         Err(StoreError::NotFound(_))
     ));
+}
 
-    let (ingest, _) = service(IngestLimits {
-        max_received_headers: 2,
+#[tokio::test]
+async fn normalize_stores_a_bare_lf_body_with_crlf() {
+    let (ingest, emails) = service(IngestLimits {
+        message: MessagePolicy {
+            bare_line_endings: BareLineEndings::Normalize,
+            ..MessagePolicy::default()
+        },
         ..IngestLimits::default()
     })
     .await;
-    let mut incoming = ingest.begin().await.unwrap();
-    let looped = incoming
-        .write(b"Received: a\r\nReceived: b\r\nReceived: c\r\n\r\n")
-        .await;
-    assert!(matches!(looped, Err(IngestError::MailLoop(2))));
+    let mut incoming = started(&ingest).await;
+    incoming.write(b"Subject: x\n\nline\n.\n").await.unwrap();
+    let received = incoming.commit().await.unwrap();
+    let stored = b"Subject: x\r\n\r\nline\r\n.\r\n";
+    assert_eq!(received.size, stored.len() as u64);
+    assert_eq!(body(&emails, &received.id).await, stored);
+}
+
+/// Sends `message` through a fresh transaction in pieces cut at `cuts`: the stored
+/// bytes, or the refusal in words.
+async fn ingest_in_pieces(
+    ingest: &Ingest,
+    emails: &Arc<dyn EmailStore>,
+    message: &[u8],
+    cuts: &[usize],
+) -> Result<Vec<u8>, String> {
+    let mut incoming = started(ingest).await;
+    let mut ends: Vec<usize> = cuts.iter().map(|&cut| cut.min(message.len())).collect();
+    ends.sort_unstable();
+    ends.push(message.len());
+    let mut start = 0;
+    for end in ends {
+        if let Err(error) = incoming.write(&message[start..end]).await {
+            incoming.abort().await;
+            return Err(error.to_string());
+        }
+        start = end;
+    }
+    let received = incoming.commit().await.map_err(|e| e.to_string())?;
+    Ok(body(emails, &received.id).await)
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    #[test]
+    fn where_the_body_is_cut_changes_neither_the_verdict_nor_the_stored_bytes(
+        message in proptest::collection::vec(
+            proptest::sample::select(b"Received: x\r\n\0ab".to_vec()), 0..200),
+        cuts in proptest::collection::vec(0usize..200, 0..5),
+        normalize in proptest::prelude::any::<bool>(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (whole, pieces) = runtime.block_on(async {
+            let mode = if normalize { BareLineEndings::Normalize } else { BareLineEndings::Reject };
+            let (ingest, emails) = service(IngestLimits {
+                message: MessagePolicy {
+                    bare_line_endings: mode,
+                    max_received_headers: 3,
+                    max_header_field_size: 30,
+                    max_size: 150,
+                    ..MessagePolicy::default()
+                },
+                ..IngestLimits::default()
+            })
+            .await;
+            (
+                ingest_in_pieces(&ingest, &emails, &message, &[]).await,
+                ingest_in_pieces(&ingest, &emails, &message, &cuts).await,
+            )
+        });
+        proptest::prop_assert_eq!(whole, pieces);
+    }
 }

@@ -1,57 +1,66 @@
 //! Ingest: the one way an email gets in, whether it arrives over SMTP or gRPC.
 //!
-//! It decides which recipients are ours, enforces the message limits while the body
-//! streams in, and hands the body to the [`EmailStore`]; an email is accepted only
-//! when the store has made it durable.
+//! [`Ingest::begin`] opens a [`Transaction`]; [`Transaction::add_recipient`] is the one
+//! recipient policy (relay refusals, rules, the recipient limit, duplicates merged);
+//! only a transaction with an accepted recipient becomes [`Addressed`], and only that
+//! can start a body; the body streams through the [`MessagePolicy`] into the
+//! [`EmailStore`]; [`Incoming::commit`] builds the record from what was accepted and
+//! makes the email durable. Adapters translate their protocol into these calls and
+//! [`IngestError`] into their replies, and decide nothing else.
+//!
+//! [`MessagePolicy`]: crate::message::MessagePolicy
 
-mod headers;
+mod transaction;
 
 use std::sync::Arc;
 
 use thiserror::Error;
 
 use crate::address::EmailAddress;
-use crate::email::{EmailId, EmailStore, EmailWriter, NewEmail, ReceivedEmail, StoreError};
+use crate::email::{EmailStore, ReceivedEmail, StoreError};
+use crate::message::{MessageError, MessagePolicy};
 use crate::rule_store::{RuleError, RuleStore};
-use headers::ReceivedCounter;
+
+pub use transaction::{Addressed, BodyNotStarted, Incoming, Origin, RecipientAdded, Transaction};
 
 /// Limits on what one email may be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestLimits {
-    /// Largest body in octets.
-    pub max_message_size: u64,
     /// Most recipients of one email.
     pub max_recipients: usize,
-    /// Most `Received:` headers before the email is taken for a mail loop.
-    pub max_received_headers: usize,
+    /// The rules for the message bytes, the size limit among them.
+    pub message: MessagePolicy,
 }
 
 impl Default for IngestLimits {
     fn default() -> Self {
         IngestLimits {
-            max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
-            max_received_headers: 50,
+            message: MessagePolicy::default(),
         }
     }
 }
 
 /// Why an email, or one of its recipients, was not accepted. Each inbound adapter maps
-/// these to its own replies (SMTP codes, gRPC statuses).
+/// these to its own replies (SMTP codes, gRPC statuses) in one table.
 #[derive(Debug, Error)]
 pub enum IngestError {
     /// No rule matches the recipient: mailfwd is not its destination and never relays.
     #[error("no forwarding rule for <{0}>")]
     UnknownRecipient(EmailAddress),
+    /// The recipient asks mailfwd to pass the mail on to another host (percent hack,
+    /// bang path, quoted `@`, or an SMTP source route), which it never does.
+    #[error("relaying denied: <{0}> names another host")]
+    RelayDenied(String),
     /// The email already has the most recipients allowed.
     #[error("too many recipients; at most {0} per message")]
     TooManyRecipients(usize),
-    /// The body is larger than allowed.
-    #[error("the message exceeds the size limit of {0} octets")]
-    TooLarge(u64),
-    /// More `Received:` headers than allowed: the email is going round in circles.
-    #[error("mail loop: the message has more than {0} Received headers")]
-    MailLoop(usize),
+    /// The message has no bytes at all.
+    #[error("the message is empty")]
+    EmptyMessage,
+    /// The message bytes break the message policy.
+    #[error(transparent)]
+    Message(#[from] MessageError),
     /// The email store asks callers to slow down.
     #[error("the email store is busy; try again later")]
     Overloaded,
@@ -82,9 +91,12 @@ pub trait AcceptedListener: Send + Sync {
     fn accepted(&self, email: &ReceivedEmail);
 }
 
-/// The ingest service.
+/// The ingest service. Cheap to clone: every transaction holds one.
 #[derive(Clone)]
-pub struct Ingest {
+pub struct Ingest(Arc<Inner>);
+
+#[derive(Clone)]
+struct Inner {
     rules: Arc<dyn RuleStore>,
     emails: Arc<dyn EmailStore>,
     limits: IngestLimits,
@@ -99,109 +111,33 @@ impl Ingest {
         emails: Arc<dyn EmailStore>,
         limits: IngestLimits,
     ) -> Self {
-        Ingest {
+        Ingest(Arc::new(Inner {
             rules,
             emails,
             limits,
             listener: None,
-        }
+        }))
     }
 
     /// The same service, telling `listener` about every accepted email.
     #[must_use]
-    pub fn with_listener(mut self, listener: Arc<dyn AcceptedListener>) -> Self {
-        self.listener = Some(listener);
-        self
+    pub fn with_listener(self, listener: Arc<dyn AcceptedListener>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.listener = Some(listener);
+        Ingest(Arc::new(inner))
     }
 
     /// The limits in force.
     #[must_use]
     pub fn limits(&self) -> &IngestLimits {
-        &self.limits
+        &self.0.limits
     }
 
-    /// Decides whether `recipient` may be added to an email that has `accepted` already.
-    ///
-    /// # Errors
-    /// [`IngestError::TooManyRecipients`], [`IngestError::UnknownRecipient`], or
-    /// [`IngestError::Unavailable`] if the rules cannot be read.
-    pub async fn check_recipient(
-        &self,
-        recipient: &EmailAddress,
-        accepted: usize,
-    ) -> Result<(), IngestError> {
-        if accepted >= self.limits.max_recipients {
-            return Err(IngestError::TooManyRecipients(self.limits.max_recipients));
-        }
-        match self.rules.resolve(recipient).await? {
-            Some(_) => Ok(()),
-            None => Err(IngestError::UnknownRecipient(recipient.clone())),
-        }
-    }
-
-    /// Starts receiving a body.
-    ///
-    /// # Errors
-    /// [`IngestError::Overloaded`] or [`IngestError::Unavailable`].
-    pub async fn begin(&self) -> Result<Incoming, IngestError> {
-        let writer = self.emails.begin().await?;
-        Ok(Incoming {
-            writer,
-            listener: self.listener.clone(),
-            size: 0,
-            limit: self.limits.max_message_size,
-            received: ReceivedCounter::new(self.limits.max_received_headers),
-        })
-    }
-}
-
-/// A body being received. Dropping it without [`Incoming::commit`] keeps nothing, but
-/// [`Incoming::abort`] cleans up sooner.
-pub struct Incoming {
-    writer: Box<dyn EmailWriter>,
-    listener: Option<Arc<dyn AcceptedListener>>,
-    size: u64,
-    limit: u64,
-    received: ReceivedCounter,
-}
-
-impl Incoming {
-    /// The id the email gets if it is committed.
+    /// Opens a mail transaction from `sender` (`None`: the null reverse path), sent by
+    /// the client described in `origin`.
     #[must_use]
-    pub fn id(&self) -> EmailId {
-        self.writer.id()
-    }
-
-    /// Appends a chunk of the body. After an error, the caller aborts: for
-    /// [`IngestError::TooLarge`] it reads the rest of the input and throws it away.
-    ///
-    /// # Errors
-    /// [`IngestError::TooLarge`], [`IngestError::MailLoop`] or [`IngestError::Unavailable`].
-    pub async fn write(&mut self, chunk: &[u8]) -> Result<(), IngestError> {
-        self.size += chunk.len() as u64;
-        if self.size > self.limit {
-            return Err(IngestError::TooLarge(self.limit));
-        }
-        self.received.scan(chunk)?;
-        self.writer.write(chunk).await?;
-        Ok(())
-    }
-
-    /// Makes the email durable and returns its record: only now is it accepted.
-    ///
-    /// # Errors
-    /// [`IngestError::Unavailable`]; the email was then not accepted.
-    pub async fn commit(self, email: NewEmail) -> Result<ReceivedEmail, IngestError> {
-        let received = self.writer.commit(email).await?;
-        if let Some(listener) = &self.listener {
-            listener.accepted(&received);
-        }
-        Ok(received)
-    }
-
-    /// Throws the partial email away.
-    pub async fn abort(self) {
-        self.writer.abort().await;
+    pub fn begin(&self, sender: Option<EmailAddress>, origin: Origin) -> Transaction {
+        Transaction::new(self.clone(), sender, origin)
     }
 }
 

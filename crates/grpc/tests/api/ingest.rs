@@ -1,6 +1,6 @@
 //! IngestEmail: accepted and refused recipients, big bodies, and malformed streams.
 
-use mailfwd_domain::IngestLimits;
+use mailfwd_domain::{IngestLimits, MessagePolicy};
 use mailfwd_grpc::pb::{self, GetEmailRequest, IngestEmailRequest, ingest_email_request::Part};
 use tonic::{Code, Request};
 
@@ -103,7 +103,10 @@ async fn all_recipients_refused_is_failed_precondition() {
 #[tokio::test]
 async fn too_large_is_out_of_range() {
     let limits = IngestLimits {
-        max_message_size: 1000,
+        message: MessagePolicy {
+            max_size: 1000,
+            ..MessagePolicy::default()
+        },
         ..IngestLimits::default()
     };
     let app = TestApp::with(limits, None).await;

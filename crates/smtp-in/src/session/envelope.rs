@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use mailfwd_domain::IngestError;
+use mailfwd_domain::ingest::Origin;
 use smtp_proto::{
     MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE, MAIL_CONPERM,
     MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom, RCPT_CONNEG, RCPT_NOTIFY_DELAY,
@@ -22,7 +24,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         self.helo = Some(host.to_owned());
         let hostname = &self.config.hostname;
         if extended {
-            let max_size = self.ingest.limits().max_message_size;
+            let max_size = self.ingest.limits().message.max_size;
             Reply::ehlo(hostname, max_size, self.offers_starttls())
         } else {
             Reply::helo(hostname)
@@ -39,7 +41,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if let Some(param) = unsupported_mail_parameter(from) {
             return Reply::unsupported_parameter(param);
         }
-        let limit = self.ingest.limits().max_message_size;
+        let limit = self.ingest.limits().message.max_size;
         if u64::try_from(from.size).unwrap_or(u64::MAX) > limit {
             info!(peer = %self.peer, size = from.size, limit, "message refused at MAIL: too large");
             return Reply::too_large();
@@ -52,49 +54,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 Err(error) => return Reply::bad_sender(&error.to_string()),
             }
         };
-        self.tx = Some(Transaction {
-            sender,
-            recipients: Vec::new(),
-            body: None,
-        });
+        let origin = Origin {
+            peer: Some(self.peer.to_string()),
+            helo: self.helo.clone(),
+            tls: self.conn.is_tls(),
+        };
+        self.tx = Some(Transaction::Envelope(self.ingest.begin(sender, origin)));
         Reply::sender_ok()
     }
 
     pub(super) async fn rcpt(&mut self, to: &RcptTo<Cow<'_, str>>, line: &[u8]) -> Reply {
-        let ingest = self.ingest;
         let peer = self.peer;
-        let Some(tx) = self.tx.as_mut() else {
-            return Reply::bad_sequence("Send MAIL first");
+        let tx = match self.tx.as_mut() {
+            None => return Reply::bad_sequence("Send MAIL first"),
+            Some(Transaction::Body(_)) => {
+                return Reply::bad_sequence("RCPT not allowed during BDAT");
+            }
+            Some(Transaction::Envelope(tx)) => tx,
         };
-        if tx.body.is_some() {
-            return Reply::bad_sequence("RCPT not allowed during BDAT");
-        }
         if let Some(param) = unsupported_rcpt_parameter(to) {
             return Reply::unsupported_parameter(param);
         }
         if path::has_source_route(line) {
-            info!(%peer, "relaying denied: source route");
-            return Reply::relaying_denied();
+            let error = IngestError::RelayDenied(to.address.to_string());
+            info!(%peer, %error, "recipient refused: source route");
+            return Reply::for_ingest(&error);
         }
         let recipient = match path::mailbox(&to.address) {
             Ok(recipient) => recipient,
             Err(error) => return Reply::bad_recipient(&error.to_string()),
         };
-        if path::asks_to_relay(&recipient) {
-            info!(%peer, %recipient, "relaying denied");
-            return Reply::relaying_denied();
-        }
-        let key = recipient.match_key();
-        if tx.recipients.iter().any(|known| known.match_key() == key) {
-            return Reply::recipient_ok();
-        }
-        match ingest
-            .check_recipient(&recipient, tx.recipients.len())
-            .await
-        {
-            Ok(()) => {
-                debug!(%peer, %recipient, "recipient accepted");
-                tx.recipients.push(recipient);
+        match tx.add_recipient(&recipient).await {
+            Ok(added) => {
+                debug!(%peer, %recipient, ?added, "recipient accepted");
                 Reply::recipient_ok()
             }
             Err(error) => {

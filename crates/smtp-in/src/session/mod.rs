@@ -7,7 +7,7 @@ mod transfer;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use mailfwd_domain::{EmailAddress, Ingest};
+use mailfwd_domain::{Ingest, ingest};
 use smtp_proto::Request;
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -53,12 +53,12 @@ pub(crate) enum End {
 /// or the end of the session.
 type Step = Result<Option<Reply>, End>;
 
-/// The envelope of the mail transaction in progress.
-struct Transaction {
-    sender: Option<EmailAddress>,
-    recipients: Vec<EmailAddress>,
+/// The mail transaction in progress.
+enum Transaction {
+    /// After MAIL: the recipients are being collected.
+    Envelope(ingest::Transaction),
     /// The body while BDAT chunks arrive.
-    body: Option<Body>,
+    Body(Body),
 }
 
 pub(crate) struct Session<'a, S> {
@@ -243,7 +243,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
 
     /// Ends the mail transaction, throwing away any partial BDAT body.
     async fn reset(&mut self) {
-        if let Some(body) = self.tx.take().and_then(|tx| tx.body) {
+        if let Some(Transaction::Body(body)) = self.tx.take() {
             body.abort().await;
         }
     }

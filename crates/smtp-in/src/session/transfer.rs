@@ -3,36 +3,40 @@
 
 use std::time::Duration;
 
-use mailfwd_domain::{Envelope, IngestError, NewEmail};
+use mailfwd_domain::IngestError;
 use smtp_proto::request::receiver::BdatReceiver;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{info, warn};
 
 use super::{Session, Step, Transaction};
 use crate::conn::{Conn, ConnError};
-use crate::data::{Body, BodyError, DotReader};
+use crate::data::{Body, DotReader};
 use crate::reply::Reply;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) async fn data(&mut self) -> Step {
-        let tx = match self.tx.take() {
-            Some(tx) if tx.body.is_none() && !tx.recipients.is_empty() => tx,
-            other => {
-                let why = match &other {
-                    None => "Send MAIL first",
-                    Some(tx) if tx.body.is_some() => "DATA not allowed during BDAT",
-                    Some(_) => "Send RCPT first",
-                };
-                self.tx = other;
-                return Ok(Some(Reply::bad_sequence(why)));
+        let addressed = match self.tx.take() {
+            Some(Transaction::Envelope(tx)) => match tx.addressed() {
+                Ok(addressed) => addressed,
+                Err(tx) => {
+                    self.tx = Some(Transaction::Envelope(tx));
+                    return Ok(Some(Reply::bad_sequence("Send RCPT first")));
+                }
+            },
+            Some(body @ Transaction::Body(_)) => {
+                self.tx = Some(body);
+                return Ok(Some(Reply::bad_sequence("DATA not allowed during BDAT")));
             }
+            None => return Ok(Some(Reply::bad_sequence("Send MAIL first"))),
         };
-        let incoming = match self.ingest.begin().await {
+        let incoming = match addressed.start_body().await {
             Ok(incoming) => incoming,
-            Err(error) => {
-                warn!(peer = %self.peer, %error, "cannot start receiving a message");
-                self.tx = Some(tx);
-                return Ok(Some(Reply::for_ingest(&error)));
+            Err(not_started) => {
+                warn!(peer = %self.peer, error = %not_started.error, "cannot start receiving a message");
+                self.tx = Some(Transaction::Envelope(
+                    not_started.transaction.into_transaction(),
+                ));
+                return Ok(Some(Reply::for_ingest(&not_started.error)));
             }
         };
         self.conn.queue(&Reply::start_data());
@@ -41,77 +45,62 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             body.abort().await;
             return Err(self.lost(error));
         }
-        Ok(Some(self.deliver(body, tx).await))
+        Ok(Some(self.deliver(body).await))
     }
 
     /// BDAT (RFC 3030). The chunk is always read off the connection, even when the
     /// command is refused, so that its bytes are never taken for commands.
     pub(super) async fn bdat(&mut self, size: usize, last: bool) -> Step {
         let limit = self.config.data_timeout;
-        let mut tx = match self.tx.take() {
-            Some(tx) if !tx.recipients.is_empty() => tx,
-            other => {
-                let why = if other.is_none() {
-                    "Send MAIL first"
-                } else {
-                    "Send RCPT first"
-                };
-                self.tx = other;
+        let started = match self.tx.take() {
+            Some(Transaction::Body(body)) => Ok(body),
+            Some(Transaction::Envelope(tx)) => match tx.addressed() {
+                Ok(addressed) => match addressed.start_body().await {
+                    Ok(incoming) => Ok(Body::new(incoming)),
+                    Err(not_started) => {
+                        // The transaction ends: its first chunk is gone.
+                        warn!(peer = %self.peer, error = %not_started.error, "cannot start receiving a message");
+                        Err(Reply::for_ingest(&not_started.error))
+                    }
+                },
+                Err(tx) => {
+                    self.tx = Some(Transaction::Envelope(tx));
+                    Err(Reply::bad_sequence("Send RCPT first"))
+                }
+            },
+            None => Err(Reply::bad_sequence("Send MAIL first")),
+        };
+        let mut body = match started {
+            Ok(body) => body,
+            Err(reply) => {
                 if let Err(error) = read_chunk(&mut self.conn, None, size, limit).await {
                     return Err(self.lost(error));
                 }
-                return Ok(Some(Reply::bad_sequence(why)));
+                return Ok(Some(reply));
             }
-        };
-        let mut body = match tx.body.take() {
-            Some(body) => body,
-            None => match self.ingest.begin().await {
-                Ok(incoming) => Body::new(incoming),
-                Err(error) => {
-                    warn!(peer = %self.peer, %error, "cannot start receiving a message");
-                    if let Err(error) = read_chunk(&mut self.conn, None, size, limit).await {
-                        return Err(self.lost(error));
-                    }
-                    return Ok(Some(Reply::for_ingest(&error)));
-                }
-            },
         };
         if let Err(error) = read_chunk(&mut self.conn, Some(&mut body), size, limit).await {
             body.abort().await;
             return Err(self.lost(error));
         }
         if last || body.has_failed() {
-            return Ok(Some(self.deliver(body, tx).await));
+            return Ok(Some(self.deliver(body).await));
         }
-        tx.body = Some(body);
-        self.tx = Some(tx);
+        self.tx = Some(Transaction::Body(body));
         Ok(Some(Reply::chunk_received(size)))
     }
 
     /// Commits the email, or says why not. Either way the transaction is over.
-    async fn deliver(&mut self, body: Body, tx: Transaction) -> Reply {
+    async fn deliver(&mut self, body: Body) -> Reply {
         let peer = self.peer;
-        let recipients = tx.recipients.len();
-        let email = NewEmail {
-            envelope: Envelope {
-                sender: tx.sender,
-                recipients: tx.recipients,
-            },
-            peer: Some(peer.to_string()),
-            helo: self.helo.clone(),
-            tls: self.conn.is_tls(),
-        };
-        match body.finish(email).await {
+        match body.finish().await {
             Ok(received) => {
-                info!(%peer, id = %received.id, size = received.size, recipients,
+                info!(%peer, id = %received.id, size = received.size,
+                    recipients = received.email.envelope.recipients.len(),
                     tls = received.email.tls, "message accepted");
                 Reply::queued(&received.id)
             }
-            Err(BodyError::BareLineEnding) => {
-                info!(%peer, "message refused: bare CR or LF");
-                Reply::bare_line_ending()
-            }
-            Err(BodyError::Ingest(error)) => {
+            Err(error) => {
                 match error {
                     IngestError::Overloaded | IngestError::Unavailable(_) => {
                         warn!(%peer, %error, "message not accepted");
@@ -137,7 +126,7 @@ where
         let (consumed, ended) = reader.feed(conn.buffered());
         conn.consume(consumed);
         if reader.take_false_end() {
-            body.reject_bare_line_ending().await;
+            body.reject_false_end().await;
         }
         body.write(reader.ready(ended)).await;
         reader.release(ended);

@@ -4,9 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailfwd_domain::IngestLimits;
 use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, EmailId, StoreError};
 use mailfwd_domain::memory::{MemoryBodyStore, MemoryEmailLog};
+use mailfwd_domain::{IngestLimits, MessagePolicy};
 
 use crate::harness::{Mailfwd, PEER, addr, config, queued_id};
 
@@ -35,17 +35,6 @@ async fn a_message_is_stored_unstuffed_with_its_record() {
     assert_eq!(email.email.peer.as_deref(), Some(PEER));
     assert_eq!(email.email.helo.as_deref(), Some("client.test"));
     assert!(!email.email.tls);
-}
-
-#[tokio::test]
-async fn an_empty_message_is_a_message() {
-    let mailfwd = Mailfwd::new().await;
-    let mut client = mailfwd.connect(config()).await;
-    client.envelope("a@b.test", &["sales@acme.test"]).await;
-    queued_id(&client.data(b".\r\n").await);
-    let stored = mailfwd.stored().await;
-    assert_eq!(stored.len(), 1);
-    assert!(stored[0].1.is_empty());
 }
 
 /// A body store that records the size of every chunk written to it.
@@ -231,7 +220,10 @@ async fn bare_cr_or_lf_refuses_the_whole_message() {
 #[tokio::test]
 async fn an_oversized_message_is_read_to_its_end_and_not_stored() {
     let mailfwd = Mailfwd::with(IngestLimits {
-        max_message_size: 100,
+        message: MessagePolicy {
+            max_size: 100,
+            ..MessagePolicy::default()
+        },
         ..IngestLimits::default()
     })
     .await;

@@ -1,6 +1,6 @@
 //! MAIL FROM and RCPT TO: senders, SIZE, recipients, relaying.
 
-use mailfwd_domain::IngestLimits;
+use mailfwd_domain::{IngestLimits, MessagePolicy};
 
 use crate::harness::{Mailfwd, addr, config, queued_id};
 
@@ -36,7 +36,10 @@ async fn the_null_sender_and_utf8_addresses_are_kept_in_the_envelope() {
 #[tokio::test]
 async fn size_over_the_limit_is_refused_at_mail_time() {
     let mailfwd = Mailfwd::with(IngestLimits {
-        max_message_size: 1000,
+        message: MessagePolicy {
+            max_size: 1000,
+            ..MessagePolicy::default()
+        },
         ..IngestLimits::default()
     })
     .await;

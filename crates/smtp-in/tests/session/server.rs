@@ -80,7 +80,7 @@ async fn mail_send_delivers_byte_identical_bodies_over_tcp() {
     let reply = smtp.data(&message[..]).await.unwrap();
     assert_eq!(reply.code, 250);
     // BDAT carries the bytes as they are.
-    let binary_ish = b"Subject: bdat\r\n\r\n\r\n.\r\n\x00\xff\r\n";
+    let binary_ish = b"Subject: bdat\r\n\r\n\r\n.\r\n\x01\xff\r\n";
     smtp.mail_from("alice@sender.test", &Parameters::new())
         .await
         .unwrap();

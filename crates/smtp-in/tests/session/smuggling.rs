@@ -65,39 +65,21 @@ async fn bare_line_ending_vectors_refuse_the_message_and_smuggle_nothing() {
 }
 
 #[tokio::test]
-async fn nul_vectors_stay_inside_one_message() {
-    for (vector, unstuffed) in [
-        (&b"\r\n.\0\r\n"[..], &b"\r\n\0\r\n"[..]),
-        (b"\r\n\0.\r\n", b"\r\n\0.\r\n"),
-        (b"\r\n.\0\r\n.\0\r\n", b"\r\n\0\r\n\0\r\n"),
-    ] {
+async fn nul_vectors_refuse_the_message_and_smuggle_nothing() {
+    for vector in [&b"\r\n.\0\r\n"[..], b"\r\n\0.\r\n", b"\r\n.\0\r\n.\0\r\n"] {
         let mailfwd = Mailfwd::new().await;
         let (reply, clean) = send_vector(&mailfwd, vector).await;
-        let id = queued_id(&reply);
-        let stored = mailfwd.stored().await;
-        assert_eq!(stored.len(), 2, "{vector:?}: the message and the clean one");
-        let (email, body) = stored
-            .iter()
-            .find(|(email, _)| email.id.to_string() == id)
-            .expect("the message is stored");
-        let expected = [
-            &b"Subject: one\r\n\r\nfirst"[..],
-            unstuffed,
-            SMUGGLED.as_bytes(),
-            b"\r\n",
-        ]
-        .concat();
-        assert_eq!(body, &expected, "{vector:?}");
-        assert_eq!(email.email.envelope.sender, Some(addr("alice@sender.test")));
-        assert!(
-            stored
-                .iter()
-                .any(|(email, _)| email.id.to_string() == clean)
+        assert_eq!(
+            reply.line(),
+            "550 5.6.0 NUL character in message",
+            "{vector:?}"
         );
-        assert!(
-            stored
-                .iter()
-                .all(|(email, _)| email.email.envelope.sender != Some(addr("ceo@victim.test")))
+        let stored = mailfwd.stored().await;
+        assert_eq!(stored.len(), 1, "{vector:?}: only the clean message");
+        assert_eq!(stored[0].0.id.to_string(), clean);
+        assert_eq!(
+            stored[0].0.email.envelope.sender,
+            Some(addr("bob@sender.test"))
         );
     }
 }
