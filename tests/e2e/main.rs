@@ -10,4 +10,5 @@ mod rules;
 mod sink;
 mod smtp;
 mod smtp_client;
+mod smuggling;
 mod startup;

@@ -54,6 +54,7 @@ impl Ports {
             max_recipients: config.max_recipients,
             message: MessagePolicy {
                 max_size: config.max_message_size,
+                bare_line_endings: config.bare_line_endings.into(),
                 ..MessagePolicy::default()
             },
         };

@@ -48,6 +48,9 @@ pub struct Config {
     pub max_message_size: u64,
     /// Most recipients of one message.
     pub max_recipients: usize,
+    /// What a bare CR or LF in message data gets: `reject` (the default) or
+    /// `normalize` (a bare LF is stored as CRLF; a bare CR is still refused).
+    pub bare_line_endings: BareLineEndings,
     /// Most simultaneous SMTP connections.
     pub smtp_max_connections: usize,
     /// Most simultaneous SMTP connections from one IP address.
@@ -93,6 +96,26 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// What a bare CR or LF in message data gets (ADR 0004), on every inbound path.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BareLineEndings {
+    /// Refuse the message.
+    Reject,
+    /// Store a bare LF as CRLF (this changes the body, so a DKIM signature over it
+    /// breaks); a bare CR is still refused.
+    Normalize,
+}
+
+impl From<BareLineEndings> for mailfwd_domain::BareLineEndings {
+    fn from(setting: BareLineEndings) -> Self {
+        match setting {
+            BareLineEndings::Reject => mailfwd_domain::BareLineEndings::Reject,
+            BareLineEndings::Normalize => mailfwd_domain::BareLineEndings::Normalize,
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -122,6 +145,7 @@ impl Default for Config {
             tls_key: None,
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
+            bare_line_endings: BareLineEndings::Reject,
             smtp_max_connections: 1000,
             smtp_max_connections_per_peer: 50,
             smtp_command_timeout: Duration::from_secs(300),
@@ -159,6 +183,7 @@ const SETTINGS: &[&str] = &[
     "tls_key",
     "max_message_size",
     "max_recipients",
+    "bare_line_endings",
     "smtp_max_connections",
     "smtp_max_connections_per_peer",
     "smtp_command_timeout",

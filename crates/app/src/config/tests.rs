@@ -167,3 +167,21 @@ fn the_rule_cache_is_configured_by_ttl_and_capacity() {
         "{error}"
     );
 }
+
+#[test]
+fn bare_line_endings_are_rejected_unless_normalize_is_asked_for() {
+    let config = load_env(None, &[]).expect("defaults");
+    assert_eq!(config.bare_line_endings, BareLineEndings::Reject);
+    let config = load_env(None, &[("MAILFWD_BARE_LINE_ENDINGS", "normalize")]).expect("normalize");
+    assert_eq!(
+        mailfwd_domain::BareLineEndings::from(config.bare_line_endings),
+        mailfwd_domain::BareLineEndings::Normalize
+    );
+    let error = load_env(None, &[("MAILFWD_BARE_LINE_ENDINGS", "strip")])
+        .expect_err("an unknown value")
+        .to_string();
+    assert!(
+        error.contains("MAILFWD_BARE_LINE_ENDINGS") && error.contains("strip"),
+        "{error}"
+    );
+}
