@@ -180,7 +180,7 @@ impl Pipeline {
     }
 
     async fn evaluate_backlog(&self) {
-        match self.emails.unevaluated(SCAN_BATCH).await {
+        match self.emails.unevaluated(None, SCAN_BATCH).await {
             Ok(emails) => {
                 if !emails.is_empty() {
                     tracing::info!(

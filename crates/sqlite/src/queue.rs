@@ -369,6 +369,26 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         self.settle(claimed, "pending", None, now, true).await
     }
 
+    async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError> {
+        // Attempts stay counted: the killed attempt may have reached the destination.
+        let now = millis(now);
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE delivery_jobs SET lease = NULL, next_attempt_at = ?1
+                         WHERE state = 'pending' AND lease IS NOT NULL",
+                    )
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                })
+            })
+            .await
+            .map_err(queue_error)
+    }
+
     async fn delivered(
         &self,
         job: &ClaimedJob,
