@@ -5,7 +5,6 @@ mod config;
 mod import;
 mod logging;
 mod metrics;
-mod pipeline;
 mod reprocess;
 mod serve;
 mod wiring;

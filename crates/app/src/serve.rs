@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use mailfwd_forwarder::{Forwarder, ForwarderConfig};
 use mailfwd_grpc::GrpcServices;
 use mailfwd_http::{HttpConfig, Services};
 use mailfwd_smtp_in::{SmtpConfig, SmtpServer};
@@ -13,7 +14,6 @@ use tokio::sync::watch;
 
 use crate::config::Config;
 use crate::metrics::Prometheus;
-use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::wiring::Ports;
 
 /// Runs the service until SIGINT or SIGTERM.
@@ -54,22 +54,23 @@ fn smtp_config(config: &Config) -> Result<SmtpConfig, String> {
 
 async fn serve(config: Config) -> Result<(), String> {
     let ports = Ports::open(&config).await?;
-    let metrics = Prometheus::install(Arc::clone(&ports.queue))?;
-    let pipeline_config = PipelineConfig {
+    let metrics = Prometheus::install(Arc::clone(&ports.queue), Arc::clone(&ports.emails))?;
+    let forwarder_config = ForwarderConfig {
         workers: config.delivery_workers,
         lease: config.delivery_lease().map_err(|e| e.to_string())?,
+        ..ForwarderConfig::default()
     };
-    let (pipeline, handoff, accepted) = Pipeline::new(
+    let forwarder = Forwarder::new(
         Arc::clone(&ports.emails),
         ports.evaluator(),
         ports.deliverer(&config)?,
-        pipeline_config,
+        forwarder_config,
     );
-    let ingest = ports.ingest(&config).with_listener(Arc::new(handoff));
+    let ingest = ports.ingest(&config).with_listener(forwarder.handoff());
     let grpc_router = mailfwd_grpc::router(GrpcServices {
         ingest: ingest.clone(),
         emails: Arc::clone(&ports.emails),
-        evaluator: ports.evaluator(),
+        evaluator: forwarder.evaluator(),
         queue: Arc::clone(&ports.queue),
         api_token: config.api_token.clone(),
     })
@@ -110,7 +111,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let workers = pipeline.start(accepted, stop_rx.clone());
+    let workers = forwarder.start(stop_rx.clone()).await;
     let services = Services {
         rules: ports.rules,
         emails: ports.emails,
