@@ -8,7 +8,11 @@
 //! takes fresh mail, and the reader reads the next page only once the evaluator has
 //! room, so it holds at most one page. Ids are made when a message starts to arrive and
 //! recorded when it ends, so an email can be recorded behind a pass's cursor: whatever
-//! asks for a pass while one runs (each overflow does) gets another one after it.
+//! asks for a pass while one runs gets another one after it.
+//!
+//! Once the hand-off overflows, newly accepted emails are left to the reader too, until
+//! a pass finds nothing more: the hand-off drains meanwhile, so the passes that follow
+//! do not page through thousands of emails in flight to find the few that are not.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +25,10 @@ use crate::{LOOK_EVERY, Shared};
 /// Requests for backlog passes.
 #[derive(Default)]
 pub(crate) struct Backlog {
+    /// The hand-off overflowed and the reader has not caught up yet: accepted emails
+    /// are left to the reader meanwhile, so that the hand-off drains and the reader's
+    /// passes do not page through ever more emails that are in flight.
+    overflowing: AtomicBool,
     /// A pass is wanted (set by requests, cleared when a pass starts).
     wanted: AtomicBool,
     notify: Notify,
@@ -33,6 +41,18 @@ impl Backlog {
     pub(crate) fn request(&self) {
         self.wanted.store(true, Ordering::Release);
         self.notify.notify_one();
+    }
+
+    /// Whether the hand-off overflowed and the reader is still catching up.
+    pub(crate) fn overflowing(&self) -> bool {
+        self.overflowing.load(Ordering::Acquire)
+    }
+
+    /// The hand-off overflowed: asks for a pass, and leaves what is accepted next to
+    /// the reader until it catches up.
+    pub(crate) fn overflowed(&self) {
+        self.overflowing.store(true, Ordering::Release);
+        self.request();
     }
 
     /// Asks for a pass in a while: something failed and would fail again at once.
@@ -65,6 +85,10 @@ impl Shared {
     ) {
         loop {
             if !self.backlog.wanted.swap(false, Ordering::AcqRel) {
+                // Caught up: what is accepted from now on goes to the hand-off again. An
+                // email left to the reader just before this asked for a pass: the notify
+                // permit brings the reader straight back for it.
+                self.backlog.overflowing.store(false, Ordering::Release);
                 tokio::select! {
                     biased;
                     _ = stop.changed() => return,

@@ -196,13 +196,19 @@ struct Handoff {
 impl AcceptedListener for Handoff {
     fn accepted(&self, email: &ReceivedEmail) {
         metrics::counter!("mailfwd_received_total").increment(1);
+        let backlog = &self.shared.backlog;
+        if backlog.overflowing() {
+            // Behind emails the reader has yet to read: left to it, in id order.
+            backlog.request();
+            return;
+        }
         // In flight before it is in the channel: the backlog reader never takes it too.
         self.shared.in_flight().insert(email.id);
         if self.sender.try_send(email.clone()).is_err() {
             // Full (or stopped): the email is durably unevaluated; the backlog reader
             // evaluates it, as soon as the evaluator can take more.
             self.shared.in_flight().remove(&email.id);
-            self.shared.backlog.request();
+            backlog.overflowed();
         }
     }
 }
