@@ -218,6 +218,12 @@ async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
     }
     assert!(metrics.contains("mailfwd_deferred_total"), "{metrics}");
     assert!(metrics.contains("mailfwd_queue_pending 0"), "{metrics}");
+    for forwarded in [
+        "mailfwd_unevaluated_emails 0",
+        "mailfwd_oldest_unevaluated_age_seconds 0",
+    ] {
+        assert!(metrics.contains(forwarded), "{forwarded} in:\n{metrics}");
+    }
 }
 
 /// Sends `messages` messages to sales@acme.test on one connection to whatever server
