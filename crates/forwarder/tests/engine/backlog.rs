@@ -94,3 +94,25 @@ async fn emails_accepted_before_the_start_wait_for_it_and_are_not_lost() {
     stop.send_replace(true);
     tasks.join_all().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_email_whose_evaluation_failed_is_evaluated_again_shortly() {
+    let world = World::new();
+    world.rule("sales@acme.test", "alice@dest.test").await;
+    let running = world.start(crate::world::config(2)).await;
+    world.rules.fail_next.store(1, Ordering::SeqCst);
+    let started = Instant::now();
+    let email = world.receive("sales@acme.test").await;
+    running.handoff.accepted(&email);
+
+    let sent = world.mailer.wait_for(1).await;
+    let took = sent[0].at - started;
+    assert_eq!(sent[0].email, email.id);
+    assert!(
+        took >= Duration::from_secs(5) && took < Duration::from_secs(6),
+        "tried again after 5 s, not in a loop and not never: {took:?}"
+    );
+    assert_eq!(world.rules.resolved.load(Ordering::SeqCst), 2);
+    running.stop();
+    running.stopped().await;
+}

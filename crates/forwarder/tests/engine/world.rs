@@ -117,11 +117,13 @@ impl Mailer for ScriptedMailer {
     }
 }
 
-/// A memory rule store that counts resolutions: one per recipient per evaluation.
+/// A memory rule store that counts resolutions (one per recipient per evaluation) and
+/// can be told to fail the next few.
 #[derive(Default)]
 pub struct CountingRules {
     inner: MemoryRuleStore,
     pub resolved: AtomicUsize,
+    pub fail_next: AtomicUsize,
 }
 
 #[async_trait]
@@ -143,6 +145,14 @@ impl RuleStore for CountingRules {
     }
     async fn resolve(&self, recipient: &EmailAddress) -> Result<Option<Rule>, RuleError> {
         self.resolved.fetch_add(1, Ordering::SeqCst);
+        let fail = self
+            .fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if fail.is_ok() {
+            return Err(RuleError::Storage(Box::new(std::io::Error::other(
+                "rules unreadable",
+            ))));
+        }
         self.inner.resolve(recipient).await
     }
 }
