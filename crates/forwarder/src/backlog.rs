@@ -97,10 +97,10 @@ impl Shared {
             }
             match self.pass(&to_evaluator, &mut stop).await {
                 Ok(0) => {}
-                Ok(count) => tracing::info!(
-                    count,
-                    "evaluated emails accepted but not yet evaluated (an overflow of the hand-off, or left by a restart)"
-                ),
+                // After a restart, or an overflow of the hand-off.
+                Ok(count) => {
+                    tracing::info!(count, "evaluating emails accepted but not yet evaluated")
+                }
                 Err(Ended::Stopped) => return,
                 Err(Ended::Failed) => self.backlog.request_later(),
             }
