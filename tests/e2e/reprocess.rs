@@ -128,3 +128,68 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
         "{unknown:?}"
     );
 }
+
+/// Issue 9: `ReprocessEmail` wakes the delivery workers; the email does not wait for
+/// their next look at the queue (every 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
+    let sink = Sink::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.address)]);
+    let http = reqwest::Client::new();
+    let rule = |forward: &str| json!({"email": "old@acme.test", "forward": forward});
+    let created = http
+        .post(format!("{}/v1/forwards", server.http))
+        .json(&rule("reject-me@dest.test"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status().as_u16(), 201);
+    let mut client = SmtpClient::connect(&server.smtp).await;
+    let id = client
+        .send("a@example.org", "old@acme.test", b"Subject: x\r\n\r\nx\r\n")
+        .await;
+    let started = Instant::now();
+    while !all_deliveries(&server, &id)
+        .await
+        .iter()
+        .any(|d| d["state"] == "failed")
+    {
+        assert!(started.elapsed() < Duration::from_secs(30), "never failed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let replaced = http
+        .post(format!("{}/v1/forwards", server.http))
+        .json(&json!({"email": "old@acme.test", "forward": "fixed@dest.test"}));
+    let deleted = http
+        .delete(format!("{}/v1/forwards/old@acme.test", server.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status().as_u16(), 204);
+    assert_eq!(replaced.send().await.unwrap().status().as_u16(), 201);
+    // The workers have gone idle since the failure: without a wake-up they would find
+    // the new job at their next look at the queue, up to 5 s later.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (data_dir, grpc) = (data.path().to_owned(), server.grpc.clone());
+    let asked = Instant::now();
+    let reprocessed = tokio::task::spawn_blocking(move || {
+        let output = run(&data_dir, &["reprocess", "--id", &id, "--grpc", &grpc], &[]);
+        (output, Instant::now())
+    });
+    let delivered = sink.wait_for(1, Duration::from_secs(5)).await;
+    let took = asked.elapsed();
+    let (output, answered) = reprocessed.await.unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(delivered[0].recipients, ["fixed@dest.test"]);
+    eprintln!(
+        "ReprocessEmail: delivered {took:?} after `mailfwd reprocess` was run \
+         (its RPC answered after {:?})",
+        answered - asked
+    );
+    assert!(
+        took < Duration::from_secs(1),
+        "delivered {took:?} after ReprocessEmail"
+    );
+}

@@ -7,7 +7,6 @@ mod import;
 mod listeners;
 mod logging;
 mod metrics;
-mod pipeline;
 mod reprocess;
 mod serve;
 mod wiring;

@@ -1,9 +1,10 @@
-//! The Prometheus recorder, and queue gauges refreshed at every scrape.
+//! The Prometheus recorder, and queue and backlog gauges refreshed at every scrape.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use mailfwd_domain::EmailStore;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_http::MetricsSource;
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
@@ -12,6 +13,7 @@ use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandl
 pub struct Prometheus {
     handle: PrometheusHandle,
     queue: Arc<dyn DeliveryQueue>,
+    emails: Arc<dyn EmailStore>,
 }
 
 impl Prometheus {
@@ -19,7 +21,10 @@ impl Prometheus {
     ///
     /// # Errors
     /// [`BuildError`] if a recorder is already installed.
-    pub fn install(queue: Arc<dyn DeliveryQueue>) -> Result<Prometheus, BuildError> {
+    pub fn install(
+        queue: Arc<dyn DeliveryQueue>,
+        emails: Arc<dyn EmailStore>,
+    ) -> Result<Prometheus, BuildError> {
         let handle = PrometheusBuilder::new().install_recorder()?;
         for counter in [
             "mailfwd_received_total",
@@ -30,7 +35,11 @@ impl Prometheus {
         ] {
             metrics::counter!(counter).absolute(0);
         }
-        Ok(Prometheus { handle, queue })
+        Ok(Prometheus {
+            handle,
+            queue,
+            emails,
+        })
     }
 }
 
@@ -45,6 +54,21 @@ impl MetricsSource for Prometheus {
                     .set(stats.oldest_due_age.as_secs_f64());
             }
             Err(error) => tracing::error!(%error, "cannot read queue statistics for /metrics"),
+        }
+        match self.emails.unevaluated_stats().await {
+            Ok(stats) => {
+                let age = stats.oldest_received_at.map_or(0.0, |oldest| {
+                    SystemTime::now()
+                        .duration_since(oldest)
+                        .unwrap_or_default()
+                        .as_secs_f64()
+                });
+                metrics::gauge!("mailfwd_unevaluated_emails").set(stats.count as f64);
+                metrics::gauge!("mailfwd_oldest_unevaluated_age_seconds").set(age);
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot read unevaluated email statistics for /metrics")
+            }
         }
         self.handle.render()
     }

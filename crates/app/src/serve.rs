@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mailfwd_forwarder::{Forwarder, ForwarderConfig};
 use mailfwd_grpc::GrpcServices;
 use mailfwd_http::Services;
 use tokio::sync::watch;
@@ -10,7 +11,6 @@ use crate::config::Config;
 use crate::error::AppError;
 use crate::listeners::{GrpcListener, HttpListener, Listeners, SmtpListener};
 use crate::metrics::Prometheus;
-use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::wiring::Ports;
 
 /// Runs the service until SIGINT or SIGTERM, or until a listener fails.
@@ -22,21 +22,22 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let ports = Ports::open(&config)
         .await
         .map_err(|e| AppError::Storage(e.into()))?;
-    let metrics = Prometheus::install(Arc::clone(&ports.queue))?;
+    let metrics = Prometheus::install(Arc::clone(&ports.queue), Arc::clone(&ports.emails))?;
 
     // The forwarder: evaluates each accepted email and delivers its jobs.
-    let (pipeline, handoff, accepted) = Pipeline::new(
+    let forwarder = Forwarder::new(
         Arc::clone(&ports.emails),
         ports.evaluator(),
         ports
             .deliverer(&config)
             .map_err(|e| AppError::Forwarder(e.into()))?,
-        PipelineConfig {
+        ForwarderConfig {
             workers: config.delivery_workers,
             lease: config.delivery_lease,
+            ..ForwarderConfig::default()
         },
     );
-    let ingest = ports.ingest(&config).with_listener(Arc::new(handoff));
+    let ingest = ports.ingest(&config).with_listener(forwarder.handoff());
 
     let smtp = SmtpListener::bind(&config, ingest.clone()).await?;
     let http = HttpListener::bind(
@@ -54,7 +55,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         GrpcServices {
             ingest,
             emails: Arc::clone(&ports.emails),
-            evaluator: ports.evaluator(),
+            // Wakes the workers for what it requeues.
+            evaluator: forwarder.evaluator(),
             queue: Arc::clone(&ports.queue),
             api_token: config.api_token.clone(),
         },
@@ -63,7 +65,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     announce(&config, &smtp, &http, &grpc);
 
     let (stop_forwarder, forwarder_stop) = watch::channel(false);
-    let workers = pipeline.start(accepted, forwarder_stop);
+    let workers = forwarder.start(forwarder_stop).await;
     let mut listeners = Listeners::start(smtp, http, grpc);
     let failure = tokio::select! {
         () = shutdown_signal() => None,

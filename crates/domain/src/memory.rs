@@ -3,6 +3,7 @@
 pub use crate::memory_queue::MemoryDeliveryQueue;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -11,7 +12,7 @@ use bytes::Bytes;
 use crate::address::EmailAddress;
 use crate::email::{
     BodyReader, BodyStore, BodyWriter, EmailId, EmailLog, EmailPage, EmailQuery, ReceivedEmail,
-    StoreError, parse_email_cursor,
+    StoreError, UnevaluatedStats, parse_email_cursor,
 };
 use crate::rule::{RecipientPattern, Rule};
 use crate::rule_store::{RuleError, RulePage, RuleQuery, RuleStore, decode_cursor};
@@ -194,14 +195,36 @@ impl EmailLog for MemoryEmailLog {
         Ok(())
     }
 
-    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError> {
+    async fn unevaluated(
+        &self,
+        after: Option<EmailId>,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEmail>, StoreError> {
         let evaluated = lock(&self.evaluated);
-        Ok(lock(&self.records)
-            .values()
+        let records = lock(&self.records);
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        Ok(records
+            .range((from, Bound::Unbounded))
+            .map(|(_, email)| email)
             .filter(|email| !evaluated.contains(&email.id))
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
+        let evaluated = lock(&self.evaluated);
+        let records = lock(&self.records);
+        let mut stats = UnevaluatedStats::default();
+        for email in records.values().filter(|e| !evaluated.contains(&e.id)) {
+            stats.count += 1;
+            stats.oldest_received_at = Some(
+                stats
+                    .oldest_received_at
+                    .map_or(email.received_at, |oldest| oldest.min(email.received_at)),
+            );
+        }
+        Ok(stats)
     }
 
     async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError> {

@@ -198,6 +198,20 @@ impl DeliveryQueue for MemoryDeliveryQueue {
         Ok(())
     }
 
+    async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError> {
+        let mut jobs = lock(&self.jobs);
+        let mut released = 0;
+        for entry in jobs
+            .values_mut()
+            .filter(|entry| entry.job.state == JobState::Pending && entry.lease.is_some())
+        {
+            entry.lease = None;
+            entry.job.next_attempt_at = now;
+            released += 1;
+        }
+        Ok(released)
+    }
+
     async fn delivered(
         &self,
         job: &ClaimedJob,

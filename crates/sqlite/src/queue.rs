@@ -1,6 +1,8 @@
 //! `DeliveryQueue` on SQLite.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+mod row;
+
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use mailfwd_domain::EmailAddress;
@@ -10,9 +12,9 @@ use mailfwd_domain::delivery::{
 use mailfwd_domain::email::EmailId;
 use sqlx::QueryBuilder;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
-use thiserror::Error;
 
 use crate::writer::{WriteError, Writer};
+use row::{JOB_COLUMNS, JobRow, millis, time};
 
 /// Delivery jobs in the `delivery_jobs` table (see migration 0003 for the lease scheme).
 ///
@@ -22,70 +24,6 @@ use crate::writer::{WriteError, Writer};
 pub struct SqliteDeliveryQueue {
     pool: SqlitePool,
     writer: Writer,
-}
-
-/// A stored job that no longer parses: the database was edited by hand.
-#[derive(Debug, Error)]
-#[error("the stored delivery job ({email_id}, {destination}) is corrupt: {why}")]
-struct CorruptJob {
-    email_id: String,
-    destination: String,
-    why: String,
-}
-
-#[derive(sqlx::FromRow)]
-struct JobRow {
-    email_id: String,
-    destination: String,
-    state: String,
-    attempts: i64,
-    next_attempt_at: i64,
-    lease: Option<i64>,
-    last_reply: Option<String>,
-    created_at: i64,
-}
-
-const JOB_COLUMNS: &str =
-    "email_id, destination, state, attempts, next_attempt_at, lease, last_reply, created_at";
-
-fn millis(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn time(ms: i64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0))
-}
-
-impl JobRow {
-    fn into_job(self) -> Result<DeliveryJob, QueueError> {
-        let corrupt = |why: String| {
-            QueueError::storage(CorruptJob {
-                email_id: self.email_id.clone(),
-                destination: self.destination.clone(),
-                why,
-            })
-        };
-        let email = EmailId::parse(&self.email_id).map_err(|e| corrupt(e.to_string()))?;
-        let destination =
-            EmailAddress::parse(&self.destination).map_err(|e| corrupt(e.to_string()))?;
-        let reply = self.last_reply.clone().unwrap_or_default();
-        let state = match self.state.as_str() {
-            "pending" => JobState::Pending,
-            "delivered" => JobState::Delivered { reply },
-            "failed" => JobState::Failed { reason: reply },
-            other => return Err(corrupt(format!("unknown state '{other}'"))),
-        };
-        Ok(DeliveryJob {
-            email,
-            destination,
-            state,
-            attempts: u32::try_from(self.attempts).unwrap_or(u32::MAX),
-            next_attempt_at: time(self.next_attempt_at),
-            last_reply: self.last_reply,
-            created_at: time(self.created_at),
-        })
-    }
 }
 
 /// A new job's lease, when it is claimed as it is enqueued.
@@ -367,6 +305,26 @@ impl DeliveryQueue for SqliteDeliveryQueue {
 
     async fn release(&self, claimed: &ClaimedJob, now: SystemTime) -> Result<(), QueueError> {
         self.settle(claimed, "pending", None, now, true).await
+    }
+
+    async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError> {
+        // Attempts stay counted: the killed attempt may have reached the destination.
+        let now = millis(now);
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    sqlx::query(
+                        "UPDATE delivery_jobs SET lease = NULL, next_attempt_at = ?1
+                         WHERE state = 'pending' AND lease IS NOT NULL",
+                    )
+                    .bind(now)
+                    .execute(conn)
+                    .await
+                    .map(|done| done.rows_affected())
+                })
+            })
+            .await
+            .map_err(queue_error)
     }
 
     async fn delivered(

@@ -86,7 +86,7 @@ async fn records_jobs_and_rule_changes_at_once_all_succeed_and_share_commits() {
     let commits = writer.commits();
     eprintln!("{writes} writes took {commits} commits");
     assert!(commits < writes, "writes share commits: {commits}");
-    assert!(log.unevaluated(10).await.unwrap().is_empty());
+    assert!(log.unevaluated(None, 10).await.unwrap().is_empty());
     let stats = queue.stats(SystemTime::now()).await.unwrap();
     assert_eq!(stats.pending, 0, "every job is delivered");
 }

@@ -245,3 +245,66 @@ pub async fn claim_respects_the_limit_and_hands_out_distinct_jobs(queue: &dyn De
     keys.dedup();
     assert_eq!(keys.len(), 10);
 }
+
+pub async fn release_all_leases_makes_held_jobs_due_at_once_and_keeps_their_attempts(
+    queue: &dyn DeliveryQueue,
+) {
+    let now = now_millis();
+    let (held, waiting, done) = (EmailId::new(), EmailId::new(), EmailId::new());
+    let fresh = queue
+        .enqueue_claimed(held, &[addr("a@x.test")], now, LEASE)
+        .await
+        .unwrap();
+    let fresh = fresh[0].1.clone().unwrap();
+    queue
+        .enqueue(done, &[addr("b@x.test")], false, now)
+        .await
+        .unwrap();
+    let finished = queue.claim(now, LEASE, 10).await.unwrap();
+    assert_eq!(finished.len(), 1);
+    queue.delivered(&finished[0], "250 ok", now).await.unwrap();
+    queue
+        .enqueue(waiting, &[addr("c@x.test")], false, now)
+        .await
+        .unwrap();
+    let claimed = queue.claim(now, LEASE, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let retry_at = later(now, 3600);
+    queue
+        .retry_later(&claimed[0], "451 later", retry_at)
+        .await
+        .unwrap();
+    let held_again = queue.claim(later(now, 61), LEASE, 10).await.unwrap();
+    assert_eq!(held_again.len(), 1, "the lapsed fresh lease is taken over");
+
+    assert_eq!(
+        queue.release_all_leases(later(now, 62)).await.unwrap(),
+        1,
+        "one job is held; the delivered one and the one waiting for its retry are not"
+    );
+    let due = queue.claim(later(now, 62), LEASE, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "the released job is due at once");
+    assert_eq!(due[0].job.email, held);
+    assert_eq!(
+        due[0].job.attempts, 3,
+        "the released attempts stay counted: they may have reached the destination"
+    );
+    for old in [&fresh, &held_again[0]] {
+        assert!(matches!(
+            queue.delivered(old, "250 late", later(now, 62)).await,
+            Err(QueueError::LeaseLost { .. })
+        ));
+    }
+    let jobs = queue.jobs_of(waiting).await.unwrap();
+    assert_eq!(jobs[0].next_attempt_at, retry_at, "a retry keeps its time");
+    assert!(matches!(
+        queue.jobs_of(done).await.unwrap()[0].state,
+        JobState::Delivered { .. }
+    ));
+    assert_eq!(queue.release_all_leases(later(now, 63)).await.unwrap(), 1);
+    assert_eq!(
+        queue.release_all_leases(later(now, 63)).await.unwrap(),
+        0,
+        "nothing is held any more"
+    );
+}

@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::EmailAddress;
 use crate::email::{
-    EmailId, EmailLog, EmailQuery, Envelope, NewEmail, ReceivedEmail, StoreError, now_millis,
+    EmailId, EmailLog, EmailQuery, Envelope, NewEmail, ReceivedEmail, StoreError, UnevaluatedStats,
+    now_millis,
 };
 
 fn record(received_at: SystemTime, sender: Option<&str>) -> ReceivedEmail {
@@ -88,12 +89,81 @@ pub async fn records_stay_unevaluated_until_marked(store: &dyn EmailLog) {
     store.record(&first).await.unwrap();
     store.record(&second).await.unwrap();
     assert_eq!(
-        store.unevaluated(10).await.unwrap(),
+        store.unevaluated(None, 10).await.unwrap(),
         vec![first.clone(), second.clone()]
     );
-    assert_eq!(store.unevaluated(1).await.unwrap(), vec![first.clone()]);
+    assert_eq!(
+        store.unevaluated(None, 1).await.unwrap(),
+        vec![first.clone()]
+    );
     store.mark_evaluated(&first.id).await.unwrap();
-    assert_eq!(store.unevaluated(10).await.unwrap(), vec![second.clone()]);
+    assert_eq!(
+        store.unevaluated(None, 10).await.unwrap(),
+        vec![second.clone()]
+    );
     store.mark_evaluated(&second.id).await.unwrap();
-    assert!(store.unevaluated(10).await.unwrap().is_empty());
+    assert!(store.unevaluated(None, 10).await.unwrap().is_empty());
+}
+
+pub async fn unevaluated_records_page_after_a_cursor(store: &dyn EmailLog) {
+    let mut all = Vec::new();
+    for _ in 0..7 {
+        let email = record(now_millis(), Some("a@b.test"));
+        store.record(&email).await.unwrap();
+        all.push(email);
+    }
+    store.mark_evaluated(&all[2].id).await.unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.unevaluated(after, 2).await.unwrap();
+        assert!(page.len() <= 2);
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page);
+    }
+    let expected: Vec<_> = all
+        .iter()
+        .enumerate()
+        .filter(|(n, _)| *n != 2)
+        .map(|(_, email)| email.clone())
+        .collect();
+    assert_eq!(seen, expected, "every unevaluated record once, in id order");
+    assert!(
+        store
+            .unevaluated(Some(all[6].id), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+pub async fn unevaluated_stats_count_and_date_the_backlog(store: &dyn EmailLog) {
+    assert_eq!(
+        store.unevaluated_stats().await.unwrap(),
+        UnevaluatedStats::default()
+    );
+    let now = now_millis();
+    // Received in another order than their ids: the oldest is the one received first.
+    let late = record(now, None);
+    let early = record(now - Duration::from_secs(90), None);
+    let middle = record(now - Duration::from_secs(30), None);
+    for email in [&late, &early, &middle] {
+        store.record(email).await.unwrap();
+    }
+    let stats = store.unevaluated_stats().await.unwrap();
+    assert_eq!(stats.count, 3);
+    assert_eq!(stats.oldest_received_at, Some(early.received_at));
+    store.mark_evaluated(&early.id).await.unwrap();
+    let stats = store.unevaluated_stats().await.unwrap();
+    assert_eq!(
+        (stats.count, stats.oldest_received_at),
+        (2, Some(middle.received_at))
+    );
+    store.mark_evaluated(&late.id).await.unwrap();
+    store.mark_evaluated(&middle.id).await.unwrap();
+    assert_eq!(
+        store.unevaluated_stats().await.unwrap(),
+        UnevaluatedStats::default()
+    );
 }

@@ -16,7 +16,9 @@ pub use mailer::{DeliveryOutcome, Mailer, Outgoing};
 pub use queue::{ClaimedJob, DeliveryQueue, EnqueueOutcome, QueueError, QueueStats};
 pub use received::{PrefixedBody, received_header, rfc5322_date};
 pub use retry::RetryPolicy;
-pub use service::{Attempt, Deliverer, Evaluation, ForwardError, ForwardEvaluator};
+pub use service::{
+    Attempt, Deliverer, EnqueueListener, Evaluation, ForwardError, ForwardEvaluator,
+};
 
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

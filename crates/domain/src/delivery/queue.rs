@@ -123,6 +123,16 @@ pub trait DeliveryQueue: Send + Sync {
     /// [`QueueError::LeaseLost`] if another worker holds the job now (nothing changes).
     async fn release(&self, job: &ClaimedJob, now: SystemTime) -> Result<(), QueueError>;
 
+    /// Releases every lease this instance's earlier incarnation held, so that their
+    /// jobs are due at `now` instead of when the leases run out: called once at start,
+    /// before this instance claims anything. On a single node that is every lease in
+    /// the queue. The attempts the leases counted stay counted (a killed attempt may
+    /// have reached the destination). Returns how many jobs were released.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`]; then no lease was released.
+    async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError>;
+
     /// Records a delivery: the job is final.
     ///
     /// # Errors

@@ -11,7 +11,7 @@ use super::{
     RetryPolicy,
 };
 use crate::address::EmailAddress;
-use crate::email::{EmailStore, ReceivedEmail, StoreError};
+use crate::email::{EmailId, EmailStore, ReceivedEmail, StoreError};
 use crate::rule_store::{RuleError, RuleStore};
 
 /// Why evaluating an email failed (it will be evaluated again).
@@ -34,19 +34,40 @@ pub struct Evaluation {
     pub unmatched: Vec<EmailAddress>,
 }
 
+/// Told when an evaluation leaves jobs in the queue that are due now and held by no
+/// one (new jobs, or jobs forced again by a reprocess), so that whoever runs the workers
+/// can wake them rather than let the jobs wait for the workers' next look at the queue.
+pub trait EnqueueListener: Send + Sync {
+    /// `jobs` (at least 1) jobs of `email` are due now and unclaimed.
+    fn enqueued(&self, email: EmailId, jobs: usize);
+}
+
 /// Resolves an email's recipients against the rules as they are now and enqueues one
 /// job per destination. Used after receipt, on restart recovery, and by reprocessing.
 #[derive(Clone)]
 pub struct ForwardEvaluator {
     rules: Arc<dyn RuleStore>,
     queue: Arc<dyn DeliveryQueue>,
+    listener: Option<Arc<dyn EnqueueListener>>,
 }
 
 impl ForwardEvaluator {
     /// An evaluator over these ports.
     #[must_use]
     pub fn new(rules: Arc<dyn RuleStore>, queue: Arc<dyn DeliveryQueue>) -> Self {
-        ForwardEvaluator { rules, queue }
+        ForwardEvaluator {
+            rules,
+            queue,
+            listener: None,
+        }
+    }
+
+    /// The same evaluator, telling `listener` whenever [`ForwardEvaluator::evaluate`]
+    /// leaves due, unclaimed jobs.
+    #[must_use]
+    pub fn with_listener(mut self, listener: Arc<dyn EnqueueListener>) -> Self {
+        self.listener = Some(listener);
+        self
     }
 
     /// Evaluates `email`. Idempotent: an existing (email, destination) job is left
@@ -65,6 +86,15 @@ impl ForwardEvaluator {
             .queue
             .enqueue(email.id, &destinations, force, now)
             .await?;
+        let due = outcomes
+            .iter()
+            .filter(|outcome| {
+                matches!(outcome, EnqueueOutcome::Enqueued | EnqueueOutcome::Requeued)
+            })
+            .count();
+        if let Some(listener) = self.listener.as_ref().filter(|_| due > 0) {
+            listener.enqueued(email.id, due);
+        }
         Ok(Evaluation {
             destinations: destinations.into_iter().zip(outcomes).collect(),
             unmatched,
@@ -177,6 +207,15 @@ impl Deliverer {
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, QueueError> {
         self.queue.claim(SystemTime::now(), lease, limit).await
+    }
+
+    /// Releases the leases this instance's earlier incarnation held (see
+    /// [`DeliveryQueue::release_all_leases`]); returns how many jobs were released.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the queue fails.
+    pub async fn release_all_leases(&self) -> Result<u64, QueueError> {
+        self.queue.release_all_leases(SystemTime::now()).await
     }
 
     /// Gives `claimed` back to the queue unattempted (see [`DeliveryQueue::release`]).

@@ -223,3 +223,36 @@ async fn a_fresh_email_is_claimed_at_evaluation_and_delivered_without_a_claim() 
             .all(|job| job.state.is_final() && job.attempts == 1)
     );
 }
+
+/// Counts what an evaluator reports to its listener.
+#[derive(Default)]
+struct Counting(Mutex<Vec<(EmailId, usize)>>);
+
+impl EnqueueListener for Counting {
+    fn enqueued(&self, email: EmailId, jobs: usize) {
+        self.0.lock().unwrap().push((email, jobs));
+    }
+}
+
+#[tokio::test]
+async fn the_listener_hears_of_new_and_forced_jobs_only() {
+    let world = world().await;
+    let heard = Arc::new(Counting::default());
+    let evaluator = world.evaluator.clone().with_listener(heard.clone());
+    let email = store(&world, &["sales@acme.test"], b"body").await;
+    let now = SystemTime::now();
+    evaluator.evaluate(&email, false, now).await.unwrap();
+    evaluator.evaluate(&email, false, now).await.unwrap();
+    evaluator.evaluate(&email, true, now).await.unwrap();
+    let fresh = store(&world, &["other@acme.test"], b"body").await;
+    let (_, claimed) = evaluator
+        .evaluate_and_claim(&fresh, now, Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1, "the caller holds the fresh job");
+    assert_eq!(
+        *heard.0.lock().unwrap(),
+        vec![(email.id, 2), (email.id, 2)],
+        "told of the two new jobs and of the two forced again; not of pending or claimed ones"
+    );
+}

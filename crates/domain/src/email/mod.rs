@@ -101,6 +101,15 @@ pub struct ReceivedEmail {
     pub received_at: SystemTime,
 }
 
+/// Figures about the emails accepted but not yet run through the forward evaluator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnevaluatedStats {
+    /// How many there are.
+    pub count: u64,
+    /// When the oldest of them was received; `None` when there are none.
+    pub oldest_received_at: Option<SystemTime>,
+}
+
 /// Which received emails to list: a time window, in id order, a page at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EmailQuery {

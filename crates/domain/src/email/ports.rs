@@ -7,7 +7,9 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use super::{EmailId, EmailPage, EmailQuery, NewEmail, ReceivedEmail, StoreError};
+use super::{
+    EmailId, EmailPage, EmailQuery, NewEmail, ReceivedEmail, StoreError, UnevaluatedStats,
+};
 
 /// Reads a stored body back, chunk by chunk.
 #[async_trait]
@@ -84,11 +86,24 @@ pub trait EmailLog: Send + Sync {
     /// [`StoreError::Storage`].
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError>;
 
-    /// Up to `limit` records not yet evaluated, oldest first.
+    /// Up to `limit` records not yet evaluated, in id order, after the id `after` (from
+    /// the first when `None`): a reader pages through a backlog of any size holding one
+    /// page at a time.
     ///
     /// # Errors
     /// [`StoreError::Storage`].
-    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError>;
+    async fn unevaluated(
+        &self,
+        after: Option<EmailId>,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEmail>, StoreError>;
+
+    /// How many records are not yet evaluated, and when the oldest was received: an
+    /// evaluation that falls behind shows here before it shows in the queue.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`].
+    async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError>;
 }
 
 /// Writes one email; it is accepted only when [`EmailWriter::commit`] returns.
@@ -146,9 +161,20 @@ pub trait EmailStore: Send + Sync {
     /// [`StoreError::Storage`].
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError>;
 
-    /// Up to `limit` accepted emails not yet evaluated, oldest first.
+    /// Up to `limit` accepted emails not yet evaluated, in id order, after `after`
+    /// (see [`EmailLog::unevaluated`]).
     ///
     /// # Errors
     /// [`StoreError::Storage`].
-    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError>;
+    async fn unevaluated(
+        &self,
+        after: Option<EmailId>,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEmail>, StoreError>;
+
+    /// How many accepted emails are not yet evaluated, and the oldest's receipt time.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`].
+    async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError>;
 }

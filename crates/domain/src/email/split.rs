@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{
     BodyReader, BodyStore, BodyWriter, EmailId, EmailLog, EmailPage, EmailQuery, EmailStore,
-    EmailWriter, NewEmail, ReceivedEmail, StoreError, now_millis,
+    EmailWriter, NewEmail, ReceivedEmail, StoreError, UnevaluatedStats, now_millis,
 };
 
 /// Bodies in one store, records in another. The body is made durable before the record
@@ -88,7 +88,15 @@ impl EmailStore for SplitEmailStore {
         self.log.mark_evaluated(id).await
     }
 
-    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError> {
-        self.log.unevaluated(limit).await
+    async fn unevaluated(
+        &self,
+        after: Option<EmailId>,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEmail>, StoreError> {
+        self.log.unevaluated(after, limit).await
+    }
+
+    async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
+        self.log.unevaluated_stats().await
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use mailfwd_domain::email::{
     BodyReader, BodyStore, BodyWriter, EmailId, EmailLog, EmailPage, EmailQuery, StoreError,
+    UnevaluatedStats,
 };
 use mailfwd_domain::memory::{MemoryBodyStore, MemoryEmailLog};
 use mailfwd_domain::{
@@ -151,8 +152,15 @@ impl EmailLog for FailingLog {
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
         self.0.mark_evaluated(id).await
     }
-    async fn unevaluated(&self, limit: usize) -> Result<Vec<ReceivedEmail>, StoreError> {
-        self.0.unevaluated(limit).await
+    async fn unevaluated(
+        &self,
+        after: Option<EmailId>,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEmail>, StoreError> {
+        self.0.unevaluated(after, limit).await
+    }
+    async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
+        self.0.unevaluated_stats().await
     }
 }
 

@@ -46,7 +46,7 @@ pub(super) fn unix_millis(time: SystemTime) -> i64 {
     }
 }
 
-fn from_unix_millis(ms: i64) -> SystemTime {
+pub(super) fn from_unix_millis(ms: i64) -> SystemTime {
     let offset = Duration::from_millis(ms.unsigned_abs());
     if ms >= 0 {
         SystemTime::UNIX_EPOCH + offset

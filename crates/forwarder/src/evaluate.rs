@@ -1,0 +1,113 @@
+//! The evaluator: up to `evaluating` emails at once, from the hand-off and from the
+//! backlog alike, each evaluated with its new jobs claimed and handed to the workers.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use mailfwd_domain::delivery::ClaimedJob;
+use mailfwd_domain::{EmailAddress, ReceivedEmail};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use crate::Shared;
+
+/// A job claimed at evaluation, on its way to a worker with its email's record.
+pub(crate) struct Fresh {
+    pub(crate) job: ClaimedJob,
+    pub(crate) email: Arc<ReceivedEmail>,
+    /// When the claim runs out (at the latest: measured from before it was made).
+    pub(crate) lease_ends: Instant,
+}
+
+impl Shared {
+    /// Evaluates what the hand-off and the backlog reader bring, until `stop`; then
+    /// lets the evaluations under way finish and gives back the jobs no worker took.
+    pub(crate) async fn evaluate(
+        self: Arc<Self>,
+        mut accepted: mpsc::Receiver<ReceivedEmail>,
+        backlog: flume::Receiver<ReceivedEmail>,
+        fresh_tx: flume::Sender<Fresh>,
+        fresh_rx: flume::Receiver<Fresh>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let limit = self.config.evaluating;
+        let mut running = JoinSet::new();
+        loop {
+            while running.try_join_next().is_some() {}
+            let room = running.len() < limit;
+            // Unbiased between the hand-off and the backlog: neither starves the other.
+            let email = tokio::select! {
+                _ = stop.changed() => break,
+                Some(email) = accepted.recv(), if room => email,
+                Ok(email) = backlog.recv_async(), if room => email,
+                // All slots taken: wait for one to free up.
+                Some(_) = running.join_next(), if !room => continue,
+            };
+            let (this, fresh) = (Arc::clone(&self), fresh_tx.clone());
+            running.spawn(async move { this.evaluate_one(email, &fresh).await });
+        }
+        // Emails not yet taken from the hand-off or the backlog are recorded as
+        // unevaluated: the next start evaluates them. The evaluations under way finish,
+        // and the jobs they and the channel hold are given back to the queue.
+        drop(fresh_tx);
+        let give_back = async {
+            while let Ok(fresh) = fresh_rx.recv_async().await {
+                self.give_back(&fresh.job).await;
+            }
+        };
+        let finish = async { while running.join_next().await.is_some() {} };
+        tokio::join!(give_back, finish);
+    }
+
+    /// Evaluates an email, marks it evaluated and hands its new jobs to the workers.
+    async fn evaluate_one(&self, email: ReceivedEmail, fresh: &flume::Sender<Fresh>) {
+        // Taken before the claim: the lease in the queue ends no earlier than `lease_ends`.
+        let (now, lease_ends) = (SystemTime::now(), Instant::now() + self.config.lease);
+        let evaluated = self
+            .evaluator
+            .evaluate_and_claim(&email, now, self.config.lease)
+            .await;
+        let claimed = match evaluated {
+            Ok((evaluation, claimed)) => {
+                self.mark_evaluated(&email, &evaluation.unmatched).await;
+                claimed
+            }
+            Err(error) => {
+                tracing::error!(id = %email.id, %error, "evaluation failed; it is tried again shortly");
+                self.in_flight().remove(&email.id);
+                self.backlog.request_later();
+                return;
+            }
+        };
+        // Marked evaluated before it leaves the in-flight set: a backlog pass that
+        // starts now does not read it.
+        self.in_flight().remove(&email.id);
+        let email = Arc::new(email);
+        for job in claimed {
+            let email = Arc::clone(&email);
+            // Fails only once the engine has stopped: the lease brings the job back.
+            let _ = fresh
+                .send_async(Fresh {
+                    job,
+                    email,
+                    lease_ends,
+                })
+                .await;
+        }
+    }
+
+    /// Marks `email` evaluated and reports the recipients no rule matches any more.
+    async fn mark_evaluated(&self, email: &ReceivedEmail, unmatched: &[EmailAddress]) {
+        for recipient in unmatched {
+            // Accepted, but now going nowhere: counted so it shows in metrics, and
+            // `mailfwd reprocess` sends it once a rule matches again.
+            metrics::counter!("mailfwd_unmatched_recipients_total").increment(1);
+            tracing::warn!(id = %email.id, %recipient, "no rule matches this recipient any more");
+        }
+        if let Err(error) = self.emails.mark_evaluated(&email.id).await {
+            tracing::error!(id = %email.id, %error, "cannot mark the email evaluated; it will be evaluated again");
+            self.backlog.request_later();
+        }
+    }
+}

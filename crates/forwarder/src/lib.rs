@@ -1,0 +1,230 @@
+//! The evaluate-and-deliver engine: every accepted email is run through the forward
+//! evaluator, and its delivery jobs are attempted by a pool of workers.
+//!
+//! The fast path is all in memory: an accepted email reaches the evaluator through the
+//! hand-off; evaluating it claims its new jobs at once, and the claimed jobs go to the
+//! workers over a channel, with the email's record, so nothing is read back. What the
+//! hand-off cannot take — an overflow under load, or what a crash left unevaluated — is
+//! read from the received log a page at a time by the backlog reader and goes through
+//! exactly the same evaluation, as fast as fresh mail. Everything held in memory is
+//! durable already (an email is recorded as unevaluated; a claimed job is in the queue
+//! under a lease), so a crash loses nothing, and on start the leases of the killed
+//! process are released so that nothing waits for them to run out. Workers also claim
+//! from the queue: retries, lapsed leases, and reprocessed emails, whose evaluation
+//! wakes them (see [`Forwarder::evaluator`]).
+
+mod backlog;
+mod deliver;
+mod evaluate;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use mailfwd_domain::delivery::{Deliverer, EnqueueListener, ForwardEvaluator};
+use mailfwd_domain::{AcceptedListener, EmailId, EmailStore, ReceivedEmail};
+use tokio::sync::{Notify, mpsc, watch};
+use tokio::task::JoinSet;
+
+use backlog::Backlog;
+
+/// How often idle workers look in the queue for due retries, and how long a backlog
+/// read that failed waits before it is tried again.
+const LOOK_EVERY: Duration = Duration::from_secs(5);
+
+/// How the engine runs.
+#[derive(Debug, Clone)]
+pub struct ForwarderConfig {
+    /// Concurrent deliveries.
+    pub workers: usize,
+    /// How long a claimed job is held before another worker may take it over.
+    pub lease: Duration,
+    /// Accepted emails waiting in memory for the evaluator; beyond this they wait in
+    /// the received log for the backlog reader.
+    pub handoff: usize,
+    /// Emails evaluated at once: enough for their queue writes to share commits.
+    pub evaluating: usize,
+    /// Unevaluated records the backlog reader holds at most: one page of the log.
+    pub backlog_page: usize,
+}
+
+impl Default for ForwarderConfig {
+    fn default() -> Self {
+        ForwarderConfig {
+            workers: 16,
+            lease: Duration::from_secs(15 * 60),
+            handoff: 10_000,
+            evaluating: 64,
+            backlog_page: 256,
+        }
+    }
+}
+
+/// The engine, built before it starts so that its hand-off and its evaluator can be
+/// given to the ingest and gRPC services first.
+pub struct Forwarder {
+    shared: Arc<Shared>,
+    accepted: mpsc::Receiver<ReceivedEmail>,
+    handoff: Arc<Handoff>,
+}
+
+/// What the engine's tasks share.
+struct Shared {
+    emails: Arc<dyn EmailStore>,
+    evaluator: ForwardEvaluator,
+    deliverer: Deliverer,
+    config: ForwarderConfig,
+    /// Tells idle workers to look in the queue.
+    wake: Arc<Notify>,
+    /// Emails in the hand-off or being evaluated: the backlog reader leaves them alone.
+    in_flight: Mutex<HashSet<EmailId>>,
+    backlog: Arc<Backlog>,
+}
+
+impl Shared {
+    fn in_flight(&self) -> MutexGuard<'_, HashSet<EmailId>> {
+        // Each critical section is one set operation: a panic cannot leave it torn.
+        self.in_flight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Forwarder {
+    /// An engine over these services; `evaluator` is wrapped so that its evaluations
+    /// wake the workers (see [`Forwarder::evaluator`]).
+    #[must_use]
+    pub fn new(
+        emails: Arc<dyn EmailStore>,
+        evaluator: ForwardEvaluator,
+        deliverer: Deliverer,
+        config: ForwarderConfig,
+    ) -> Forwarder {
+        let config = ForwarderConfig {
+            workers: config.workers.max(1),
+            handoff: config.handoff.max(1),
+            evaluating: config.evaluating.max(1),
+            backlog_page: config.backlog_page.max(1),
+            ..config
+        };
+        let wake = Arc::new(Notify::new());
+        let evaluator = evaluator.with_listener(Arc::new(WakeWorkers {
+            wake: Arc::clone(&wake),
+            workers: config.workers,
+        }));
+        let (sender, accepted) = mpsc::channel(config.handoff);
+        let shared = Arc::new(Shared {
+            emails,
+            evaluator,
+            deliverer,
+            config,
+            wake,
+            in_flight: Mutex::new(HashSet::new()),
+            backlog: Arc::new(Backlog::default()),
+        });
+        let handoff = Arc::new(Handoff {
+            sender,
+            shared: Arc::clone(&shared),
+        });
+        Forwarder {
+            shared,
+            accepted,
+            handoff,
+        }
+    }
+
+    /// The listener that feeds accepted emails to the engine: give it to the ingest
+    /// service. Emails it is told of before [`Forwarder::start`] wait for the start.
+    #[must_use]
+    pub fn handoff(&self) -> Arc<dyn AcceptedListener> {
+        Arc::clone(&self.handoff) as Arc<dyn AcceptedListener>
+    }
+
+    /// The evaluator whose evaluations wake the workers when they leave due jobs (a
+    /// reprocessed email): give it to the services that reprocess, so that a reprocessed
+    /// email is attempted at once rather than at the workers' next look at the queue.
+    #[must_use]
+    pub fn evaluator(&self) -> ForwardEvaluator {
+        self.shared.evaluator.clone()
+    }
+
+    /// Starts the engine. First the leases the previous run of this instance held are
+    /// released (a crash left them), so their jobs are due at once; then the evaluator,
+    /// the backlog reader (which starts with whatever is left unevaluated) and the
+    /// workers start. They stop when `stop` turns true: each worker finishes the attempt
+    /// it is making, the evaluations under way finish, and the claims of jobs no worker
+    /// took are given back to the queue, due at once for the next start.
+    pub async fn start(self, stop: watch::Receiver<bool>) -> JoinSet<()> {
+        match self.shared.deliverer.release_all_leases().await {
+            Ok(0) => {}
+            Ok(released) => tracing::info!(
+                released,
+                "released the deliveries the previous run held; they are due now"
+            ),
+            Err(error) => tracing::error!(
+                %error,
+                "cannot release the previous run's leases; their deliveries wait for the leases to run out"
+            ),
+        }
+        let shared = self.shared;
+        let (fresh_tx, fresh_rx) = flume::bounded(shared.config.workers);
+        // Enough for the evaluator never to wait for the reader while a backlog exists.
+        let (backlog_tx, backlog_rx) = flume::bounded(shared.config.evaluating);
+        shared.backlog.request();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(Arc::clone(&shared).read_backlog(backlog_tx, stop.clone()));
+        tasks.spawn(Arc::clone(&shared).evaluate(
+            self.accepted,
+            backlog_rx,
+            fresh_tx,
+            fresh_rx.clone(),
+            stop.clone(),
+        ));
+        for _ in 0..shared.config.workers {
+            tasks.spawn(Arc::clone(&shared).deliver(fresh_rx.clone(), stop.clone()));
+        }
+        tasks
+    }
+}
+
+/// The hand-off from ingest to the evaluator.
+struct Handoff {
+    sender: mpsc::Sender<ReceivedEmail>,
+    shared: Arc<Shared>,
+}
+
+impl AcceptedListener for Handoff {
+    fn accepted(&self, email: &ReceivedEmail) {
+        metrics::counter!("mailfwd_received_total").increment(1);
+        let backlog = &self.shared.backlog;
+        if backlog.overflowing() {
+            // Behind emails the reader has yet to read: left to it, in id order.
+            backlog.request();
+            return;
+        }
+        // In flight before it is in the channel: the backlog reader never takes it too.
+        self.shared.in_flight().insert(email.id);
+        if self.sender.try_send(email.clone()).is_err() {
+            // Full (or stopped): the email is durably unevaluated; the backlog reader
+            // evaluates it, as soon as the evaluator can take more.
+            self.shared.in_flight().remove(&email.id);
+            backlog.overflowed();
+        }
+    }
+}
+
+/// Wakes idle workers when an evaluation leaves due jobs in the queue.
+struct WakeWorkers {
+    wake: Arc<Notify>,
+    workers: usize,
+}
+
+impl EnqueueListener for WakeWorkers {
+    fn enqueued(&self, _email: EmailId, jobs: usize) {
+        // One worker per job: waking them all for one job would send them all to claim
+        // at once, and all but one would find nothing.
+        for _ in 0..jobs.min(self.workers) {
+            self.wake.notify_one();
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The forwarding engine driven through the memory ports and a scripted mailer.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod backlog;
+mod delivery;
+mod world;
