@@ -8,6 +8,7 @@ mod metrics;
 mod pipeline;
 mod reprocess;
 mod serve;
+mod storage;
 mod wiring;
 
 use std::process::ExitCode;

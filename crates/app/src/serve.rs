@@ -53,7 +53,7 @@ fn smtp_config(config: &Config) -> Result<SmtpConfig, String> {
 }
 
 async fn serve(config: Config) -> Result<(), String> {
-    let ports = Ports::open(&config).await?;
+    let ports = Ports::open(&config).await.map_err(|e| e.to_string())?;
     let metrics = Prometheus::install(Arc::clone(&ports.queue))?;
     let pipeline_config = PipelineConfig {
         workers: config.delivery_workers,
@@ -62,7 +62,7 @@ async fn serve(config: Config) -> Result<(), String> {
     let (pipeline, handoff, accepted) = Pipeline::new(
         Arc::clone(&ports.emails),
         ports.evaluator(),
-        ports.deliverer(&config)?,
+        ports.deliverer(&config).map_err(|e| e.to_string())?,
         pipeline_config,
     );
     let ingest = ports.ingest(&config).with_listener(Arc::new(handoff));

@@ -37,20 +37,15 @@ impl TestApp {
     pub async fn with(limits: IngestLimits, api_token: Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let db = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
-        let pool = mailfwd_sqlite::connect(&db).await.unwrap();
-        let writer = mailfwd_sqlite::Writer::start(&pool);
+        let database = mailfwd_sqlite::Database::open(&db).await.unwrap();
         let bodies_url = format!("file://{}", dir.path().join("emails").display());
         let bodies = mailfwd_s3::ObjectBodyStore::from_url(&bodies_url).unwrap();
-        let rules: Arc<dyn RuleStore> =
-            Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone()));
+        let rules: Arc<dyn RuleStore> = Arc::new(database.rules());
         let emails = Arc::new(SplitEmailStore::new(
             Arc::new(bodies),
-            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(
-                pool.clone(),
-                writer.clone(),
-            )),
+            Arc::new(database.email_log()),
         ));
-        let queue = Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool, writer));
+        let queue = Arc::new(database.queue());
         let services = GrpcServices {
             ingest: Ingest::new(Arc::clone(&rules), emails.clone(), limits),
             emails: emails.clone(),

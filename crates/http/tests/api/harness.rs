@@ -161,23 +161,20 @@ pub fn memory_services(rules: Arc<dyn RuleStore>) -> Services {
 /// for bodies.
 pub async fn real_services(dir: &std::path::Path) -> Services {
     use mailfwd_domain::email::SplitEmailStore;
-    let pool = mailfwd_sqlite::connect(&format!("sqlite://{}", dir.join("mailfwd.db").display()))
-        .await
-        .unwrap();
-    let writer = mailfwd_sqlite::Writer::start(&pool);
+    let database =
+        mailfwd_sqlite::Database::open(&format!("sqlite://{}", dir.join("mailfwd.db").display()))
+            .await
+            .unwrap();
     let bodies =
         mailfwd_s3::ObjectBodyStore::from_url(&format!("file://{}", dir.join("emails").display()))
             .unwrap();
     Services {
-        rules: Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone())),
+        rules: Arc::new(database.rules()),
         emails: Arc::new(SplitEmailStore::new(
             Arc::new(bodies),
-            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(
-                pool.clone(),
-                writer.clone(),
-            )),
+            Arc::new(database.email_log()),
         )),
-        deliveries: Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool, writer)),
+        deliveries: Arc::new(database.queue()),
         metrics: Arc::new(FixedMetrics),
     }
 }
