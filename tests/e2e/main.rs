@@ -7,6 +7,4 @@ mod harness;
 mod python_grpc;
 mod reprocess;
 mod rules;
-mod sink;
 mod smtp;
-mod smtp_client;
