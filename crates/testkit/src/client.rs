@@ -30,17 +30,6 @@ impl Reply {
     pub fn line(&self) -> &str {
         self.lines.last().map(String::as_str).unwrap_or_default()
     }
-
-    /// The text of every line, without the codes, joined with `\n`.
-    #[must_use]
-    pub fn text(&self) -> String {
-        let texts: Vec<&str> = self
-            .lines
-            .iter()
-            .map(|l| l.get(4..).unwrap_or(""))
-            .collect();
-        texts.join("\n")
-    }
 }
 
 /// One SMTP connection, as a client.

@@ -1,7 +1,6 @@
 //! One set of the ports a mailfwd needs, on memory or on the real adapters (SQLite and
 //! files in a temporary directory, opened through the adapters' own openers).
 
-use std::path::Path;
 use std::sync::Arc;
 
 use mailfwd_domain::delivery::DeliveryQueue;
@@ -24,7 +23,8 @@ pub struct Stores {
     pub emails: Arc<dyn EmailStore>,
     /// Delivery jobs.
     pub queue: Arc<dyn DeliveryQueue>,
-    dir: Option<TempDir>,
+    /// Keeps the real stores' directory until these are dropped.
+    _dir: Option<TempDir>,
 }
 
 impl Stores {
@@ -55,7 +55,7 @@ impl Stores {
             rules,
             emails: Arc::new(SplitEmailStore::new(bodies, log)),
             queue: Arc::new(MemoryDeliveryQueue::new()),
-            dir: None,
+            _dir: None,
         }
     }
 
@@ -79,14 +79,8 @@ impl Stores {
                 Arc::new(database.email_log()),
             )),
             queue: Arc::new(database.queue()),
-            dir: Some(dir),
+            _dir: Some(dir),
         }
-    }
-
-    /// Where the real stores live; `None` in memory.
-    #[must_use]
-    pub fn dir(&self) -> Option<&Path> {
-        self.dir.as_ref().map(TempDir::path)
     }
 
     /// Adds the rule `pattern` → `destinations`.
@@ -95,16 +89,6 @@ impl Stores {
             .create(rule(pattern, destinations))
             .await
             .unwrap_or_else(|e| panic!("create the rule for '{pattern}': {e}"))
-    }
-
-    /// Every email stored, with its body.
-    pub async fn stored(&self) -> Vec<(ReceivedEmail, Vec<u8>)> {
-        stored(self.emails.as_ref()).await
-    }
-
-    /// The stored body of `id`.
-    pub async fn body(&self, id: &EmailId) -> Vec<u8> {
-        body(self.emails.as_ref(), id).await
     }
 }
 
