@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::Server;
-use crate::sink::{Mode, Sink};
-use crate::smtp_client::SmtpClient;
+use mailfwd_testkit::Client;
+use mailfwd_testkit::sink::{Mode, Options, Sink};
 
 fn relayed_to(sink: &Sink) -> Vec<(&'static str, String)> {
     vec![
-        ("MAILFWD_RELAY", sink.address.clone()),
+        ("MAILFWD_RELAY", sink.addr.to_string()),
         ("MAILFWD_HOSTNAME", "mx.mailfwd.test".to_owned()),
         ("MAILFWD_RETRY_SCHEDULE", "1s".to_owned()),
         ("MAILFWD_RETRY_EVERY", "1s".to_owned()),
@@ -50,13 +50,13 @@ async fn send_many(
     for connection in 0..connections {
         let (address, subject) = (server.smtp.clone(), subject.to_owned());
         sends.push(tokio::spawn(async move {
-            let mut client = SmtpClient::connect(&address).await;
+            let mut client = Client::connect(&address).await;
             let mut ids = Vec::new();
             for n in 0..messages / connections {
                 let body = format!("Subject: {subject} {connection}-{n}\r\n\r\nbody\r\n");
                 ids.push(
                     client
-                        .send("a@example.org", "sales@acme.test", body.as_bytes())
+                        .send_mail("a@example.org", "sales@acme.test", body.as_bytes())
                         .await,
                 );
                 assert_eq!(client.command("RSET").await.code, 250);
@@ -94,7 +94,7 @@ async fn deliveries_until(server: &Server, id: &str, done: impl Fn(&Value) -> bo
 
 #[tokio::test]
 async fn both_destinations_get_the_original_plus_one_received_header() {
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &relayed_to(&sink));
     rule(
@@ -108,12 +108,12 @@ async fn both_destinations_get_the_original_plus_one_received_header() {
         DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s1; bh=abc=; b=def=\r\n\
         From: someone@example.org\r\nTo: sales@acme.test\r\nSubject: forwarded\r\n\r\n\
         Body line one.\r\n.a dot line\r\n";
-    let mut client = SmtpClient::connect(&server.smtp).await;
+    let mut client = Client::connect(&server.smtp).await;
     let id = client
-        .send("someone@example.org", "sales@acme.test", original)
+        .send_mail("someone@example.org", "sales@acme.test", original)
         .await;
 
-    let received = sink.wait_for(2, Duration::from_secs(30)).await;
+    let received = sink.wait_for_messages(2, Duration::from_secs(30)).await;
     let mut by_recipient: HashMap<String, Vec<u8>> = HashMap::new();
     for message in &received {
         assert_eq!(
@@ -155,16 +155,16 @@ async fn both_destinations_get_the_original_plus_one_received_header() {
 
 #[tokio::test]
 async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     sink.set_mode(Mode::TempFail);
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &relayed_to(&sink));
     rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
     rule(&server, "old@acme.test", json!("reject-me@dest.test")).await;
 
-    let mut client = SmtpClient::connect(&server.smtp).await;
+    let mut client = Client::connect(&server.smtp).await;
     let deferred = client
-        .send(
+        .send_mail(
             "a@example.org",
             "sales@acme.test",
             b"Subject: retry\r\n\r\nx\r\n",
@@ -172,7 +172,7 @@ async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
         .await;
     assert_eq!(client.command("RSET").await.code, 250);
     let refused = client
-        .send(
+        .send_mail(
             "a@example.org",
             "old@acme.test",
             b"Subject: refused\r\n\r\ny\r\n",
@@ -246,10 +246,10 @@ async fn send_through_crashes(
         let send = tokio::spawn(async move {
             let mut client = match client {
                 Some(client) => client,
-                None => SmtpClient::connect(&address).await,
+                None => Client::connect(&address).await,
             };
             let id = client
-                .send("a@example.org", "sales@acme.test", body.as_bytes())
+                .send_mail("a@example.org", "sales@acme.test", body.as_bytes())
                 .await;
             (client, id)
         });
@@ -295,10 +295,10 @@ async fn every_accepted_message_is_delivered_soon_after_repeated_sigkills() {
     const CONNECTIONS: usize = 8;
     const KILLS: usize = 5;
     const WORKERS: usize = 16; // the default delivery_workers
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let env = vec![
-        ("MAILFWD_RELAY", sink.address.clone()),
+        ("MAILFWD_RELAY", sink.addr.to_string()),
         ("MAILFWD_HOSTNAME", "mx.mailfwd.test".to_owned()),
     ];
     let restart = |data: std::path::PathBuf, env: Vec<(&'static str, String)>| {
@@ -376,7 +376,7 @@ async fn every_accepted_message_is_delivered_soon_after_repeated_sigkills() {
 async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
     const MESSAGES: usize = 300;
     const CONNECTIONS: usize = 10;
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     sink.set_mode(Mode::Slow);
     let data = tempfile::tempdir().unwrap();
     let mut env = relayed_to(&sink);
@@ -398,7 +398,9 @@ async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
     sink.set_mode(Mode::Accept);
     let _server = start(data.path(), &env);
     let started = Instant::now();
-    let delivered = sink.wait_for(MESSAGES, Duration::from_secs(60)).await;
+    let delivered = sink
+        .wait_for_messages(MESSAGES, Duration::from_secs(60))
+        .await;
     println!(
         "graceful stop: {MESSAGES} accepted, {before_restart} delivered before SIGTERM, \
          all delivered {:?} after restart",

@@ -7,8 +7,6 @@ mod harness;
 mod python_grpc;
 mod reprocess;
 mod rules;
-mod sink;
 mod smtp;
-mod smtp_client;
 mod smuggling;
 mod startup;

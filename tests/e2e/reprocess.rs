@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::harness::{Server, run};
-use crate::sink::Sink;
-use crate::smtp_client::SmtpClient;
+use mailfwd_testkit::Client;
+use mailfwd_testkit::sink::{Options, Sink};
 
 async fn all_deliveries(server: &Server, id: &str) -> Vec<Value> {
     let email: Value = reqwest::get(format!("{}/v1/emails/{id}", server.http))
@@ -21,9 +21,9 @@ async fn all_deliveries(server: &Server, id: &str) -> Vec<Value> {
 
 #[tokio::test]
 async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.address)]);
+    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.addr.to_string())]);
     let http = reqwest::Client::new();
     let rule = |forward: &str| json!({"email": "old@acme.test", "forward": forward});
     let created = http
@@ -34,12 +34,12 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
 
-    let mut client = SmtpClient::connect(&server.smtp).await;
+    let mut client = Client::connect(&server.smtp).await;
     let mut ids = Vec::new();
     for n in 0..3 {
         ids.push(
             client
-                .send(
+                .send_mail(
                     "a@example.org",
                     "old@acme.test",
                     format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
@@ -92,7 +92,7 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
         stdout.contains("3 emails reprocessed, 0 failed; destinations: 3 enqueued"),
         "{stdout}"
     );
-    let delivered = sink.wait_for(3, Duration::from_secs(30)).await;
+    let delivered = sink.wait_for_messages(3, Duration::from_secs(30)).await;
     assert!(
         delivered
             .iter()
@@ -133,9 +133,9 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
 /// their next look at the queue (every 5 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.address)]);
+    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.addr.to_string())]);
     let http = reqwest::Client::new();
     let rule = |forward: &str| json!({"email": "old@acme.test", "forward": forward});
     let created = http
@@ -145,9 +145,9 @@ async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
         .await
         .unwrap();
     assert_eq!(created.status().as_u16(), 201);
-    let mut client = SmtpClient::connect(&server.smtp).await;
+    let mut client = Client::connect(&server.smtp).await;
     let id = client
-        .send("a@example.org", "old@acme.test", b"Subject: x\r\n\r\nx\r\n")
+        .send_mail("a@example.org", "old@acme.test", b"Subject: x\r\n\r\nx\r\n")
         .await;
     let started = Instant::now();
     while !all_deliveries(&server, &id)
@@ -178,7 +178,7 @@ async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
         let output = run(&data_dir, &["reprocess", "--id", &id, "--grpc", &grpc], &[]);
         (output, Instant::now())
     });
-    let delivered = sink.wait_for(1, Duration::from_secs(5)).await;
+    let delivered = sink.wait_for_messages(1, Duration::from_secs(5)).await;
     let took = asked.elapsed();
     let (output, answered) = reprocessed.await.unwrap();
     assert!(output.status.success(), "{output:?}");

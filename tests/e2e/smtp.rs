@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use crate::harness::Server;
-use crate::smtp_client::{SmtpClient, queued_id};
+use mailfwd_testkit::Client;
+use mailfwd_testkit::client::queued_id_in;
 
 async fn create_rule(server: &Server, email: &str, forward: &str) {
     let response = reqwest::Client::new()
@@ -109,7 +110,7 @@ async fn swaks_delivers_to_a_rule_and_is_refused_for_an_unknown_address() {
 
     let (status, transcript) = swaks(&server, "sales@acme.test", &file);
     assert_eq!(status, 0, "{transcript}");
-    let id = queued_id(&transcript).unwrap_or_else(|| panic!("no queued id in: {transcript}"));
+    let id = queued_id_in(&transcript).unwrap_or_else(|| panic!("no queued id in: {transcript}"));
     // swaks sends the file, dot-stuffed, then CRLF and the final dot: what it put on the
     // wire between DATA and the dot, unstuffed, is the file plus that CRLF.
     let sent = [&message[..], b"\r\n"].concat();
@@ -138,11 +139,11 @@ async fn a_message_answered_250_survives_sigkill() {
     create_rule(&server, "sales@acme.test", "alice@gmail.test").await;
 
     let mut sent = Vec::new();
-    let mut client = SmtpClient::connect(&server.smtp).await;
+    let mut client = Client::connect(&server.smtp).await;
     for n in 0..5 {
         let message = format!("Subject: crash {n}\r\n\r\nbody {n}\r\n.dot line\r\n").into_bytes();
         let id = client
-            .send("a@example.org", "sales@acme.test", &message)
+            .send_mail("a@example.org", "sales@acme.test", &message)
             .await;
         sent.push((id, message));
         assert_eq!(client.command("RSET").await.code, 250);

@@ -8,7 +8,7 @@ use mailfwd_grpc::pb::{Envelope, IngestEmailRequest, ingest_email_request::Part}
 use serde_json::json;
 
 use crate::harness::Server;
-use crate::sink::Sink;
+use mailfwd_testkit::sink::{Options, Sink};
 
 /// A forged second transaction hidden behind bare LFs, in 7-byte gRPC chunks so that
 /// line endings fall across chunk boundaries.
@@ -37,12 +37,12 @@ async fn ingest(grpc: &str, sender: &str, recipient: &str, body: &[u8]) -> Strin
 
 #[tokio::test]
 async fn a_bare_lf_dot_lf_body_over_grpc_reaches_the_destination_as_one_message() {
-    let sink = Sink::start().await;
+    let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(
         data.path(),
         &[
-            ("MAILFWD_RELAY", &sink.address),
+            ("MAILFWD_RELAY", &sink.addr.to_string()),
             ("MAILFWD_BARE_LINE_ENDINGS", "normalize"),
         ],
     );
@@ -62,7 +62,7 @@ async fn a_bare_lf_dot_lf_body_over_grpc_reaches_the_destination_as_one_message(
     )
     .await;
 
-    let received = sink.wait_for(1, Duration::from_secs(20)).await;
+    let received = sink.wait_for_messages(1, Duration::from_secs(20)).await;
     // Time for a smuggled second transaction to show up, if one had been sent.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let received = if sink.received().len() > received.len() {

@@ -1,14 +1,16 @@
 //! `mailfwd import FILE.csv`: the HTTP importer, fed from a file, with progress.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mailfwd_domain::import::{CsvImport, ImportOptions, ImportReport};
+use mailfwd_domain::import::{CsvImport, ImportError, ImportOptions, ImportReport};
+use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::cli::ImportArgs;
 use crate::config::Config;
-use crate::wiring::open_rule_store;
+use crate::storage::{StorageError, open_rules};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -30,41 +32,68 @@ pub async fn run(config: Config, args: ImportArgs) -> ExitCode {
     }
 }
 
-async fn import(config: &Config, args: &ImportArgs) -> Result<ImportReport, String> {
+/// Why an import did not run to its end.
+#[derive(Debug, Error)]
+enum ImportFailure {
+    /// The input file could not be opened.
+    #[error("cannot open '{}': {source}", path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The input broke off while being read.
+    #[error("cannot read '{}': {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The rule store could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The import itself stopped (bad header, store failure).
+    #[error(transparent)]
+    Import(#[from] ImportError),
+}
+
+async fn import(config: &Config, args: &ImportArgs) -> Result<ImportReport, ImportFailure> {
     let (mut input, length): (Box<dyn AsyncRead + Unpin>, Option<u64>) =
         if args.file.as_os_str() == "-" {
             (Box::new(tokio::io::stdin()), None)
         } else {
-            let file = tokio::fs::File::open(&args.file)
-                .await
-                .map_err(|e| format!("cannot open '{}': {e}", args.file.display()))?;
+            let file =
+                tokio::fs::File::open(&args.file)
+                    .await
+                    .map_err(|source| ImportFailure::Open {
+                        path: args.file.clone(),
+                        source,
+                    })?;
             let length = file.metadata().await.ok().map(|m| m.len());
             (Box::new(file), length)
         };
-    let store = open_rule_store(config).await?;
+    let store = open_rules(config).await?;
     let options = ImportOptions {
         atomic: args.atomic,
         max_destinations: config.max_destinations,
         ..ImportOptions::default()
     };
-    let mut importer = CsvImport::new(&store, options);
+    let mut importer = CsvImport::new(store.as_ref(), options);
     let progress = progress_bar(length);
     let mut buffer = vec![0u8; CHUNK];
     loop {
         let read = input
             .read(&mut buffer)
             .await
-            .map_err(|e| format!("cannot read '{}': {e}", args.file.display()))?;
+            .map_err(|source| ImportFailure::Read {
+                path: args.file.clone(),
+                source,
+            })?;
         if read == 0 {
             break;
         }
-        importer
-            .feed(&buffer[..read])
-            .await
-            .map_err(|e| e.to_string())?;
+        importer.feed(&buffer[..read]).await?;
         progress.inc(read as u64);
     }
-    let report = importer.finish().await.map_err(|e| e.to_string())?;
+    let report = importer.finish().await?;
     progress.finish_and_clear();
     Ok(report)
 }

@@ -9,6 +9,7 @@ mod logging;
 mod metrics;
 mod reprocess;
 mod serve;
+mod storage;
 mod wiring;
 
 use std::process::ExitCode;

@@ -6,11 +6,22 @@ use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Maile
 use mailfwd_domain::email::SplitEmailStore;
 use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, RuleStore};
 use mailfwd_layers::CachedRuleStore;
-use mailfwd_s3::ObjectBodyStore;
-use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
-use mailfwd_sqlite::{SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore, Writer};
+use mailfwd_smtp_out::{MailerConfig, MailerError, SmtpMailer};
+use thiserror::Error;
 
 use crate::config::Config;
+use crate::storage::{Storage, StorageError};
+
+/// Why the ports could not be built.
+#[derive(Debug, Error)]
+pub enum WiringError {
+    /// A store could not be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The SMTP mailer could not be set up.
+    #[error("cannot set up outbound SMTP: {0}")]
+    Mailer(#[from] MailerError),
+}
 
 /// The ports every listener and worker shares.
 pub struct Ports {
@@ -23,27 +34,18 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Opens the database and the email store named by the configuration, creating the
-    /// data directory first.
+    /// Opens the database and the email store named by the configuration (see
+    /// [`Storage::open`]) and puts the rule cache in front of the rules.
     ///
     /// # Errors
-    /// A message naming the store that could not be opened and why.
-    pub async fn open(config: &Config) -> Result<Ports, String> {
-        let rules = open_rule_store(config).await?;
-        let pool = rules.pool().clone();
-        // One writer for the received log and the queue: see `mailfwd_sqlite::Writer`.
-        let writer = Writer::start(&pool);
-        let bodies =
-            ObjectBodyStore::from_url(&config.email_store_url()).map_err(|e| e.to_string())?;
-        let emails = SplitEmailStore::new(
-            Arc::new(bodies),
-            Arc::new(SqliteEmailLog::new(pool.clone(), writer.clone())),
-        );
+    /// [`WiringError`] naming the store or the setting at fault.
+    pub async fn open(config: &Config) -> Result<Ports, WiringError> {
+        let Storage { database, bodies } = Storage::open(config).await?;
         let cache = config.rule_cache();
         Ok(Ports {
-            rules: Arc::new(CachedRuleStore::new(Arc::new(rules), cache)),
-            emails: Arc::new(emails),
-            queue: Arc::new(SqliteDeliveryQueue::new(pool, writer)),
+            rules: Arc::new(CachedRuleStore::new(database.rules, cache)),
+            emails: Arc::new(SplitEmailStore::new(bodies, database.log)),
+            queue: database.queue,
         })
     }
 
@@ -70,15 +72,14 @@ impl Ports {
     /// The deliverer: these ports and an SMTP mailer (relay host or MX lookup).
     ///
     /// # Errors
-    /// A message if the mailer or the retry schedule cannot be set up.
-    pub fn deliverer(&self, config: &Config) -> Result<Deliverer, String> {
+    /// [`WiringError`] if the mailer or the retry schedule cannot be set up.
+    pub fn deliverer(&self, config: &Config) -> Result<Deliverer, WiringError> {
         let mailer_config = MailerConfig {
             hostname: config.hostname(),
             relay: config.relay.clone(),
             ..MailerConfig::default()
         };
-        let mailer: Arc<dyn Mailer> =
-            Arc::new(SmtpMailer::new(mailer_config).map_err(|e| e.to_string())?);
+        let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(mailer_config)?);
         let policy = config.retry_policy();
         Ok(Deliverer::new(
             Arc::clone(&self.emails),
@@ -88,20 +89,4 @@ impl Ports {
             config.hostname(),
         ))
     }
-}
-
-/// Opens the rule store alone (for `mailfwd import`), creating the data directory first.
-///
-/// # Errors
-/// A message naming the database and why it could not be opened.
-pub async fn open_rule_store(config: &Config) -> Result<SqliteRuleStore, String> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        format!(
-            "cannot create the data directory '{}': {e}",
-            config.data_dir.display()
-        )
-    })?;
-    SqliteRuleStore::connect(&config.database_url())
-        .await
-        .map_err(|e| e.to_string())
 }

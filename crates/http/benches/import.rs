@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_main};
 use mailfwd_http::{HttpConfig, router, serve};
-use mailfwd_sqlite::SqliteRuleStore;
+use mailfwd_sqlite::Database;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -38,7 +38,7 @@ struct Server {
 async fn start() -> Server {
     let dir = tempfile::tempdir().expect("temp dir");
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
-    let store = SqliteRuleStore::connect(&db).await.expect("open bench db");
+    let store = Database::open(&db).await.expect("open bench db").rules();
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!(
         "http://{}/v1/forwards/import",

@@ -1,5 +1,5 @@
-//! The outbound mailer against real servers on 127.0.0.x: an SMTP sink written for
-//! the tests (recording envelopes and exact bytes) and, for MX routing, a DNS server.
+//! The outbound mailer against real servers on 127.0.0.x: the testkit's SMTP sink
+//! (recording envelopes and exact bytes) and, for MX routing, a DNS server.
 
 #[path = "mailer/body.rs"]
 mod body;
@@ -15,16 +15,12 @@ mod pipelining;
 mod routing;
 #[path = "mailer/session.rs"]
 mod session;
-#[path = "mailer/sink.rs"]
-mod sink;
-#[path = "mailer/sink_conn.rs"]
-mod sink_conn;
 
 use std::time::Duration;
 
 use mailfwd_smtp_out::{MailerConfig, SmtpMailer, SmtpTimeouts};
 
-use crate::sink::Sink;
+use mailfwd_testkit::sink::Sink;
 
 /// Short timeouts, so that a test that goes wrong fails instead of hanging.
 pub fn config(port: u16) -> MailerConfig {

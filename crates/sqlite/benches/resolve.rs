@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use mailfwd_domain::{EmailAddress, RecipientPattern, Rule, RuleQuery, RuleStore};
-use mailfwd_sqlite::SqliteRuleStore;
+use mailfwd_sqlite::{Database, SqliteRuleStore};
 
 const RULES: usize = 1_000_000;
 const BATCH: usize = 20_000;
@@ -19,9 +19,10 @@ fn address(s: &str) -> EmailAddress {
 
 async fn store_with_a_million_rules() -> SqliteRuleStore {
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("resolve-1m.db");
-    let store = SqliteRuleStore::connect(&format!("sqlite://{}", path.display()))
+    let store = Database::open(&format!("sqlite://{}", path.display()))
         .await
-        .expect("open bench db");
+        .expect("open bench db")
+        .rules();
     let last = RecipientPattern::parse(&format!("user{}@d{}.test", RULES - 1, (RULES - 1) % 1000))
         .expect("valid");
     if store.get(&last).await.is_ok() {

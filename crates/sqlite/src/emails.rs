@@ -10,7 +10,6 @@ use mailfwd_domain::{EmailId, ReceivedEmail};
 use sqlx::QueryBuilder;
 use sqlx::sqlite::SqlitePool;
 
-use crate::pool::{ConnectError, connect};
 use crate::writer::{WriteError, Writer};
 use row::{COLUMNS, EmailRow, from_unix_millis, unix_millis};
 
@@ -30,22 +29,8 @@ impl SqliteEmailLog {
     /// A log on an open pool whose migrations have run, writing through `writer` (the
     /// one the database's other stores share).
     #[must_use]
-    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+    pub(crate) fn new(pool: SqlitePool, writer: Writer) -> Self {
         SqliteEmailLog { pool, writer }
-    }
-
-    /// Opens the database at `url` (see [`connect`]) and returns a log on it, with a
-    /// writer of its own.
-    ///
-    /// # Errors
-    /// [`ConnectError`] if the database cannot be opened or migrated.
-    ///
-    /// # Panics
-    /// Outside a Tokio runtime: the writer is a task.
-    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        let pool = connect(url).await?;
-        let writer = Writer::start(&pool);
-        Ok(SqliteEmailLog::new(pool, writer))
     }
 
     /// How many transactions the writer has committed so far (see [`Writer::commits`]).

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 /// Why the database could not be opened.
 #[derive(Debug, Error)]
-pub enum ConnectError {
+pub enum OpenError {
     /// The URL is not a `sqlite://` URL sqlx understands.
     #[error("'{url}' is not a valid SQLite URL: {source}")]
     InvalidUrl {
@@ -44,13 +44,13 @@ pub enum ConnectError {
 /// before the client is told `250`.
 ///
 /// # Errors
-/// [`ConnectError`] saying which step failed.
-pub async fn connect(url: &str) -> Result<SqlitePool, ConnectError> {
+/// [`OpenError`] saying which step failed.
+pub(crate) async fn connect(url: &str) -> Result<SqlitePool, OpenError> {
     let pool = open(url, SqliteSynchronous::Full, 8).await?;
     sqlx::migrate!("./migrations")
         .run(&pool)
         .await
-        .map_err(|source| ConnectError::Migrate {
+        .map_err(|source| OpenError::Migrate {
             url: url.to_owned(),
             source,
         })?;
@@ -61,9 +61,9 @@ async fn open(
     url: &str,
     synchronous: SqliteSynchronous,
     connections: u32,
-) -> Result<SqlitePool, ConnectError> {
+) -> Result<SqlitePool, OpenError> {
     let options = SqliteConnectOptions::from_str(url)
-        .map_err(|source| ConnectError::InvalidUrl {
+        .map_err(|source| OpenError::InvalidUrl {
             url: url.to_owned(),
             source,
         })?
@@ -76,7 +76,7 @@ async fn open(
         .max_connections(connections)
         .connect_with(options)
         .await
-        .map_err(|source| ConnectError::Open {
+        .map_err(|source| OpenError::Open {
             url: url.to_owned(),
             source,
         })

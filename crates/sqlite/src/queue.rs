@@ -37,7 +37,7 @@ impl SqliteDeliveryQueue {
     /// A queue on an open pool whose migrations have run, writing through `writer` (the
     /// one the database's other stores share).
     #[must_use]
-    pub fn new(pool: SqlitePool, writer: Writer) -> Self {
+    pub(crate) fn new(pool: SqlitePool, writer: Writer) -> Self {
         SqliteDeliveryQueue { pool, writer }
     }
 

@@ -9,8 +9,6 @@ use sqlx::QueryBuilder;
 use sqlx::sqlite::SqlitePool;
 use thiserror::Error;
 
-use crate::pool::{ConnectError, connect};
-
 /// Rules in the `rules` table, keyed by [`RecipientPattern::key`].
 #[derive(Debug, Clone)]
 pub struct SqliteRuleStore {
@@ -67,22 +65,8 @@ fn destinations_column(rule: &Rule) -> String {
 impl SqliteRuleStore {
     /// A store on an open pool whose migrations have run.
     #[must_use]
-    pub fn new(pool: SqlitePool) -> Self {
+    pub(crate) fn new(pool: SqlitePool) -> Self {
         SqliteRuleStore { pool }
-    }
-
-    /// Opens the database at `url` (see [`connect`]) and returns a store on it.
-    ///
-    /// # Errors
-    /// [`ConnectError`] if the database cannot be opened or migrated.
-    pub async fn connect(url: &str) -> Result<Self, ConnectError> {
-        Ok(SqliteRuleStore::new(connect(url).await?))
-    }
-
-    /// The pool, for the other stores that share this database.
-    #[must_use]
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
     }
 }
 

@@ -35,7 +35,7 @@ const QUEUE: usize = 4 * MAX_BATCH;
 
 /// Why a write did not happen.
 #[derive(Debug, Error)]
-pub enum WriteError {
+pub(crate) enum WriteError {
     /// The writer task has stopped (the runtime is shutting down).
     #[error("the database writer has stopped")]
     Stopped,
@@ -58,7 +58,7 @@ pub enum WriteError {
 
 /// The handle on the writer task; clones share it.
 #[derive(Debug, Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn Pending>>,
     commits: Arc<AtomicU64>,
 }
@@ -72,7 +72,7 @@ impl Writer {
     /// # Panics
     /// Outside a Tokio runtime.
     #[must_use]
-    pub fn start(pool: &SqlitePool) -> Writer {
+    pub(crate) fn start(pool: &SqlitePool) -> Writer {
         let (queue, pending) = mpsc::channel(QUEUE);
         let commits = Arc::new(AtomicU64::new(0));
         let options = (*pool.connect_options()).clone();
@@ -113,7 +113,7 @@ impl Writer {
     /// Transactions committed so far. Compared with the number of writes, it shows how
     /// many writes each commit carried.
     #[must_use]
-    pub fn commits(&self) -> u64 {
+    pub(crate) fn commits(&self) -> u64 {
         self.commits.load(Ordering::Relaxed)
     }
 }
@@ -320,33 +320,4 @@ async fn still_open(tx: &mut SqliteConnection) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_write_that_panics_does_not_stop_the_writer() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite://{}/writer.db", dir.path().display());
-        let pool = crate::connect(&url).await.expect("open a fresh database");
-        let writer = Writer::start(&pool);
-        let buggy = writer
-            .write(false, |_conn| {
-                Box::pin(async {
-                    let bug = true;
-                    if bug {
-                        panic!("a bug in a write");
-                    }
-                    Ok(())
-                })
-            })
-            .await;
-        assert!(matches!(buggy, Err(WriteError::Stopped)), "{buggy:?}");
-        let next: i64 = writer
-            .write(false, |conn| {
-                Box::pin(sqlx::query_scalar("SELECT 41 + 1").fetch_one(conn))
-            })
-            .await
-            .expect("the writer goes on");
-        assert_eq!(next, 42);
-    }
-}
+mod tests;

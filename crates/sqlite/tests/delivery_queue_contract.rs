@@ -3,14 +3,13 @@
 mod common;
 
 use mailfwd_domain::delivery_queue_contract_tests;
-use mailfwd_sqlite::{SqliteDeliveryQueue, Writer};
+use mailfwd_sqlite::{Database, SqliteDeliveryQueue};
 
 async fn fresh_queue() -> SqliteDeliveryQueue {
-    let pool = mailfwd_sqlite::connect(&common::fresh_url("queue-contract"))
+    Database::open(&common::fresh_url("queue-contract"))
         .await
-        .expect("open a fresh database");
-    let writer = Writer::start(&pool);
-    SqliteDeliveryQueue::new(pool, writer)
+        .expect("open a fresh database")
+        .queue()
 }
 
 delivery_queue_contract_tests!(fresh_queue());

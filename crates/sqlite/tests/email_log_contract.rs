@@ -1,19 +1,19 @@
 //! The `EmailLog` contract suite on a fresh SQLite file per test, plus group commit.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use mailfwd_domain::email::{EmailLog, EmailQuery, now_millis};
 use mailfwd_domain::email_log_contract_tests;
 use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail};
-use mailfwd_sqlite::{SqliteEmailLog, Writer};
+use mailfwd_sqlite::{Database, SqliteEmailLog};
 
 mod common;
 
 async fn fresh_log() -> SqliteEmailLog {
-    SqliteEmailLog::connect(&common::fresh_url("email-log-contract"))
+    Database::open(&common::fresh_url("email-log-contract"))
         .await
         .expect("open a fresh database")
+        .email_log()
 }
 
 email_log_contract_tests!(fresh_log());
@@ -67,37 +67,6 @@ async fn concurrent_records_share_commits_and_are_all_readable() {
     let mut expected = emails.clone();
     expected.sort_by_key(|e| e.id);
     assert_eq!(page.emails, expected);
-}
-
-#[tokio::test]
-async fn the_writer_task_ends_when_the_log_is_dropped() {
-    let pool = mailfwd_sqlite::connect(&common::fresh_url("email-log-contract"))
-        .await
-        .expect("open a fresh database");
-    let tasks = || {
-        tokio::runtime::Handle::current()
-            .metrics()
-            .num_alive_tasks()
-    };
-    // Opening the pool leaves short-lived tasks behind: let them finish first.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = tasks();
-    let log = SqliteEmailLog::new(pool.clone(), Writer::start(&pool));
-    assert_eq!(tasks(), before + 1, "one writer task");
-    let email = received(1);
-    log.record(&email).await.expect("record");
-    drop(log);
-    for _ in 0..100 {
-        if tasks() <= before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(tasks() <= before, "the writer task has ended");
-    // What it wrote stays, for the next log on the same database.
-    let writer = Writer::start(&pool);
-    let again = SqliteEmailLog::new(pool, writer);
-    assert_eq!(again.get(&email.id).await.expect("still there"), email);
 }
 
 #[tokio::test]

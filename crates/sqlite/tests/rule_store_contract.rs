@@ -3,12 +3,13 @@
 mod common;
 
 use mailfwd_domain::rule_store_contract_tests;
-use mailfwd_sqlite::SqliteRuleStore;
+use mailfwd_sqlite::{Database, SqliteRuleStore};
 
 async fn fresh_store() -> SqliteRuleStore {
-    SqliteRuleStore::connect(&common::fresh_url("rules-contract"))
+    Database::open(&common::fresh_url("rules-contract"))
         .await
         .expect("open a fresh database")
+        .rules()
 }
 
 rule_store_contract_tests!(fresh_store());

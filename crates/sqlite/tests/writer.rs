@@ -10,7 +10,7 @@ use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_domain::email::{EmailLog, now_millis};
 use mailfwd_domain::rule::{RecipientPattern, Rule};
 use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail, RuleStore};
-use mailfwd_sqlite::{SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore, Writer};
+use mailfwd_sqlite::{Database, SqliteDeliveryQueue, SqliteEmailLog};
 
 fn address(s: &str) -> EmailAddress {
     EmailAddress::parse(s).expect("a valid address")
@@ -35,13 +35,12 @@ fn received() -> ReceivedEmail {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_jobs_and_rule_changes_at_once_all_succeed_and_share_commits() {
-    let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
+    let database = Database::open(&common::fresh_url("writer"))
         .await
         .expect("open a fresh database");
-    let writer = Writer::start(&pool);
-    let log = Arc::new(SqliteEmailLog::new(pool.clone(), writer.clone()));
-    let queue = Arc::new(SqliteDeliveryQueue::new(pool.clone(), writer.clone()));
-    let rules = Arc::new(SqliteRuleStore::new(pool.clone()));
+    let log = Arc::new(database.email_log());
+    let queue = Arc::new(database.queue());
+    let rules = Arc::new(database.rules());
     let destinations = [address("a@dest.test"), address("b@dest.test")];
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -83,7 +82,7 @@ async fn records_jobs_and_rule_changes_at_once_all_succeed_and_share_commits() {
     }
 
     let writes = 100 * (1 + 1 + 1 + destinations.len() as u64);
-    let commits = writer.commits();
+    let commits = log.commits();
     eprintln!("{writes} writes took {commits} commits");
     assert!(commits < writes, "writes share commits: {commits}");
     assert!(log.unevaluated(None, 10).await.unwrap().is_empty());
@@ -94,22 +93,21 @@ async fn records_jobs_and_rule_changes_at_once_all_succeed_and_share_commits() {
 /// A log and a queue sharing one writer, on a database whose trigger fails every job
 /// inserted for `destination` with `RAISE(raise)`.
 async fn stores_refusing(destination: &str, raise: &str) -> (SqliteEmailLog, SqliteDeliveryQueue) {
-    let pool = mailfwd_sqlite::connect(&common::fresh_url("writer"))
-        .await
-        .expect("open a fresh database");
+    let url = common::fresh_url("writer");
+    let database = Database::open(&url).await.expect("open a fresh database");
     let trigger = format!(
         "CREATE TRIGGER refuse BEFORE INSERT ON delivery_jobs
          WHEN NEW.destination_key = '{destination}' BEGIN SELECT RAISE({raise}); END"
     );
+    // Through a connection of the test's own: the adapter hands out no SQL access.
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect to the database");
     sqlx::query(sqlx::AssertSqlSafe(trigger))
-        .execute(&pool)
+        .execute(&mut conn)
         .await
         .expect("create the trigger");
-    let writer = Writer::start(&pool);
-    (
-        SqliteEmailLog::new(pool.clone(), writer.clone()),
-        SqliteDeliveryQueue::new(pool, writer),
-    )
+    (database.email_log(), database.queue())
 }
 
 #[tokio::test]

@@ -1,15 +1,15 @@
-//! Starts the real gRPC server on port 0 with its own database and body directory,
-//! and gives tests a connected client.
+//! Starts the real gRPC server on port 0 on the testkit's real stores (SQLite and
+//! files in a temporary directory), and gives tests a connected client.
 
 use std::sync::Arc;
 
 use mailfwd_domain::delivery::ForwardEvaluator;
-use mailfwd_domain::email::{EmailId, EmailStore, SplitEmailStore};
-use mailfwd_domain::{EmailAddress, Ingest, IngestLimits, RecipientPattern, Rule, RuleStore};
+use mailfwd_domain::email::{EmailId, EmailStore};
+use mailfwd_domain::{Ingest, IngestLimits, RuleStore};
 use mailfwd_grpc::pb::forwarding_client::ForwardingClient;
 use mailfwd_grpc::pb::{self, Envelope, IngestEmailRequest, ingest_email_request::Part};
 use mailfwd_grpc::{GrpcServices, router, serve};
-use tempfile::TempDir;
+use mailfwd_testkit::Stores;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -24,7 +24,7 @@ pub struct TestApp {
     pub emails: Arc<dyn EmailStore>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
-    _dir: TempDir,
+    stores: Stores,
 }
 
 impl TestApp {
@@ -35,22 +35,12 @@ impl TestApp {
 
     /// A server with these ingest limits and API token.
     pub async fn with(limits: IngestLimits, api_token: Option<String>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
-        let pool = mailfwd_sqlite::connect(&db).await.unwrap();
-        let writer = mailfwd_sqlite::Writer::start(&pool);
-        let bodies_url = format!("file://{}", dir.path().join("emails").display());
-        let bodies = mailfwd_s3::ObjectBodyStore::from_url(&bodies_url).unwrap();
-        let rules: Arc<dyn RuleStore> =
-            Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone()));
-        let emails = Arc::new(SplitEmailStore::new(
-            Arc::new(bodies),
-            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(
-                pool.clone(),
-                writer.clone(),
-            )),
-        ));
-        let queue = Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool, writer));
+        let stores = Stores::real().await;
+        let (rules, emails, queue) = (
+            Arc::clone(&stores.rules),
+            Arc::clone(&stores.emails),
+            Arc::clone(&stores.queue),
+        );
         let services = GrpcServices {
             ingest: Ingest::new(Arc::clone(&rules), emails.clone(), limits),
             emails: emails.clone(),
@@ -71,7 +61,7 @@ impl TestApp {
             emails,
             shutdown: Some(tx),
             server: Some(server),
-            _dir: dir,
+            stores,
         }
     }
 
@@ -89,12 +79,7 @@ impl TestApp {
 
     /// Adds the rule `pattern` → `destinations`.
     pub async fn rule(&self, pattern: &str, destinations: &[&str]) {
-        let destinations = destinations
-            .iter()
-            .map(|d| EmailAddress::parse(d).unwrap())
-            .collect();
-        let rule = Rule::new(RecipientPattern::parse(pattern).unwrap(), destinations, 10).unwrap();
-        self.rules.create(rule).await.unwrap();
+        self.stores.add_rule(pattern, destinations).await;
     }
 
     /// Sends one email whose body is `body` cut into `chunk`-sized messages.
@@ -115,16 +100,7 @@ impl TestApp {
 
     /// The stored body of `id`, read back from the store.
     pub async fn body(&self, id: &str) -> Vec<u8> {
-        let mut reader = self
-            .emails
-            .open_body(&EmailId::parse(id).unwrap())
-            .await
-            .unwrap();
-        let mut body = Vec::new();
-        while let Some(chunk) = reader.next_chunk().await.unwrap() {
-            body.extend_from_slice(&chunk);
-        }
-        body
+        mailfwd_testkit::stores::body(self.emails.as_ref(), &EmailId::parse(id).unwrap()).await
     }
 
     /// Stops the server gracefully and checks that it stopped cleanly.

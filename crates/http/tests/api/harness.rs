@@ -1,14 +1,14 @@
-//! Starts the real server on port 0 with its own database, and small helpers to read
-//! what came back.
+//! Starts the real server on port 0 on the testkit's stores (real ones in a temporary
+//! directory, unless a test brings its own), and small helpers to read what came back.
 
 use std::io;
 use std::sync::Arc;
 
 use mailfwd_domain::RuleStore;
 use mailfwd_http::{HttpConfig, Services, router, serve};
+use mailfwd_testkit::Stores;
 use reqwest::{Response, StatusCode, header};
 use serde_json::Value;
-use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -22,7 +22,7 @@ pub struct TestApp {
     pub emails: Arc<dyn mailfwd_domain::EmailStore>,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<io::Result<()>>>,
-    _dir: Option<TempDir>,
+    _stores: Option<Stores>,
 }
 
 impl TestApp {
@@ -33,25 +33,24 @@ impl TestApp {
 
     /// A server with `config` on fresh real stores in a temporary directory.
     pub async fn with_config(config: HttpConfig) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let services = real_services(dir.path()).await;
-        Self::with_services(services, config, Some(dir)).await
+        let stores = Stores::real().await;
+        Self::with_services(services(&stores), config, Some(stores)).await
     }
 
     /// A server on any rule store, with in-memory emails.
     pub async fn with_store(
         store: Arc<dyn RuleStore>,
         config: HttpConfig,
-        dir: Option<TempDir>,
+        keep: Option<Stores>,
     ) -> Self {
-        Self::with_services(memory_services(store), config, dir).await
+        Self::with_services(memory_services(store), config, keep).await
     }
 
-    /// A server on these services.
+    /// A server on these services; `keep` holds the stores they live in, if any.
     pub async fn with_services(
         services: Services,
         config: HttpConfig,
-        dir: Option<TempDir>,
+        keep: Option<Stores>,
     ) -> Self {
         let store = Arc::clone(&services.rules);
         let emails = Arc::clone(&services.emails);
@@ -69,7 +68,7 @@ impl TestApp {
             emails,
             shutdown: Some(tx),
             server: Some(server),
-            _dir: dir,
+            _stores: keep,
         }
     }
 
@@ -144,40 +143,15 @@ pub async fn problem(response: Response, status: StatusCode) -> String {
 /// Services around `rules` for tests that do not look at emails: in-memory emails and
 /// queue, no metrics.
 pub fn memory_services(rules: Arc<dyn RuleStore>) -> Services {
-    use mailfwd_domain::email::SplitEmailStore;
-    use mailfwd_domain::memory::{MemoryBodyStore, MemoryDeliveryQueue, MemoryEmailLog};
-    Services {
-        rules,
-        emails: Arc::new(SplitEmailStore::new(
-            Arc::new(MemoryBodyStore::new()),
-            Arc::new(MemoryEmailLog::new()),
-        )),
-        deliveries: Arc::new(MemoryDeliveryQueue::new()),
-        metrics: Arc::new(FixedMetrics),
-    }
+    services(&Stores::memory_with_rules(rules))
 }
 
-/// The real stores in `dir`: SQLite for rules, the received log and the queue; files
-/// for bodies.
-pub async fn real_services(dir: &std::path::Path) -> Services {
-    use mailfwd_domain::email::SplitEmailStore;
-    let pool = mailfwd_sqlite::connect(&format!("sqlite://{}", dir.join("mailfwd.db").display()))
-        .await
-        .unwrap();
-    let writer = mailfwd_sqlite::Writer::start(&pool);
-    let bodies =
-        mailfwd_s3::ObjectBodyStore::from_url(&format!("file://{}", dir.join("emails").display()))
-            .unwrap();
+/// Services on `stores`, with fixed metrics.
+pub fn services(stores: &Stores) -> Services {
     Services {
-        rules: Arc::new(mailfwd_sqlite::SqliteRuleStore::new(pool.clone())),
-        emails: Arc::new(SplitEmailStore::new(
-            Arc::new(bodies),
-            Arc::new(mailfwd_sqlite::SqliteEmailLog::new(
-                pool.clone(),
-                writer.clone(),
-            )),
-        )),
-        deliveries: Arc::new(mailfwd_sqlite::SqliteDeliveryQueue::new(pool, writer)),
+        rules: Arc::clone(&stores.rules),
+        emails: Arc::clone(&stores.emails),
+        deliveries: Arc::clone(&stores.queue),
         metrics: Arc::new(FixedMetrics),
     }
 }

@@ -14,7 +14,7 @@ use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
 use mailfwd_domain::email::BodyReader;
 
 use crate::relay_to;
-use crate::sink::{Options, Sink};
+use mailfwd_testkit::sink::{Options, Sink};
 
 /// A body handed out in the given chunks.
 pub struct Chunks(VecDeque<Bytes>);

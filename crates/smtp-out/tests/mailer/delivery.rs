@@ -4,7 +4,7 @@ use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
 
 use crate::body::{message, simple};
 use crate::relay_to;
-use crate::sink::{Options, Sink};
+use mailfwd_testkit::sink::{Options, Sink};
 
 /// Lines starting with dots, cut at every awkward place: before the dot, between the
 /// CR and the LF that precede it, and a lone "." line that would end DATA if unstuffed.

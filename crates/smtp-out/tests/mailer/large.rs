@@ -9,7 +9,7 @@ use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
 
 use crate::body::{Generated, address, block};
 use crate::relay_to;
-use crate::sink::{Options, Sink, fnv};
+use mailfwd_testkit::sink::{Options, Sink, fnv};
 
 const TARGET: u64 = 25_000_000;
 /// The mailer's socket send buffer can hold up to 4 MB (Linux `tcp_wmem`), the sink's
@@ -21,7 +21,7 @@ async fn send_large(options: Options) {
     let sink = Sink::start(options).await;
     let block = block();
     let blocks = TARGET / block.len() as u64 + 1;
-    let body = Generated::new(blocks, 64 * 1024 + 13, Arc::clone(&sink.received));
+    let body = Generated::new(blocks, 64 * 1024 + 13, Arc::clone(&sink.octets));
     let lead = Arc::clone(&body.max_lead);
     let size = body.size();
     let message = Outgoing {

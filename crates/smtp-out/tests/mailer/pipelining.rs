@@ -8,7 +8,7 @@ use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
 
 use crate::body::simple;
 use crate::relay_to;
-use crate::sink::{Options, Sink};
+use mailfwd_testkit::sink::{Options, Sink};
 
 fn delivered(outcome: &DeliveryOutcome) -> bool {
     matches!(outcome, DeliveryOutcome::Delivered(_))

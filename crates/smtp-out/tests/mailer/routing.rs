@@ -13,7 +13,7 @@ use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
 use crate::body::simple;
 use crate::config;
 use crate::dns::{Behaviour, DnsServer, Zone};
-use crate::sink::{Options, Sink};
+use mailfwd_testkit::sink::{Options, Sink};
 
 fn loopback(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, last)

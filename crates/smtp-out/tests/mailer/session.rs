@@ -7,8 +7,8 @@ use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
 
 use crate::body::simple;
 use crate::dns::{DnsServer, Zone};
-use crate::sink::{Options, Sink};
 use crate::{config, relay_to, relay_with};
+use mailfwd_testkit::sink::{Options, Sink};
 
 #[tokio::test]
 async fn a_refused_connection_is_transient() {

@@ -1,12 +1,12 @@
-//! One connection of the test sink: the SMTP dialogue, DATA with dot-unstuffing,
-//! BDAT, STARTTLS, and recording what arrived.
+//! One connection of the sink: the SMTP dialogue, DATA with dot-unstuffing, BDAT,
+//! STARTTLS, the mode's answers, and recording what arrived.
 
 use std::sync::atomic::Ordering;
 
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::sink::{KEEP_BODY, Message, Shared, lock};
+use crate::sink::{KEEP_BODY, Message, Mode, SLOW_REPLY, Shared, lock};
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -23,7 +23,7 @@ struct Transaction {
 
 const NO_RECIPIENTS: &str = "554 5.5.1 Error: no valid recipients";
 
-pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Result<()> {
+pub(crate) async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Result<()> {
     let options = &shared.options;
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
     reply(&mut io, &options.greeting).await?;
@@ -103,10 +103,17 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                 reply(&mut io, "503 5.5.1 Error: need MAIL command").await?;
             }
             "RCPT" => {
-                if options.rcpt_reply.starts_with('2') {
+                let answer = if path(&text).starts_with("reject") {
+                    "550 5.1.1 no such user here"
+                } else if mode(shared) == Mode::TempFail {
+                    "451 4.3.0 destination is down, try later"
+                } else {
+                    &options.rcpt_reply
+                };
+                if answer.starts_with('2') {
                     tx.rcpt_to.push(text.clone());
                 }
-                reply(&mut io, &options.rcpt_reply).await?;
+                reply(&mut io, answer).await?;
             }
             "DATA" if tx.rcpt_to.is_empty() && !options.data_without_rcpt => {
                 reply(&mut io, NO_RECIPIENTS).await?;
@@ -115,6 +122,7 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                 reply(&mut io, "354 End data with <CR><LF>.<CR><LF>").await?;
                 let (body, len, hash) = read_data(&mut io, shared).await?;
                 let valid = !tx.rcpt_to.is_empty();
+                slow_down(shared).await;
                 record(shared, id, &mut tx, body, len, hash, tls, false);
                 let answer = if valid {
                     &options.data_reply
@@ -130,7 +138,7 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                 let last = words.next().is_some_and(|w| w.eq_ignore_ascii_case("LAST"));
                 let mut chunk = vec![0; size];
                 io.read_exact(&mut chunk).await?;
-                shared.received.fetch_add(size as u64, Ordering::Relaxed);
+                shared.octets.fetch_add(size as u64, Ordering::Relaxed);
                 tx.bdat_len += size as u64;
                 tx.bdat_hash = fnv(tx.bdat_hash, &chunk);
                 if tx.bdat.len() + size <= KEEP_BODY {
@@ -139,6 +147,7 @@ pub async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Re
                 if last {
                     let body = std::mem::take(&mut tx.bdat);
                     let (len, hash) = (tx.bdat_len, tx.bdat_hash);
+                    slow_down(shared).await;
                     record(shared, id, &mut tx, body, len, hash, tls, true);
                     reply(&mut io, &options.data_reply).await?;
                     (done, after_data) = (done + 1, true);
@@ -188,6 +197,25 @@ fn record(
     });
 }
 
+fn mode(shared: &Shared) -> Mode {
+    *lock(&shared.mode)
+}
+
+/// At the end of a message's data: in [`Mode::Slow`], the message is taken (and
+/// answered) late.
+async fn slow_down(shared: &Shared) {
+    if mode(shared) == Mode::Slow {
+        tokio::time::sleep(SLOW_REPLY).await;
+    }
+}
+
+/// The address in a MAIL or RCPT command line: what stands between `<` and `>`.
+pub(crate) fn path(line: &str) -> String {
+    let start = line.find('<').map_or(0, |i| i + 1);
+    let end = line[start..].find('>').map_or(line.len(), |i| start + i);
+    line[start..end].to_owned()
+}
+
 async fn reply(io: &mut BufReader<Box<dyn Io>>, text: &str) -> std::io::Result<()> {
     io.write_all(format!("{text}\r\n").as_bytes()).await?;
     io.flush().await
@@ -199,7 +227,7 @@ async fn read_line(
 ) -> std::io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
     let read = io.read_until(b'\n', &mut line).await?;
-    shared.received.fetch_add(read as u64, Ordering::Relaxed);
+    shared.octets.fetch_add(read as u64, Ordering::Relaxed);
     Ok((read > 0).then_some(line))
 }
 
@@ -227,6 +255,7 @@ async fn read_data(
     }
 }
 
+/// Where an FNV-1a hash starts.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a, continued from `hash`.

@@ -1,11 +1,15 @@
-//! A real SMTP server for the tests: a small tokio sink on 127.0.0.x that records each
-//! envelope and the exact message bytes it received (dot-stuffing undone), with
-//! switches for CHUNKING, STARTTLS, SMTPUTF8, SIZE and scripted replies.
+//! The one SMTP sink: a real SMTP server on 127.0.0.x standing in for destinations. It
+//! records each envelope and the exact message bytes it received (dot-stuffing undone),
+//! with switches for CHUNKING, STARTTLS, SMTPUTF8, SIZE and scripted replies, and a
+//! [`Mode`] a test can change while mail flows (accept, destination down, slow).
+//!
+//! A recipient whose local part starts with `reject` is always refused with
+//! `550 5.1.1`, whatever the options: a destination that does not exist.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -14,7 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 
 pub use crate::sink_conn::fnv;
-use crate::sink_conn::serve;
+use crate::sink_conn::{path, serve};
 
 /// The receive buffer of the sink's sockets.
 const RECV_BUFFER: u32 = 256 * 1024;
@@ -22,20 +26,46 @@ const RECV_BUFFER: u32 = 256 * 1024;
 /// Bodies larger than this are kept as length and hash only.
 pub const KEEP_BODY: usize = 2 << 20;
 
+/// How the sink treats mail at the moment; [`Sink::set_mode`] changes it on the fly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Answer as the [`Options`] say.
+    #[default]
+    Accept,
+    /// 451 to every RCPT: the destination is "down".
+    TempFail,
+    /// As the options say, but each message's final reply takes 200 ms: a slow
+    /// destination keeps every delivery worker busy.
+    Slow,
+}
+
+/// How long a message's final reply takes in [`Mode::Slow`].
+pub const SLOW_REPLY: Duration = Duration::from_millis(200);
+
 /// What the sink offers and answers.
 #[derive(Debug, Clone)]
 pub struct Options {
+    /// The greeting line, with its code.
     pub greeting: String,
+    /// Whether EHLO is understood (else 502, and the client falls back to HELO).
     pub ehlo: bool,
+    /// Offer PIPELINING.
     pub pipelining: bool,
+    /// Offer CHUNKING (BDAT).
     pub chunking: bool,
+    /// Offer STARTTLS (with a self-signed certificate for `sink.test`).
     pub starttls: bool,
     /// Answer 220 to STARTTLS, then send garbage instead of a TLS handshake.
     pub broken_tls: bool,
+    /// Offer SMTPUTF8.
     pub smtputf8: bool,
+    /// Offer SIZE with this limit.
     pub size: Option<u64>,
+    /// The reply to MAIL FROM.
     pub mail_reply: String,
+    /// The reply to RCPT TO (unless the recipient or the mode says otherwise).
     pub rcpt_reply: String,
+    /// The reply at the end of a message's data.
     pub data_reply: String,
     /// Answer DATA with 354 even without a valid recipient (RFC 2920 §3.1 says 554).
     pub data_without_rcpt: bool,
@@ -67,23 +97,65 @@ impl Default for Options {
     }
 }
 
+impl Options {
+    /// A destination as the end-to-end tests see one: the defaults, with a final reply
+    /// that says where the message went (`250 2.0.0 queued by sink`).
+    #[must_use]
+    pub fn destination() -> Self {
+        Options {
+            data_reply: "250 2.0.0 queued by sink".into(),
+            ..Options::default()
+        }
+    }
+}
+
 /// One message the sink accepted the data of (whatever it replied).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message {
+    /// The connection it came on, counted from 0.
     pub connection: usize,
+    /// The MAIL command line as sent, e.g. `MAIL FROM:<a@b.test> SMTPUTF8`.
     pub mail_from: String,
+    /// The accepted RCPT command lines as sent.
     pub rcpt_to: Vec<String>,
     /// The message, unless longer than [`KEEP_BODY`].
     pub body: Vec<u8>,
+    /// The message's length in octets.
     pub len: u64,
+    /// The message's FNV-1a hash (see [`fnv`]).
     pub hash: u64,
+    /// Whether it came over TLS.
     pub tls: bool,
+    /// Whether it came by BDAT rather than DATA.
     pub bdat: bool,
+}
+
+/// A message as the destination's mailbox sees it: the envelope's addresses and the
+/// bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// The reverse path, without angle brackets (empty for a bounce).
+    pub sender: String,
+    /// The accepted forward paths, without angle brackets.
+    pub recipients: Vec<String>,
+    /// The message (empty if longer than [`KEEP_BODY`]).
+    pub data: Vec<u8>,
+}
+
+impl From<&Message> for Received {
+    fn from(message: &Message) -> Self {
+        Received {
+            sender: path(&message.mail_from),
+            recipients: message.rcpt_to.iter().map(|line| path(line)).collect(),
+            data: message.body.clone(),
+        }
+    }
 }
 
 /// Everything the sink saw.
 #[derive(Debug, Default)]
 pub struct Log {
+    /// Connections accepted.
     pub connections: usize,
     /// (connection, command line) for every command outside message data.
     pub commands: Vec<(usize, String)>,
@@ -92,29 +164,33 @@ pub struct Log {
     pub batched: Vec<String>,
     /// Idle notices (421) sent.
     pub notices: usize,
+    /// The messages, in the order their data ended.
     pub messages: Vec<Message>,
     /// Connections that ended (closed by the client or after QUIT).
     pub closed: usize,
 }
 
+/// A running sink; dropping it closes its port and every connection.
 pub struct Sink {
+    /// Where it listens.
     pub addr: SocketAddr,
-    log: Arc<Mutex<Log>>,
     /// Octets read from clients so far, on all connections.
-    pub received: Arc<AtomicU64>,
+    pub octets: Arc<AtomicU64>,
+    shared: Arc<Shared>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
 
 /// What every connection of one sink shares.
-pub struct Shared {
-    pub options: Options,
-    pub log: Arc<Mutex<Log>>,
-    pub received: Arc<AtomicU64>,
-    pub tls: TlsAcceptor,
+pub(crate) struct Shared {
+    pub(crate) options: Options,
+    pub(crate) mode: Mutex<Mode>,
+    pub(crate) log: Mutex<Log>,
+    pub(crate) octets: Arc<AtomicU64>,
+    pub(crate) tls: TlsAcceptor,
 }
 
-pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -136,24 +212,24 @@ impl Sink {
 
     fn serve(listener: TcpListener, options: Options) -> Sink {
         let addr = listener.local_addr().expect("a bound address");
-        let log = Arc::new(Mutex::new(Log::default()));
-        let received = Arc::new(AtomicU64::new(0));
+        let octets = Arc::new(AtomicU64::new(0));
         let tasks: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let shared = Arc::new(Shared {
             options,
-            log: Arc::clone(&log),
-            received: Arc::clone(&received),
+            mode: Mutex::new(Mode::default()),
+            log: Mutex::new(Log::default()),
+            octets: Arc::clone(&octets),
             tls: acceptor(),
         });
-        let accept_tasks = Arc::clone(&tasks);
+        let (accept_tasks, serving) = (Arc::clone(&tasks), Arc::clone(&shared));
         let accept = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let id = {
-                    let mut log = lock(&shared.log);
+                    let mut log = lock(&serving.log);
                     log.connections += 1;
                     log.connections - 1
                 };
-                let shared = Arc::clone(&shared);
+                let shared = Arc::clone(&serving);
                 let task = tokio::spawn(async move {
                     let _ = serve(stream, id, &shared).await;
                     lock(&shared.log).closed += 1;
@@ -163,25 +239,61 @@ impl Sink {
         });
         Sink {
             addr,
-            log,
-            received,
+            octets,
+            shared,
             tasks,
             accept,
         }
     }
 
+    /// The port it listens on.
+    #[must_use]
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
 
-    pub fn log(&self) -> MutexGuard<'_, Log> {
-        lock(&self.log)
+    /// Switches how the sink treats the next commands, on every connection.
+    pub fn set_mode(&self, mode: Mode) {
+        *lock(&self.shared.mode) = mode;
     }
 
+    /// Everything seen so far, locked: drop the guard before the sink must go on.
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        lock(&self.shared.log)
+    }
+
+    /// The messages so far, as recorded.
+    #[must_use]
     pub fn messages(&self) -> Vec<Message> {
         self.log().messages.clone()
     }
 
+    /// The messages so far, as the destination's mailbox sees them.
+    #[must_use]
+    pub fn received(&self) -> Vec<Received> {
+        self.log().messages.iter().map(Received::from).collect()
+    }
+
+    /// Waits until at least `count` messages arrived and returns them; panics after
+    /// `timeout`, saying how many came.
+    pub async fn wait_for_messages(&self, count: usize, timeout: Duration) -> Vec<Received> {
+        let started = Instant::now();
+        loop {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "only {} of {count} messages arrived in {timeout:?}",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every command line, in order.
+    #[must_use]
     pub fn commands(&self) -> Vec<String> {
         self.log().commands.iter().map(|(_, c)| c.clone()).collect()
     }

@@ -1,0 +1,146 @@
+//! Which adapter serves each storage URL: the one place that knows the schemes. A new
+//! backend (`postgres://`, another object store) is one arm of a `match` here; each
+//! adapter has its own opener and keeps its internals (pools, writer tasks) to itself.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use mailfwd_domain::RuleStore;
+use mailfwd_domain::delivery::DeliveryQueue;
+use mailfwd_domain::email::{BodyStore, EmailLog};
+use mailfwd_s3::ObjectBodyStore;
+use thiserror::Error;
+
+use crate::config::Config;
+
+/// The variable (and setting) naming the database.
+pub const DATABASE_VARIABLE: &str = "MAILFWD_DATABASE_URL";
+/// The variable (and setting) naming the email body store.
+pub const EMAIL_STORE_VARIABLE: &str = "MAILFWD_EMAIL_STORE";
+
+const DATABASE_SCHEMES: &str = "sqlite://PATH";
+const EMAIL_STORE_SCHEMES: &str = "file://PATH or s3://BUCKET/PREFIX";
+
+/// Why the storage could not be opened.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// No adapter serves the URL's scheme.
+    #[error("{variable}='{url}' is not supported: use {supported}")]
+    Unsupported {
+        /// The variable the URL came from.
+        variable: &'static str,
+        /// The URL as given.
+        url: String,
+        /// The URL forms that are supported.
+        supported: &'static str,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create the data directory '{}': {source}", path.display())]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// What the file system said.
+        source: std::io::Error,
+    },
+    /// The SQLite database could not be opened or migrated.
+    #[error("{DATABASE_VARIABLE}: {0}")]
+    Sqlite(#[from] mailfwd_sqlite::OpenError),
+    /// The body store URL is malformed or its backend refused the settings.
+    #[error("{EMAIL_STORE_VARIABLE}: {0}")]
+    EmailStore(#[from] mailfwd_s3::OpenError),
+}
+
+/// The ports a database implements.
+pub struct DatabasePorts {
+    /// Forwarding rules.
+    pub rules: Arc<dyn RuleStore>,
+    /// The received log.
+    pub log: Arc<dyn EmailLog>,
+    /// Delivery jobs.
+    pub queue: Arc<dyn DeliveryQueue>,
+}
+
+/// All the storage the configuration names.
+pub struct Storage {
+    /// What the database holds.
+    pub database: DatabasePorts,
+    /// Where email bodies are kept.
+    pub bodies: Arc<dyn BodyStore>,
+}
+
+impl Storage {
+    /// Creates the data directory, then opens the database and the body store.
+    ///
+    /// # Errors
+    /// [`StorageError`] naming the store that could not be opened and why.
+    pub async fn open(config: &Config) -> Result<Storage, StorageError> {
+        create_data_dir(&config.data_dir)?;
+        Ok(Storage {
+            database: open_database(&config.database_url()).await?,
+            bodies: open_body_store(&config.email_store_url())?,
+        })
+    }
+}
+
+/// Creates the data directory, then opens the database alone and returns its rules
+/// (for `mailfwd import`).
+///
+/// # Errors
+/// [`StorageError`] naming the database and why it could not be opened.
+pub async fn open_rules(config: &Config) -> Result<Arc<dyn RuleStore>, StorageError> {
+    create_data_dir(&config.data_dir)?;
+    Ok(open_database(&config.database_url()).await?.rules)
+}
+
+/// Opens the database at `url` with the adapter its scheme names.
+///
+/// # Errors
+/// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
+pub async fn open_database(url: &str) -> Result<DatabasePorts, StorageError> {
+    match scheme(url) {
+        Some("sqlite") => {
+            let database = mailfwd_sqlite::Database::open(url).await?;
+            Ok(DatabasePorts {
+                rules: Arc::new(database.rules()),
+                log: Arc::new(database.email_log()),
+                queue: Arc::new(database.queue()),
+            })
+        }
+        _ => Err(unsupported(DATABASE_VARIABLE, url, DATABASE_SCHEMES)),
+    }
+}
+
+/// Opens the body store at `url` with the adapter its scheme names.
+///
+/// # Errors
+/// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
+pub fn open_body_store(url: &str) -> Result<Arc<dyn BodyStore>, StorageError> {
+    match scheme(url) {
+        Some("file" | "s3") => Ok(Arc::new(ObjectBodyStore::from_url(url)?)),
+        _ => Err(unsupported(EMAIL_STORE_VARIABLE, url, EMAIL_STORE_SCHEMES)),
+    }
+}
+
+/// The URL's scheme, as written: the adapters accept their schemes in lower case only.
+fn scheme(url: &str) -> Option<&str> {
+    url.split_once(':').map(|(scheme, _)| scheme)
+}
+
+fn unsupported(variable: &'static str, url: &str, supported: &'static str) -> StorageError {
+    StorageError::Unsupported {
+        variable,
+        url: url.to_owned(),
+        supported,
+    }
+}
+
+fn create_data_dir(path: &Path) -> Result<(), StorageError> {
+    std::fs::create_dir_all(path).map_err(|source| StorageError::DataDir {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+#[cfg(test)]
+#[path = "storage_tests.rs"]
+mod tests;
