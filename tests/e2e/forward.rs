@@ -27,17 +27,6 @@ fn start(data: &std::path::Path, env: &[(&'static str, String)]) -> Server {
     Server::start(data, &env)
 }
 
-async fn rule(server: &Server, email: &str, forward: Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&json!({"email": email, "forward": forward}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-}
-
-/// Polls `GET /v1/emails/{id}` until every delivery satisfies `done`.
 /// Sends `messages` to sales@acme.test over `connections` sessions at once; the ids
 /// of the accepted messages.
 async fn send_many(
@@ -71,16 +60,11 @@ async fn send_many(
     accepted
 }
 
+/// Polls `GET /v1/emails/{id}` until every delivery satisfies `done`.
 async fn deliveries_until(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Vec<Value> {
     let started = Instant::now();
     loop {
-        let email: Value = reqwest::get(format!("{}/v1/emails/{id}", server.http))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let deliveries = email["deliveries"].as_array().cloned().unwrap_or_default();
+        let deliveries = server.deliveries(id).await;
         if !deliveries.is_empty() && deliveries.iter().all(&done) {
             return deliveries;
         }
@@ -97,12 +81,12 @@ async fn both_destinations_get_the_original_plus_one_received_header() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &relayed_to(&sink));
-    rule(
-        &server,
-        "sales@acme.test",
-        json!(["alice@dest.test", "bob@dest.test"]),
-    )
-    .await;
+    server
+        .create_rule(
+            "sales@acme.test",
+            json!(["alice@dest.test", "bob@dest.test"]),
+        )
+        .await;
 
     let original = b"Received: from earlier.hop by somewhere; Sun, 22 Nov 2026 05:00:00 +0000\r\n\
         DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=s1; bh=abc=; b=def=\r\n\
@@ -159,8 +143,12 @@ async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
     sink.set_mode(Mode::TempFail);
     let data = tempfile::tempdir().unwrap();
     let server = start(data.path(), &relayed_to(&sink));
-    rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
-    rule(&server, "old@acme.test", json!("reject-me@dest.test")).await;
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+    server
+        .create_rule("old@acme.test", json!("reject-me@dest.test"))
+        .await;
 
     let mut client = Client::connect(&server.smtp).await;
     let deferred = client
@@ -190,7 +178,10 @@ async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
 
     sink.set_mode(Mode::Accept);
     let delivered = deliveries_until(&server, &deferred, |d| d["state"] == "delivered").await;
-    assert!(delivered[0]["attempts"].as_u64().unwrap() >= 3);
+    // At least the deferred attempt and the one that delivered. Not necessarily 3: a
+    // claim counts its attempt before it runs, so the attempt seen as the second above
+    // may still have been on its way and met the sink already accepting.
+    assert!(delivered[0]["attempts"].as_u64().unwrap() >= 2);
     assert_eq!(sink.received().len(), 1);
 
     let failed = deliveries_until(&server, &refused, |d| d["state"] == "failed").await;
@@ -305,7 +296,9 @@ async fn every_accepted_message_is_delivered_soon_after_repeated_sigkills() {
         tokio::task::spawn_blocking(move || start(&data, &env))
     };
     let mut server = restart(data.path().to_owned(), env.clone()).await.unwrap();
-    rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
 
     let target = Arc::new(Mutex::new(server.smtp.clone()));
     let senders: Vec<_> = (0..CONNECTIONS)
@@ -383,7 +376,9 @@ async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
     env.retain(|(key, _)| *key != "MAILFWD_DELIVERY_LEASE");
     env.push(("MAILFWD_DELIVERY_LEASE", "10m".to_owned()));
     let server = start(data.path(), &env);
-    rule(&server, "sales@acme.test", json!("alice@dest.test")).await;
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
 
     let accepted = send_many(&server, "stop", MESSAGES, CONNECTIONS).await;
     // Off the runtime: the sink runs on it, and mailfwd's last attempts need the sink.

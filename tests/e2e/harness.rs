@@ -136,3 +136,46 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// The HTTP API calls several suites make.
+impl Server {
+    /// Creates the rule `email` → `forward` (one address or a list); it must be `201`.
+    pub async fn create_rule(&self, email: &str, forward: serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/v1/forwards", self.http))
+            .json(&serde_json::json!({"email": email, "forward": forward}))
+            .send()
+            .await
+            .expect("POST /v1/forwards");
+        assert_eq!(
+            response.status().as_u16(),
+            201,
+            "creating the rule for {email}"
+        );
+    }
+
+    /// Deletes the rule for `email`; it must be `204`.
+    pub async fn delete_rule(&self, email: &str) {
+        let response = reqwest::Client::new()
+            .delete(format!("{}/v1/forwards/{email}", self.http))
+            .send()
+            .await
+            .expect("DELETE /v1/forwards/{email}");
+        assert_eq!(
+            response.status().as_u16(),
+            204,
+            "deleting the rule for {email}"
+        );
+    }
+
+    /// The deliveries of email `id`, as `GET /v1/emails/{id}` shows them.
+    pub async fn deliveries(&self, id: &str) -> Vec<serde_json::Value> {
+        let email: serde_json::Value = reqwest::get(format!("{}/v1/emails/{id}", self.http))
+            .await
+            .expect("GET /v1/emails/{id}")
+            .json()
+            .await
+            .expect("a JSON email");
+        email["deliveries"].as_array().cloned().unwrap_or_default()
+    }
+}

@@ -78,13 +78,9 @@ async fn python_grpcio_ingests_and_reprocesses() {
 
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[("MAILFWD_RELAY", "127.0.0.1:9")]);
-    let created = reqwest::Client::new()
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&json!({"email": "sales@acme.test", "forward": "alice@dest.test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
 
     let address = server.grpc.trim_start_matches("http://");
     let output = Command::new("python3")

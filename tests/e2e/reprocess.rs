@@ -3,36 +3,20 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::{Server, run};
 use mailfwd_testkit::Client;
 use mailfwd_testkit::sink::{Options, Sink};
-
-async fn all_deliveries(server: &Server, id: &str) -> Vec<Value> {
-    let email: Value = reqwest::get(format!("{}/v1/emails/{id}", server.http))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    email["deliveries"].as_array().cloned().unwrap_or_default()
-}
 
 #[tokio::test]
 async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.addr.to_string())]);
-    let http = reqwest::Client::new();
-    let rule = |forward: &str| json!({"email": "old@acme.test", "forward": forward});
-    let created = http
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&rule("reject-me@dest.test"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
+    server
+        .create_rule("old@acme.test", json!("reject-me@dest.test"))
+        .await;
 
     let mut client = Client::connect(&server.smtp).await;
     let mut ids = Vec::new();
@@ -50,7 +34,8 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
     }
     let started = Instant::now();
     for id in &ids {
-        while !all_deliveries(&server, id)
+        while !server
+            .deliveries(id)
             .await
             .iter()
             .any(|d| d["state"] == "failed")
@@ -63,19 +48,10 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
         }
     }
 
-    let deleted = http
-        .delete(format!("{}/v1/forwards/old@acme.test", server.http))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status().as_u16(), 204);
-    let fixed = http
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&rule("fixed@dest.test"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(fixed.status().as_u16(), 201);
+    server.delete_rule("old@acme.test").await;
+    server
+        .create_rule("old@acme.test", json!("fixed@dest.test"))
+        .await;
 
     let first = run(
         data.path(),
@@ -136,21 +112,16 @@ async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.addr.to_string())]);
-    let http = reqwest::Client::new();
-    let rule = |forward: &str| json!({"email": "old@acme.test", "forward": forward});
-    let created = http
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&rule("reject-me@dest.test"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
+    server
+        .create_rule("old@acme.test", json!("reject-me@dest.test"))
+        .await;
     let mut client = Client::connect(&server.smtp).await;
     let id = client
         .send_mail("a@example.org", "old@acme.test", b"Subject: x\r\n\r\nx\r\n")
         .await;
     let started = Instant::now();
-    while !all_deliveries(&server, &id)
+    while !server
+        .deliveries(&id)
         .await
         .iter()
         .any(|d| d["state"] == "failed")
@@ -158,16 +129,10 @@ async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
         assert!(started.elapsed() < Duration::from_secs(30), "never failed");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let replaced = http
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&json!({"email": "old@acme.test", "forward": "fixed@dest.test"}));
-    let deleted = http
-        .delete(format!("{}/v1/forwards/old@acme.test", server.http))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(deleted.status().as_u16(), 204);
-    assert_eq!(replaced.send().await.unwrap().status().as_u16(), 201);
+    server.delete_rule("old@acme.test").await;
+    server
+        .create_rule("old@acme.test", json!("fixed@dest.test"))
+        .await;
     // The workers have gone idle since the failure: without a wake-up they would find
     // the new job at their next look at the queue, up to 5 s later.
     tokio::time::sleep(Duration::from_millis(300)).await;

@@ -11,16 +11,6 @@ use crate::harness::Server;
 use mailfwd_testkit::Client;
 use mailfwd_testkit::client::queued_id_in;
 
-async fn create_rule(server: &Server, email: &str, forward: &str) {
-    let response = reqwest::Client::new()
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&json!({"email": email, "forward": forward}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status().as_u16(), 201);
-}
-
 async fn email_record(server: &Server, id: &str) -> (u16, Value) {
     let response = reqwest::get(format!("{}/v1/emails/{id}", server.http))
         .await
@@ -100,7 +90,9 @@ fn swaks(server: &Server, to: &str, data: &Path) -> (i32, String) {
 async fn swaks_delivers_to_a_rule_and_is_refused_for_an_unknown_address() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
-    create_rule(&server, "sales@acme.test", "alice@gmail.test").await;
+    server
+        .create_rule("sales@acme.test", json!("alice@gmail.test"))
+        .await;
 
     let message =
         b"From: Sender <sender@example.org>\r\nTo: sales@acme.test\r\nSubject: dots\r\n\r\n\
@@ -136,7 +128,9 @@ async fn swaks_delivers_to_a_rule_and_is_refused_for_an_unknown_address() {
 async fn a_message_answered_250_survives_sigkill() {
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[]);
-    create_rule(&server, "sales@acme.test", "alice@gmail.test").await;
+    server
+        .create_rule("sales@acme.test", json!("alice@gmail.test"))
+        .await;
 
     let mut sent = Vec::new();
     let mut client = Client::connect(&server.smtp).await;

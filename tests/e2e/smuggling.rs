@@ -46,13 +46,9 @@ async fn a_bare_lf_dot_lf_body_over_grpc_reaches_the_destination_as_one_message(
             ("MAILFWD_BARE_LINE_ENDINGS", "normalize"),
         ],
     );
-    let created = reqwest::Client::new()
-        .post(format!("{}/v1/forwards", server.http))
-        .json(&json!({"email": "billing@acme.test", "forward": "alice@dest.test"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status().as_u16(), 201);
+    server
+        .create_rule("billing@acme.test", json!("alice@dest.test"))
+        .await;
 
     ingest(
         &server.grpc,

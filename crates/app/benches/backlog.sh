@@ -120,6 +120,7 @@ echo "fresh: $MESSAGES messages in $(python3 -c "print(round($t1 - $t0, 1))") s:
 stop_mailfwd
 kill "$SINK_PID" 2>/dev/null || true
 wait "$SINK_PID" 2>/dev/null || true
+: >"$WORK/sink.log"
 
 # The backlog: accepted while the destination is down, drained once it is back.
 start_mailfwd backlog

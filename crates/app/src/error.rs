@@ -118,7 +118,10 @@ mod tests {
 
     #[test]
     fn only_configuration_errors_exit_with_ex_config() {
-        let config = AppError::from(ConfigError::UnsupportedDatabase("mysql://x".to_owned()));
+        let config = AppError::from(ConfigError::Rule {
+            setting: "delivery_workers",
+            rule: "must be at least 1",
+        });
         assert_eq!(config.exit_code(), ExitCode::from(78));
         let panicked = AppError::Panicked {
             protocol: Protocol::Http,

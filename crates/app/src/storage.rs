@@ -97,8 +97,8 @@ pub async fn open_rules(config: &Config) -> Result<Arc<dyn RuleStore>, StorageEr
 /// # Errors
 /// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
 pub async fn open_database(url: &str) -> Result<DatabasePorts, StorageError> {
-    match scheme(url) {
-        Some("sqlite") => {
+    match database_adapter(url)? {
+        DatabaseAdapter::Sqlite => {
             let database = mailfwd_sqlite::Database::open(url).await?;
             Ok(DatabasePorts {
                 rules: Arc::new(database.rules()),
@@ -106,8 +106,30 @@ pub async fn open_database(url: &str) -> Result<DatabasePorts, StorageError> {
                 queue: Arc::new(database.queue()),
             })
         }
+    }
+}
+
+/// The adapters a database URL can name.
+enum DatabaseAdapter {
+    Sqlite,
+}
+
+/// Which adapter serves the database at `url`.
+fn database_adapter(url: &str) -> Result<DatabaseAdapter, StorageError> {
+    match scheme(url) {
+        Some("sqlite") => Ok(DatabaseAdapter::Sqlite),
         _ => Err(unsupported(DATABASE_VARIABLE, url, DATABASE_SCHEMES)),
     }
+}
+
+/// Checks that an adapter serves each storage URL of `config`, without opening
+/// anything: the configuration is checked with it when it loads.
+///
+/// # Errors
+/// [`StorageError::Unsupported`] naming the variable and the URL.
+pub fn check_schemes(config: &Config) -> Result<(), StorageError> {
+    database_adapter(&config.database_url())?;
+    body_store_scheme(&config.email_store_url())
 }
 
 /// Opens the body store at `url` with the adapter its scheme names.
@@ -115,8 +137,14 @@ pub async fn open_database(url: &str) -> Result<DatabasePorts, StorageError> {
 /// # Errors
 /// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
 pub fn open_body_store(url: &str) -> Result<Arc<dyn BodyStore>, StorageError> {
+    body_store_scheme(url)?;
+    Ok(Arc::new(ObjectBodyStore::from_url(url)?))
+}
+
+/// Whether the body store adapter serves `url` (local files and S3 are one adapter).
+fn body_store_scheme(url: &str) -> Result<(), StorageError> {
     match scheme(url) {
-        Some("file" | "s3") => Ok(Arc::new(ObjectBodyStore::from_url(url)?)),
+        Some("file" | "s3") => Ok(()),
         _ => Err(unsupported(EMAIL_STORE_VARIABLE, url, EMAIL_STORE_SCHEMES)),
     }
 }

@@ -16,7 +16,7 @@ use row::{COLUMNS, EmailRow, from_unix_millis, unix_millis};
 /// The received log in the `emails` table, one row per accepted email.
 ///
 /// `record` returns once its row is committed durably (on disk). Writes go through the
-/// database's one [`Writer`], so many SMTP sessions finishing at once share one
+/// database's one writer task, so many SMTP sessions finishing at once share one
 /// transaction and one fsync. Reads go straight to the pool and run alongside the
 /// writer (WAL).
 #[derive(Debug)]

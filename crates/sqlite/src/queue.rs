@@ -18,7 +18,7 @@ use row::{JOB_COLUMNS, JobRow, millis, time};
 
 /// Delivery jobs in the `delivery_jobs` table (see migration 0003 for the lease scheme).
 ///
-/// Every write goes through the database's one [`Writer`], as relaxed (not fsynced)
+/// Every write goes through the database's one writer task, as relaxed (not fsynced)
 /// commits: see the writer for why that is safe.
 #[derive(Debug, Clone)]
 pub struct SqliteDeliveryQueue {

@@ -46,12 +46,7 @@ impl Config {
                 "must be at least 512, the RFC 5321 minimum",
             );
         }
-        if let Some(url) = &self.database_url
-            && !url.starts_with("sqlite:")
-        {
-            return Err(ConfigError::UnsupportedDatabase(url.clone()));
-        }
-        Ok(())
+        crate::storage::check_schemes(self).map_err(ConfigError::Storage)
     }
 
     /// The email store URL, derived from the data directory when not set.

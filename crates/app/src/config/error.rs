@@ -25,11 +25,9 @@ pub enum ConfigError {
         /// What it must be.
         rule: &'static str,
     },
-    /// The database URL names a database this version cannot use.
-    #[error(
-        "database_url (MAILFWD_DATABASE_URL) '{0}' is not supported: this version stores rules in SQLite only (sqlite://PATH)"
-    )]
-    UnsupportedDatabase(String),
+    /// A storage URL names a scheme no adapter serves (`crate::storage` knows them).
+    #[error(transparent)]
+    Storage(crate::storage::StorageError),
 }
 
 impl From<figment::Error> for ConfigError {
