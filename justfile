@@ -38,4 +38,5 @@ build:
 # drain rate next to the fresh-mail rate, peak RSS, metrics (installs Postfix's tools if missing).
 bench-backlog:
     cargo build --release -p mailfwd
-    crates/app/benches/backlog.sh target/release/mailfwd
+    mkdir -p target/bench-tmp
+    TMPDIR="$PWD/target/bench-tmp" crates/app/benches/backlog.sh target/release/mailfwd

@@ -15,7 +15,7 @@
 # usage: backlog.sh [MAILFWD_BIN]   (default: target/release/mailfwd)
 # env:   MESSAGES (50000) SESSIONS (20) SIZE bytes (4096) RETRY (2s)
 # needs: Debian's postfix package for smtp-source and smtp-sink (installed if missing),
-#        curl, python3.
+#        curl, python3, about 1 GB free under TMPDIR.
 set -euo pipefail
 
 MAILFWD_BIN=${1:-target/release/mailfwd}
@@ -27,7 +27,9 @@ SINK=127.0.0.1:2636
 SMTP=127.0.0.1:2735
 HTTP=127.0.0.1:2790
 GRPC=127.0.0.1:2761
-WORK=$(mktemp -d /tmp/backlog.XXXXXX)
+# Two data directories of MESSAGES bodies each (about 1 GB at the defaults): set TMPDIR
+# to a roomy file system if /tmp is a small tmpfs.
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/backlog.XXXXXX")
 pids=()
 
 cleanup() {
