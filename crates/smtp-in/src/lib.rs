@@ -13,6 +13,7 @@ mod config;
 mod conn;
 mod data;
 mod limits;
+mod numbers;
 mod path;
 mod reply;
 mod server;

@@ -166,6 +166,14 @@ impl Reply {
         Reply::one(501, [5, 5, 2], format!("Syntax: {expected}"))
     }
 
+    pub(crate) fn unreadable_chunk_size() -> Reply {
+        Reply::one(
+            501,
+            [5, 5, 4],
+            "Syntax: BDAT chunk size must be a decimal number of octets below 2^64; closing connection",
+        )
+    }
+
     pub(crate) fn invalid_parameter(param: &str) -> Reply {
         Reply::one(501, [5, 5, 4], format!("Invalid {param} parameter"))
     }

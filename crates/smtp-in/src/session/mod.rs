@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 use crate::config::SmtpConfig;
 use crate::conn::{Conn, ConnError, Line};
 use crate::data::Body;
+use crate::numbers::{self, NumberError};
 use crate::reply::Reply;
 
 /// Longest wait for the last replies to be taken when a session ends.
@@ -45,6 +46,8 @@ pub(crate) enum End {
     Shutdown,
     #[error("too many errors")]
     TooManyErrors,
+    #[error("a BDAT chunk size that cannot be read: the chunk cannot be skipped")]
+    UnreadableChunkSize,
     #[error("{0}")]
     Failed(ConnError),
 }
@@ -170,6 +173,21 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
     }
 
     async fn command(&mut self, line: &[u8]) -> Step {
+        // Before smtp-proto, whose numbers saturate and start again (see `numbers`).
+        match numbers::check(line) {
+            Ok(()) => {}
+            Err(NumberError::Parameter(name)) => {
+                info!(peer = %self.peer, parameter = name, "parameter refused: not a number that fits");
+                return Ok(Some(Reply::invalid_parameter(name)));
+            }
+            Err(NumberError::ChunkSize) => {
+                // The chunk's octets follow at once and cannot be told from commands:
+                // reading on would run them as commands (a smuggled transaction).
+                warn!(peer = %self.peer, "BDAT chunk size cannot be read; closing the connection");
+                self.conn.queue(&Reply::unreadable_chunk_size());
+                return Err(End::UnreadableChunkSize);
+            }
+        }
         let request = match Request::parse(&mut line.iter()) {
             Ok(request) => request,
             Err(error) => {

@@ -83,3 +83,60 @@ async fn nul_vectors_refuse_the_message_and_smuggle_nothing() {
         );
     }
 }
+
+/// smtp-proto reads `BDAT 99999999999999999999022` as 22 (its number parsing saturates
+/// and starts again): the rest of the chunk would run as a forged transaction. A chunk
+/// size that cannot be read exactly is a 501, and the connection closes, since the
+/// chunk that follows cannot be told from commands.
+#[tokio::test]
+async fn a_bdat_size_that_does_not_fit_closes_the_session_and_smuggles_nothing() {
+    for size in [
+        "99999999999999999999022",
+        "18446744073709551616",
+        "lots",
+        "-5",
+    ] {
+        let mailfwd = Mailfwd::new().await;
+        let mut client = mailfwd.connect(config()).await;
+        client
+            .envelope("alice@sender.test", &["sales@acme.test"])
+            .await;
+        let chunk = format!("Subject: x\r\n\r\nhello\r\n{SMUGGLED}.\r\n");
+        client
+            .send(format!("BDAT {size} LAST\r\n{chunk}").as_bytes())
+            .await;
+        let reply = client.reply().await;
+        assert_eq!(
+            reply.line(),
+            "501 5.5.4 Syntax: BDAT chunk size must be a decimal number of octets below 2^64; closing connection",
+            "BDAT {size}"
+        );
+        assert!(client.is_closed().await, "BDAT {size}: the session ends");
+        assert!(
+            mailfwd.stored().await.is_empty(),
+            "BDAT {size}: nothing stored"
+        );
+    }
+}
+
+/// `SIZE=1000000000000000000005` read as 5 would pass the size check.
+#[tokio::test]
+async fn a_size_that_does_not_fit_is_a_syntax_error_not_another_number() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd.connect(config()).await;
+    client.ehlo().await;
+    for line in [
+        "MAIL FROM:<a@b.test> SIZE=1000000000000000000005",
+        "MAIL FROM:<a@b.test> SIZE=18446744073709551616",
+    ] {
+        let reply = client.cmd(line, 501).await;
+        assert_eq!(reply.line(), "501 5.5.4 Invalid SIZE parameter", "{line}");
+    }
+    let reply = client
+        .cmd("MAIL FROM:<a@b.test> HOLDFOR=99999999999999999999", 501)
+        .await;
+    assert_eq!(reply.line(), "501 5.5.4 Invalid HOLDFOR parameter");
+    // The session goes on: a number that fits is read as it is.
+    client.cmd("MAIL FROM:<a@b.test> SIZE=1000", 250).await;
+    client.cmd("QUIT", 221).await;
+}
