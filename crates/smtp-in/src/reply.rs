@@ -166,6 +166,18 @@ impl Reply {
         Reply::one(501, [5, 5, 2], format!("Syntax: {expected}"))
     }
 
+    pub(crate) fn parameters_need_ehlo() -> Reply {
+        Reply::one(555, [5, 5, 4], "MAIL parameters need EHLO, not HELO")
+    }
+
+    pub(crate) fn needs_smtputf8() -> Reply {
+        Reply::one(
+            553,
+            [5, 6, 7],
+            "A UTF-8 address needs SMTPUTF8 on the MAIL command",
+        )
+    }
+
     pub(crate) fn unreadable_chunk_size() -> Reply {
         Reply::one(
             501,

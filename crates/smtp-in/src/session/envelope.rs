@@ -7,9 +7,9 @@ use mailfwd_domain::IngestError;
 use mailfwd_domain::ingest::Origin;
 use smtp_proto::{
     MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE, MAIL_CONPERM,
-    MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom, RCPT_CONNEG, RCPT_NOTIFY_DELAY,
-    RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RCPT_RRVS_CONTINUE,
-    RCPT_RRVS_REJECT, RcptTo,
+    MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom, RCPT_CONNEG,
+    RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
+    RCPT_RRVS_CONTINUE, RCPT_RRVS_REJECT, RcptTo,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
@@ -22,6 +22,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) async fn hello(&mut self, host: &str, extended: bool) -> Reply {
         self.reset().await;
         self.helo = Some(host.to_owned());
+        self.extended = extended;
         let hostname = &self.config.hostname;
         if extended {
             let max_size = self.ingest.limits().message.max_size;
@@ -38,8 +39,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         if self.tx.is_some() {
             return Reply::bad_sequence("Nested MAIL command");
         }
+        if !self.extended && has_parameters(from) {
+            return Reply::parameters_need_ehlo();
+        }
         if let Some(param) = unsupported_mail_parameter(from) {
             return Reply::unsupported_parameter(param);
+        }
+        let smtputf8 = from.flags & MAIL_SMTPUTF8 != 0;
+        if !smtputf8 && !from.address.is_ascii() {
+            info!(peer = %self.peer, "sender refused: UTF-8 address without SMTPUTF8");
+            return Reply::needs_smtputf8();
         }
         let limit = self.ingest.limits().message.max_size;
         if u64::try_from(from.size).unwrap_or(u64::MAX) > limit {
@@ -59,6 +68,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             helo: self.helo.clone(),
             tls: self.conn.is_tls(),
         };
+        self.smtputf8 = smtputf8;
         self.tx = Some(Transaction::Envelope(self.ingest.begin(sender, origin)));
         Reply::sender_ok()
     }
@@ -74,6 +84,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         if let Some(param) = unsupported_rcpt_parameter(to) {
             return Reply::unsupported_parameter(param);
+        }
+        if !self.smtputf8 && !to.address.is_ascii() {
+            info!(%peer, "recipient refused: UTF-8 address without SMTPUTF8");
+            return Reply::needs_smtputf8();
         }
         if path::has_source_route(line) {
             let error = IngestError::RelayDenied(to.address.to_string());
@@ -95,6 +109,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
         }
     }
+}
+
+/// Whether MAIL carries any ESMTP parameter: after plain HELO none may be used
+/// (RFC 5321 section 4.1.1.1).
+fn has_parameters(from: &MailFrom<Cow<'_, str>>) -> bool {
+    from.flags != 0 || from.size != 0 || unsupported_mail_parameter(from).is_some()
 }
 
 /// A MAIL parameter of an extension we do not offer. SIZE, BODY=7BIT/8BITMIME and

@@ -71,6 +71,10 @@ pub(crate) struct Session<'a, S> {
     config: &'a SmtpConfig,
     shutdown: Option<watch::Receiver<bool>>,
     helo: Option<String>,
+    /// The client greeted with EHLO: ESMTP parameters may be used.
+    extended: bool,
+    /// The transaction's MAIL asked for SMTPUTF8: UTF-8 addresses may be used.
+    smtputf8: bool,
     tx: Option<Transaction>,
     errors: usize,
 }
@@ -91,6 +95,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             config,
             shutdown,
             helo: None,
+            extended: false,
+            smtputf8: false,
             tx: None,
             errors: 0,
         }

@@ -123,3 +123,50 @@ async fn relaying_is_denied_in_every_disguise() {
     client.cmd("QUIT", 221).await;
     assert!(mailfwd.stored().await.is_empty());
 }
+
+/// RFC 6531: a UTF-8 address is allowed only in a transaction whose MAIL asked for
+/// SMTPUTF8; anything else is `553 5.6.7`, before any rule is looked at.
+#[tokio::test]
+async fn utf8_addresses_need_smtputf8() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd.connect(config()).await;
+    client.ehlo().await;
+    let refused = client.cmd("MAIL FROM:<josé@b.test>", 553).await;
+    assert_eq!(
+        refused.line(),
+        "553 5.6.7 A UTF-8 address needs SMTPUTF8 on the MAIL command"
+    );
+    client.cmd("MAIL FROM:<a@b.test>", 250).await;
+    let refused = client.cmd("RCPT TO:<josé@acme.test>", 553).await;
+    assert!(refused.line().starts_with("553 5.6.7"), "{refused:?}");
+    client.cmd("RSET", 250).await;
+    client.cmd("MAIL FROM:<josé@b.test> SMTPUTF8", 250).await;
+    // Now the rules decide: no rule for this one.
+    client.cmd("RCPT TO:<josé@acme.test>", 550).await;
+    client.cmd("RCPT TO:<sales@acme.test>", 250).await;
+    client.cmd("QUIT", 221).await;
+}
+
+/// After plain HELO the client has not learnt of any extension, so MAIL may carry no
+/// parameter (RFC 5321 section 4.1.1.1).
+#[tokio::test]
+async fn after_helo_mail_takes_no_parameters() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd.connect(config()).await;
+    client.cmd("HELO client.test", 250).await;
+    for line in [
+        "MAIL FROM:<a@b.test> SIZE=100",
+        "MAIL FROM:<a@b.test> BODY=8BITMIME",
+        "MAIL FROM:<josé@b.test> SMTPUTF8",
+    ] {
+        let refused = client.cmd(line, 555).await;
+        assert_eq!(
+            refused.line(),
+            "555 5.5.4 MAIL parameters need EHLO, not HELO",
+            "{line}"
+        );
+    }
+    client.cmd("MAIL FROM:<a@b.test>", 250).await;
+    client.cmd("RCPT TO:<sales@acme.test>", 250).await;
+    client.cmd("QUIT", 221).await;
+}
