@@ -18,7 +18,7 @@ pub fn received_header(
     hostname: &str,
     now: SystemTime,
 ) -> String {
-    let helo = email.email.helo.as_deref().unwrap_or("unknown");
+    let helo = printable_helo(email.email.helo.as_deref().unwrap_or(""));
     let ip = email.email.peer.as_deref().map_or("unknown", peer_ip);
     let protocol = if email.email.tls { "ESMTPS" } else { "ESMTP" };
     format!(
@@ -26,6 +26,30 @@ pub fn received_header(
         email.id,
         rfc5322_date(now)
     )
+}
+
+/// Longest HELO name kept in the header: a domain name is at most 255 octets.
+const HELO_MAX: usize = 255;
+
+/// The client's HELO name as it may appear in the header. Whatever the client said
+/// goes in as text of our own header, so only what a domain name or an address literal
+/// may hold is kept and anything else becomes `?`, as Postfix's `printable()` does:
+/// no 8-bit bytes, no parentheses to open or close a comment, no CR or LF to end the
+/// header, no spaces to forge further clauses.
+fn printable_helo(helo: &str) -> String {
+    let kept: String = helo
+        .chars()
+        .take(HELO_MAX)
+        .map(|c| match c {
+            'a'..='z' | 'A'..='Z' | '0'..='9' | '.' | '-' | '_' | ':' | '[' | ']' => c,
+            _ => '?',
+        })
+        .collect();
+    if kept.is_empty() {
+        "unknown".to_owned()
+    } else {
+        kept
+    }
 }
 
 /// The address part of `ip:port` or `[v6]:port`.
@@ -130,5 +154,36 @@ mod tests {
             )
         );
         assert!(header.lines().all(|l| l.len() < 998));
+    }
+
+    #[test]
+    fn a_hostile_helo_name_cannot_shape_the_header() {
+        let mut email = ReceivedEmail {
+            id: EmailId::new(),
+            email: NewEmail {
+                envelope: Envelope {
+                    sender: None,
+                    recipients: vec![],
+                },
+                peer: Some("192.0.2.1:25".into()),
+                helo: Some("evil (by trusted.test) héllo\r\nX-Injected: 1 [192.0.2.9]".into()),
+                tls: false,
+            },
+            size: 1,
+            received_at: UNIX_EPOCH,
+        };
+        let dest = EmailAddress::parse("alice@gmail.test").unwrap();
+        let header = received_header(&email, &dest, "mx.test", UNIX_EPOCH);
+        let first = header.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "Received: from evil??by?trusted.test??h?llo??X-Injected:?1?[192.0.2.9] ([192.0.2.1])"
+        );
+        email.email.helo = Some("x".repeat(1000));
+        let header = received_header(&email, &dest, "mx.test", UNIX_EPOCH);
+        assert!(header.lines().all(|l| l.len() < 998));
+        email.email.helo = Some(String::new());
+        let header = received_header(&email, &dest, "mx.test", UNIX_EPOCH);
+        assert!(header.starts_with("Received: from unknown ([192.0.2.1])"));
     }
 }
