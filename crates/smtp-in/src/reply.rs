@@ -166,6 +166,14 @@ impl Reply {
         Reply::one(501, [5, 5, 2], format!("Syntax: {expected}"))
     }
 
+    pub(crate) fn chunk_discarded(size: usize) -> Reply {
+        Reply::one(
+            503,
+            [5, 5, 1],
+            format!("{size} octets discarded: the message was refused at an earlier chunk"),
+        )
+    }
+
     pub(crate) fn parameters_need_ehlo() -> Reply {
         Reply::one(555, [5, 5, 4], "MAIL parameters need EHLO, not HELO")
     }

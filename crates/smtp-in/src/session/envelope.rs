@@ -69,6 +69,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             tls: self.conn.is_tls(),
         };
         self.smtputf8 = smtputf8;
+        self.bdat_refused = false;
         self.tx = Some(Transaction::Envelope(self.ingest.begin(sender, origin)));
         Reply::sender_ok()
     }

@@ -75,6 +75,9 @@ pub(crate) struct Session<'a, S> {
     extended: bool,
     /// The transaction's MAIL asked for SMTPUTF8: UTF-8 addresses may be used.
     smtputf8: bool,
+    /// A BDAT message was refused before its last chunk: chunks the client pipelined
+    /// after it are discarded quietly until the last one.
+    bdat_refused: bool,
     tx: Option<Transaction>,
     errors: usize,
 }
@@ -97,6 +100,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             helo: None,
             extended: false,
             smtputf8: false,
+            bdat_refused: false,
             tx: None,
             errors: 0,
         }
@@ -267,6 +271,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
 
     /// Ends the mail transaction, throwing away any partial BDAT body.
     async fn reset(&mut self) {
+        self.bdat_refused = false;
         if let Some(Transaction::Body(body)) = self.tx.take() {
             body.abort().await;
         }

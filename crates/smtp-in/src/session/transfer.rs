@@ -52,6 +52,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// command is refused, so that its bytes are never taken for commands.
     pub(super) async fn bdat(&mut self, size: usize, last: bool) -> Step {
         let limit = self.config.data_timeout;
+        if self.tx.is_none() && self.bdat_refused {
+            return self.discard_chunk(size, last).await;
+        }
         let started = match self.tx.take() {
             Some(Transaction::Body(body)) => Ok(body),
             Some(Transaction::Envelope(tx)) => match tx.addressed() {
@@ -60,6 +63,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     Err(not_started) => {
                         // The transaction ends: its first chunk is gone.
                         warn!(peer = %self.peer, error = %not_started.error, "cannot start receiving a message");
+                        self.bdat_refused = !last;
                         Err(Reply::for_ingest(&not_started.error))
                     }
                 },
@@ -84,10 +88,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             return Err(self.lost(error));
         }
         if last || body.has_failed() {
+            // Refused before its last chunk: the client may have pipelined more.
+            self.bdat_refused = !last;
             return Ok(Some(self.deliver(body).await));
         }
         self.tx = Some(Transaction::Body(body));
         Ok(Some(Reply::chunk_received(size)))
+    }
+
+    /// A chunk of a message already refused at an earlier chunk, which a pipelining
+    /// client sent before it saw the refusal: read and thrown away, and answered without
+    /// counting as the client's error (RFC 3030 section 4.2), until the last one.
+    async fn discard_chunk(&mut self, size: usize, last: bool) -> Step {
+        if let Err(error) = read_chunk(&mut self.conn, None, size, self.config.data_timeout).await {
+            return Err(self.lost(error));
+        }
+        self.bdat_refused = !last;
+        self.conn.queue(&Reply::chunk_discarded(size));
+        Ok(None)
     }
 
     /// Commits the email, or says why not. Either way the transaction is over.

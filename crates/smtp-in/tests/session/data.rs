@@ -277,3 +277,40 @@ async fn a_mail_loop_is_refused() {
     queued_id(&client.data(&fifty).await);
     assert_eq!(mailfwd.stored().await.len(), 1);
 }
+
+/// RFC 3030: a pipelining client may have sent many chunks before it sees that the
+/// message was refused at the first. They are read and thrown away, answered `503`
+/// without counting as errors, so the session goes on.
+#[tokio::test]
+async fn chunks_pipelined_after_a_refused_chunk_are_discarded_quietly() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd.connect(config()).await;
+    client.envelope("a@b.test", &["sales@acme.test"]).await;
+    let mut pipeline = b"BDAT 4\r\na\nb\r".to_vec();
+    for _ in 0..20 {
+        pipeline.extend_from_slice(b"BDAT 6\r\nmore\r\n");
+    }
+    pipeline.extend_from_slice(b"BDAT 4 LAST\r\nend\n");
+    client.send(&pipeline).await;
+    let refused = client.reply().await;
+    assert!(refused.line().starts_with("550 5.6.11"), "{refused:?}");
+    for _ in 0..20 {
+        let discarded = client.expect_reply(503).await;
+        assert_eq!(
+            discarded.line(),
+            "503 5.5.1 6 octets discarded: the message was refused at an earlier chunk"
+        );
+    }
+    client.expect_reply(503).await;
+    // Still in step, and the next message goes through.
+    client.cmd("NOOP", 250).await;
+    client.envelope("a@b.test", &["sales@acme.test"]).await;
+    client.send("BDAT 10 LAST\r\nSubject:\r\n").await;
+    let accepted = client.expect_reply(250).await;
+    assert!(accepted.line().contains("queued as"), "{accepted:?}");
+    // A BDAT with no transaction and nothing refused is still a sequence error.
+    client.send("BDAT 2 LAST\r\nok").await;
+    client.expect_reply(503).await;
+    client.cmd("QUIT", 221).await;
+    assert_eq!(mailfwd.stored().await.len(), 1);
+}
