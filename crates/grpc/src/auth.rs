@@ -38,13 +38,17 @@ impl Authorize {
             .and_then(|v| v.to_str().ok());
         // No remote address means an in-process transport: as local as it gets.
         let peer = request.remote_addr().map(|addr| addr.ip());
-        self.access.check(authorization, peer).map_err(|denied| {
-            GrpcError::Unauthenticated(match denied {
-                Denied::MissingToken => MISSING,
-                Denied::WrongToken => WRONG,
-                Denied::RemoteWithoutToken => REMOTE,
+        // No host to check: tonic serves HTTP/2 with gRPC framing only, which a web page
+        // cannot send, so DNS rebinding does not reach this API.
+        self.access
+            .check(authorization, peer, None)
+            .map_err(|denied| {
+                GrpcError::Unauthenticated(match denied {
+                    Denied::MissingToken => MISSING,
+                    Denied::WrongToken => WRONG,
+                    Denied::RemoteWithoutToken | Denied::ForeignHost => REMOTE,
+                })
             })
-        })
     }
 }
 

@@ -165,6 +165,7 @@ impl<S: Send + Sync> FromRequestParts<S> for EmailIdPath {
         (status = 200, description = "The email's record, with the state of each destination's delivery", body = EmailBody),
         (status = 400, description = "The id is not an email id", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No email with this id", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -190,6 +191,7 @@ pub(crate) async fn get_email(
         (status = 200, description = "One page of the received log", body = EmailListBody),
         (status = 400, description = "A time that is not RFC 3339, a limit out of 1..=1000, or a bad cursor", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -79,6 +79,10 @@ pub(crate) enum ApiError {
     /// 401: no valid bearer token, or a remote peer while no token is configured.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// 403: no token is configured and the request names a host that is not a loopback
+    /// or allowed one (DNS rebinding).
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// 404: no rule for this pattern, or no email with this id.
     #[error("{0}")]
     NotFound(String),
@@ -126,6 +130,7 @@ impl ApiError {
         match self {
             ApiError::InvalidAddress { .. } | ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,

@@ -22,6 +22,7 @@ use crate::extract::{ApiJson, ApiQuery, PatternPath};
             headers(("location" = String, description = "The path of the new rule"))),
         (status = 400, description = "Malformed JSON, or a field that is not a valid address (the detail names the field)", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A rule for this recipient already exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the JSON body limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not application/json", body = Problem, content_type = "application/problem+json"),
@@ -56,6 +57,7 @@ pub(crate) async fn create_rule(
         (status = 200, description = "One page of rules", body = RuleListBody),
         (status = 400, description = "A bad domain, a limit out of 1..=1000, or a cursor this server did not hand out", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -80,6 +82,7 @@ pub(crate) async fn list_rules(
         (status = 200, description = "The rule", body = RuleBody),
         (status = 400, description = "The path parameter is not a valid address or `*@domain`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule for this pattern", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -102,6 +105,7 @@ pub(crate) async fn get_rule(
         (status = 204, description = "The rule was deleted"),
         (status = 400, description = "The path parameter is not a valid address or `*@domain`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule for this pattern", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))

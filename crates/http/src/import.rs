@@ -35,6 +35,7 @@ const CSV_TYPES: [&str; 2] = ["text/csv", "application/octet-stream"];
         (status = 200, description = "The import ran; rejected rows, if any, are listed", body = ImportReportBody),
         (status = 400, description = "The first line is not the header `email,forward`, or the file is empty", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the import body limit; without `atomic`, batches read before the limit stay written", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not text/csv or application/octet-stream", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Atomic import with rejected rows: nothing was written", body = ImportReportBody),

@@ -41,8 +41,11 @@ pub const DEFAULT_JSON_BODY_LIMIT: usize = 64 * 1024;
 /// How the HTTP API behaves.
 #[derive(Clone)]
 pub struct HttpConfig {
-    /// The bearer token every `/v1` request must carry. `None` serves loopback peers only.
+    /// The bearer token every `/v1` request must carry. `None` serves loopback peers only,
+    /// and only requests whose `Host` is a loopback name or one of `allowed_hosts`.
     pub api_token: Option<String>,
+    /// Host names (without port) a tokenless server answers besides loopback ones.
+    pub allowed_hosts: Vec<String>,
     /// The most destinations one rule may have.
     pub max_destinations: usize,
     /// The largest CSV import body, in bytes; larger bodies are answered 413.
@@ -55,6 +58,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             api_token: None,
+            allowed_hosts: Vec::new(),
             max_destinations: DEFAULT_MAX_DESTINATIONS,
             import_body_limit: DEFAULT_IMPORT_BODY_LIMIT,
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
@@ -109,7 +113,10 @@ pub fn router(services: Services, config: HttpConfig) -> Router {
         emails: services.emails,
         deliveries: services.deliveries,
         metrics: services.metrics,
-        access: Arc::new(ApiAccess::new(config.api_token.clone())),
+        access: Arc::new(
+            ApiAccess::new(config.api_token.clone())
+                .with_allowed_hosts(config.allowed_hosts.iter().cloned()),
+        ),
         config: Arc::new(config),
     };
     // Routes are registered through `routes!`, which also records them in the OpenAPI

@@ -40,6 +40,8 @@ pub struct Config {
     pub hostname: Option<String>,
     /// Bearer token for the admin APIs; unset means loopback clients only.
     pub api_token: Option<String>,
+    /// Comma-separated host names the tokenless HTTP API answers besides loopback ones.
+    pub api_allowed_hosts: Option<String>,
     /// PEM certificate chain for STARTTLS; STARTTLS is offered only with a key too.
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for STARTTLS.
@@ -141,6 +143,7 @@ impl Default for Config {
             relay: None,
             hostname: None,
             api_token: None,
+            api_allowed_hosts: None,
             tls_cert: None,
             tls_key: None,
             max_message_size: 50 * 1024 * 1024,
@@ -179,6 +182,7 @@ const SETTINGS: &[&str] = &[
     "relay",
     "hostname",
     "api_token",
+    "api_allowed_hosts",
     "tls_cert",
     "tls_key",
     "max_message_size",
@@ -206,6 +210,7 @@ const SETTINGS: &[&str] = &[
 /// Settings whose values are free text: read verbatim, never as TOML numbers or booleans.
 const TEXT_SETTINGS: &[&str] = &[
     "api_token",
+    "api_allowed_hosts",
     "database_url",
     "email_store",
     "relay",

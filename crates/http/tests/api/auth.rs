@@ -131,3 +131,73 @@ async fn without_a_token_remote_peers_are_refused() {
     let request = Request::get("/v1/forwards").body(Body::empty()).unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
 }
+
+/// DNS rebinding: a page in a browser on this machine points its own name at
+/// 127.0.0.1 and calls the tokenless API from a loopback address. Its requests carry
+/// its name in `Host`, so they are refused; loopback names and configured ones pass.
+#[tokio::test]
+async fn without_a_token_a_foreign_host_name_is_refused() {
+    let app = TestApp::with_config(HttpConfig {
+        allowed_hosts: vec!["admin.example".to_owned()],
+        ..HttpConfig::default()
+    })
+    .await;
+    let port = app.base.rsplit(':').next().unwrap().to_owned();
+    let body = json!({"email": "*@victim.test", "forward": "thief@attacker.test"});
+    for host in [
+        "attacker.example",
+        &format!("attacker.example:{port}"),
+        "192.0.2.7",
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/forwards"))
+            .header(header::HOST, host)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let detail = problem(response, StatusCode::FORBIDDEN).await;
+        assert!(
+            detail.contains("MAILFWD_API_ALLOWED_HOSTS"),
+            "{host}: {detail}"
+        );
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("admin.example:{port}"),
+    ] {
+        let response = app
+            .client
+            .get(app.url("/v1/forwards"))
+            .header(header::HOST, &host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{host}");
+    }
+    // Health stays public whatever the host.
+    let response = app
+        .client
+        .get(app.url("/healthz"))
+        .header(header::HOST, "attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn with_a_token_the_host_name_does_not_matter() {
+    let app = TestApp::with_config(with_token()).await;
+    let response = app
+        .client
+        .get(app.url("/v1/forwards"))
+        .header(header::HOST, "mx.example")
+        .header(header::AUTHORIZATION, "Bearer s3cret-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
