@@ -57,6 +57,12 @@ pub enum AddressError {
     /// An address literal such as `[192.0.2.1]` that does not hold an IP address.
     #[error("the address literal '{0}' is not a valid IPv4 or IPv6 address")]
     InvalidAddressLiteral(String),
+    /// A rule's address with an address literal for its domain: mailfwd receives mail
+    /// for domain names only (ADR 0011), so no mail for it could ever arrive.
+    #[error(
+        "'{0}' is an address literal; mailfwd receives mail only for domain names, so a rule for it would never match: use the domain name"
+    )]
+    LiteralInRule(String),
 }
 
 /// The domain of an address: a lower-case ASCII host name (internationalized names in

@@ -33,10 +33,16 @@ impl RecipientPattern {
     /// # Errors
     /// Returns the [`AddressError`] of the address or domain.
     pub fn parse(input: &str) -> Result<Self, AddressError> {
-        match input.split_once('@') {
-            Some((CATCH_ALL, domain)) => Ok(RecipientPattern::CatchAll(Domain::parse(domain)?)),
-            _ => Ok(RecipientPattern::Exact(EmailAddress::parse(input)?)),
+        let pattern = match input.split_once('@') {
+            Some((CATCH_ALL, domain)) => RecipientPattern::CatchAll(Domain::parse(domain)?),
+            _ => RecipientPattern::Exact(EmailAddress::parse(input)?),
+        };
+        // SMTP refuses `RCPT TO:<user@[192.0.2.1]>`, so such a rule could never match.
+        let domain = pattern.domain().as_str();
+        if domain.starts_with('[') {
+            return Err(AddressError::LiteralInRule(domain.to_owned()));
         }
+        Ok(pattern)
     }
 
     /// The domain the pattern belongs to.
@@ -239,5 +245,22 @@ mod tests {
     fn a_catch_all_may_forward_to_its_own_domain() {
         let pattern = RecipientPattern::parse("*@x.test").expect("valid");
         assert!(Rule::new(pattern, vec![addr("inbox@x.test")], 10).is_ok());
+    }
+
+    #[test]
+    fn a_rule_cannot_be_for_an_address_literal() {
+        for input in [
+            "user@[192.0.2.1]",
+            "*@[192.0.2.1]",
+            "user@[IPv6:2001:db8::1]",
+        ] {
+            let error = RecipientPattern::parse(input).expect_err(input);
+            assert!(
+                matches!(error, AddressError::LiteralInRule(_)),
+                "{input}: {error}"
+            );
+            assert!(error.to_string().contains("address literal"), "{error}");
+        }
+        assert!(RecipientPattern::parse("user@acme.test").is_ok());
     }
 }

@@ -276,3 +276,24 @@ async fn bad_list_parameters_are_400() {
     .await;
     assert!(detail.contains("limit"), "{detail}");
 }
+
+/// SMTP cannot receive mail for `user@[192.0.2.1]` (ADR 0011), so no rule may name an
+/// address literal: the API says so instead of storing a rule that never matches.
+#[tokio::test]
+async fn a_rule_for_an_address_literal_is_400() {
+    let app = TestApp::spawn().await;
+    for email in ["user@[192.0.2.1]", "*@[192.0.2.1]"] {
+        let response = app
+            .client
+            .post(app.url("/v1/forwards"))
+            .json(&serde_json::json!({"email": email, "forward": "a@b.test"}))
+            .send()
+            .await
+            .unwrap();
+        let detail = problem(response, StatusCode::BAD_REQUEST).await;
+        assert!(
+            detail.starts_with("the field 'email' is invalid: '[192.0.2.1]' is an address literal"),
+            "{email}: {detail}"
+        );
+    }
+}
