@@ -40,3 +40,8 @@ bench-backlog:
     cargo build --release -p mailfwd
     mkdir -p target/bench-tmp
     TMPDIR="$PWD/target/bench-tmp" crates/app/benches/backlog.sh target/release/mailfwd
+
+# The SMTP session fed arbitrary byte streams, many more cases than the test suite runs
+# (CASES=N to choose): no panic, well-formed replies, nothing stored without its 250.
+fuzz CASES="100000":
+    SMTP_FUZZ_CASES={{CASES}} cargo test -p mailfwd-smtp-in --test session fuzz -- --nocapture

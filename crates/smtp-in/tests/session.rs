@@ -11,6 +11,8 @@ mod commands;
 mod data;
 #[path = "session/envelope.rs"]
 mod envelope;
+#[path = "session/fuzz.rs"]
+mod fuzz;
 #[path = "session/limits.rs"]
 mod limits;
 #[path = "session/policy.rs"]
