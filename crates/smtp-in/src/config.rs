@@ -20,6 +20,9 @@ pub struct SmtpConfig {
     pub max_connections_per_peer: usize,
     /// Errors (5xx replies) one session may cause before it is answered `421` and closed.
     pub max_errors: usize,
+    /// Junk commands (NOOP, RSET, VRFY, HELP) one session may send freely; each one
+    /// beyond counts as an error, as Postfix's `smtpd_junk_command_limit` does.
+    pub max_junk_commands: usize,
     /// Longest command line in octets, CRLF included; longer lines are refused unread.
     pub max_line_length: usize,
     /// The certificate and key for STARTTLS; `None` means STARTTLS is not offered.
@@ -35,6 +38,7 @@ impl Default for SmtpConfig {
             max_connections: 1000,
             max_connections_per_peer: 50,
             max_errors: 10,
+            max_junk_commands: 100,
             max_line_length: 4096,
             tls: None,
         }

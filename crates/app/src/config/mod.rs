@@ -66,6 +66,9 @@ pub struct Config {
     pub smtp_data_timeout: Duration,
     /// Errors in one SMTP session before the server hangs up.
     pub smtp_max_errors: usize,
+    /// NOOP, RSET, VRFY and HELP commands one SMTP session may send before each further
+    /// one counts as an error.
+    pub smtp_junk_command_limit: usize,
     /// Longest SMTP command line in octets, CRLF included.
     pub smtp_max_line_length: usize,
     /// Most destinations one rule may have.
@@ -154,6 +157,7 @@ impl Default for Config {
             smtp_command_timeout: Duration::from_secs(300),
             smtp_data_timeout: Duration::from_secs(600),
             smtp_max_errors: 10,
+            smtp_junk_command_limit: 100,
             smtp_max_line_length: 4096,
             delivery_workers: 16,
             delivery_lease: MINUTE * 15,
@@ -193,6 +197,7 @@ const SETTINGS: &[&str] = &[
     "smtp_command_timeout",
     "smtp_data_timeout",
     "smtp_max_errors",
+    "smtp_junk_command_limit",
     "smtp_max_line_length",
     "max_destinations",
     "delivery_workers",

@@ -101,6 +101,7 @@ impl SmtpListener {
             max_connections: config.smtp_max_connections,
             max_connections_per_peer: config.smtp_max_connections_per_peer,
             max_errors: config.smtp_max_errors,
+            max_junk_commands: config.smtp_junk_command_limit,
             max_line_length: config.smtp_max_line_length,
             tls,
         };

@@ -80,6 +80,8 @@ pub(crate) struct Session<'a, S> {
     bdat_refused: bool,
     tx: Option<Transaction>,
     errors: usize,
+    /// NOOP, RSET, VRFY and HELP commands so far.
+    junk: usize,
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
@@ -103,6 +105,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             bdat_refused: false,
             tx: None,
             errors: 0,
+            junk: 0,
         }
     }
 
@@ -217,12 +220,22 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             } => return self.bdat(chunk_size, is_last).await,
             Request::StartTls => return self.start_tls().await,
             Request::Rset => {
+                self.junk_command()?;
                 self.reset().await;
                 Reply::ok()
             }
-            Request::Noop { .. } => Reply::ok(),
-            Request::Vrfy { .. } => Reply::vrfy(),
-            Request::Help { .. } => Reply::help(self.offers_starttls()),
+            Request::Noop { .. } => {
+                self.junk_command()?;
+                Reply::ok()
+            }
+            Request::Vrfy { .. } => {
+                self.junk_command()?;
+                Reply::vrfy()
+            }
+            Request::Help { .. } => {
+                self.junk_command()?;
+                Reply::help(self.offers_starttls())
+            }
             Request::Quit => {
                 self.conn.queue(&Reply::quit());
                 return Err(End::Quit);
@@ -235,6 +248,23 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             | Request::Burl { .. } => Reply::not_implemented(),
         };
         Ok(Some(reply))
+    }
+
+    /// Counts a command that moves no mail. Past the limit each one counts as an error
+    /// too, so a client that only keeps its connection busy is sent away as one that
+    /// keeps failing would be (Postfix's `smtpd_junk_command_limit`).
+    fn junk_command(&mut self) -> Result<(), End> {
+        self.junk += 1;
+        if self.junk <= self.config.max_junk_commands {
+            return Ok(());
+        }
+        self.errors += 1;
+        if self.errors >= self.config.max_errors {
+            warn!(peer = %self.peer, junk = self.junk, "too many junk commands");
+            self.conn.queue(&Reply::too_many_errors());
+            return Err(End::TooManyErrors);
+        }
+        Ok(())
     }
 
     /// STARTTLS: input that arrived before the handshake is thrown away (it was sent in

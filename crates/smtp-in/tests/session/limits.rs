@@ -106,3 +106,37 @@ async fn command_lines_are_limited_even_when_they_trickle_in() {
     client.cmd("QUIT", 221).await;
     assert!(mailfwd.stored().await.is_empty());
 }
+
+/// A session that only sends NOOP, RSET, VRFY or HELP moves no mail but holds a
+/// connection slot. The first `max_junk_commands` are free; each one after counts as an
+/// error, so the error budget ends the session (Postfix's `smtpd_junk_command_limit`).
+#[tokio::test]
+async fn junk_commands_past_the_limit_use_up_the_error_budget() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            max_junk_commands: 100,
+            max_errors: 10,
+            ..config()
+        })
+        .await;
+    client.ehlo().await;
+    for n in 0..100 {
+        let junk = ["NOOP", "RSET", "VRFY someone", "HELP"][n % 4];
+        let reply = client.command(junk).await;
+        assert!(reply.code < 400, "{junk}: {reply:?}");
+    }
+    // Mail still moves within the limit, and does not reset the count.
+    client.cmd("MAIL FROM:<a@b.test>", 250).await;
+    client.cmd("RCPT TO:<sales@acme.test>", 250).await;
+    for _ in 0..9 {
+        client.cmd("NOOP", 250).await;
+    }
+    let reply = client.command("NOOP").await;
+    assert_eq!(
+        reply.line(),
+        "421 4.7.0 Too many errors, closing connection"
+    );
+    assert!(client.is_closed().await);
+    client.finished().await;
+}
