@@ -16,8 +16,12 @@ pub struct SmtpConfig {
     pub data_timeout: Duration,
     /// Most connections open at once; more are answered `421` and closed.
     pub max_connections: usize,
-    /// Most connections open at once from one IP address.
+    /// Most connections open at once from one client: one IPv4 address, or one IPv6
+    /// network of `ipv6_client_prefix` bits.
     pub max_connections_per_peer: usize,
+    /// How many leading bits of an IPv6 address name one client (64: a /64, which one
+    /// host commonly holds whole; 128: every address on its own).
+    pub ipv6_client_prefix: u8,
     /// Errors (5xx replies) one session may cause before it is answered `421` and closed.
     pub max_errors: usize,
     /// Junk commands (NOOP, RSET, VRFY, HELP) one session may send freely; each one
@@ -37,6 +41,7 @@ impl Default for SmtpConfig {
             data_timeout: Duration::from_secs(10 * 60),
             max_connections: 1000,
             max_connections_per_peer: 50,
+            ipv6_client_prefix: 64,
             max_errors: 10,
             max_junk_commands: 100,
             max_line_length: 4096,

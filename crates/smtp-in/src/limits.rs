@@ -1,7 +1,10 @@
-//! How many connections may be open at once, in total and per client IP address.
+//! How many connections may be open at once, in total and per client. A client is an
+//! IPv4 address, or an IPv6 network of a configurable prefix (/64 by default): one
+//! host on IPv6 commonly holds a whole /64, so counting single addresses would let it
+//! take every slot.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Which limit refused a connection.
@@ -22,20 +25,38 @@ struct Counts {
 pub(crate) struct ConnectionLimits {
     max_total: usize,
     max_per_peer: usize,
+    /// IPv6 addresses sharing this many leading bits count as one client.
+    ipv6_prefix: u8,
     counts: Mutex<Counts>,
 }
 
 impl ConnectionLimits {
-    pub(crate) fn new(max_total: usize, max_per_peer: usize) -> Arc<Self> {
+    pub(crate) fn new(max_total: usize, max_per_peer: usize, ipv6_prefix: u8) -> Arc<Self> {
         Arc::new(ConnectionLimits {
             max_total,
             max_per_peer,
+            ipv6_prefix: ipv6_prefix.min(128),
             counts: Mutex::default(),
         })
     }
 
+    /// The client `peer` counts as: its IPv4 address (an IPv4-mapped IPv6 address is
+    /// IPv4), or its IPv6 network.
+    fn client(&self, peer: IpAddr) -> IpAddr {
+        match peer.to_canonical() {
+            IpAddr::V4(v4) => IpAddr::V4(v4),
+            IpAddr::V6(v6) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.ipv6_prefix))
+                    .unwrap_or(0);
+                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+            }
+        }
+    }
+
     /// Takes a place for a connection from `peer`, if both limits allow one more.
     pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Permit, Refused> {
+        let peer = self.client(peer);
         let mut counts = self.counts();
         if counts.total >= self.max_total {
             return Err(Refused::Total);
@@ -83,7 +104,7 @@ mod tests {
 
     #[test]
     fn limits_count_per_peer_and_in_total_and_free_on_drop() {
-        let limits = ConnectionLimits::new(3, 2);
+        let limits = ConnectionLimits::new(3, 2, 64);
         let a: IpAddr = [192, 0, 2, 1].into();
         let b: IpAddr = [192, 0, 2, 2].into();
         let first = limits.admit(a).expect("first");
@@ -94,5 +115,27 @@ mod tests {
         drop(first);
         assert!(limits.admit(a).is_ok());
         assert!(limits.counts().per_peer.len() <= 2);
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_network() {
+        let limits = ConnectionLimits::new(100, 2, 64);
+        let host = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
+        let _a = limits.admit(host(1)).expect("first of the /64");
+        let _b = limits.admit(host(2)).expect("second of the /64");
+        // A third address of the same /64 is the same client.
+        assert_eq!(limits.admit(host(3)).err(), Some(Refused::PerPeer));
+        let other = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert!(limits.admit(other).is_ok(), "another /64 is another client");
+        // IPv4-mapped addresses are IPv4 clients.
+        let v4: IpAddr = [192, 0, 2, 9].into();
+        let mapped: IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+        let _c = limits.admit(v4).expect("v4");
+        let _d = limits.admit(mapped).expect("mapped, same client");
+        assert_eq!(limits.admit(v4).err(), Some(Refused::PerPeer));
+        // With /128, every address is its own client.
+        let per_address = ConnectionLimits::new(100, 1, 128);
+        let _e = per_address.admit(host(1)).expect("one");
+        assert!(per_address.admit(host(2)).is_ok());
     }
 }

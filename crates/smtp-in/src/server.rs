@@ -62,6 +62,7 @@ impl SmtpServer {
         let limits = ConnectionLimits::new(
             self.config.max_connections,
             self.config.max_connections_per_peer,
+            self.config.ipv6_client_prefix,
         );
         let (stop, stopped) = watch::channel(false);
         let mut sessions = JoinSet::new();

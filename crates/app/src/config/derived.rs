@@ -40,6 +40,9 @@ impl Config {
                 "and tls_key (MAILFWD_TLS_KEY) must be set together",
             );
         }
+        if !(1..=128).contains(&self.smtp_ipv6_client_prefix) {
+            return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
+        }
         if self.smtp_max_line_length < 512 {
             return rule(
                 "smtp_max_line_length",

@@ -55,8 +55,11 @@ pub struct Config {
     pub bare_line_endings: BareLineEndings,
     /// Most simultaneous SMTP connections.
     pub smtp_max_connections: usize,
-    /// Most simultaneous SMTP connections from one IP address.
+    /// Most simultaneous SMTP connections from one client (an IPv4 address, or an IPv6
+    /// network of `smtp_ipv6_client_prefix` bits).
     pub smtp_max_connections_per_peer: usize,
+    /// Leading bits of an IPv6 address that name one SMTP client (1 to 128).
+    pub smtp_ipv6_client_prefix: u8,
     /// How long an SMTP client may take to send a command (seconds, or a duration).
     #[serde(with = "durations::seconds")]
     pub smtp_command_timeout: Duration,
@@ -154,6 +157,7 @@ impl Default for Config {
             bare_line_endings: BareLineEndings::Reject,
             smtp_max_connections: 1000,
             smtp_max_connections_per_peer: 50,
+            smtp_ipv6_client_prefix: 64,
             smtp_command_timeout: Duration::from_secs(300),
             smtp_data_timeout: Duration::from_secs(600),
             smtp_max_errors: 10,
@@ -194,6 +198,7 @@ const SETTINGS: &[&str] = &[
     "bare_line_endings",
     "smtp_max_connections",
     "smtp_max_connections_per_peer",
+    "smtp_ipv6_client_prefix",
     "smtp_command_timeout",
     "smtp_data_timeout",
     "smtp_max_errors",

@@ -185,3 +185,24 @@ fn bare_line_endings_are_rejected_unless_normalize_is_asked_for() {
         "{error}"
     );
 }
+
+#[test]
+fn the_ipv6_client_prefix_is_a_prefix_length() {
+    assert_eq!(
+        load_env(None, &[])
+            .expect("defaults")
+            .smtp_ipv6_client_prefix,
+        64
+    );
+    for bad in ["0", "129"] {
+        let error = load_env(None, &[("MAILFWD_SMTP_IPV6_CLIENT_PREFIX", bad)])
+            .expect_err(bad)
+            .to_string();
+        assert_eq!(
+            error,
+            "smtp_ipv6_client_prefix (MAILFWD_SMTP_IPV6_CLIENT_PREFIX) must be from 1 to 128"
+        );
+    }
+    let config = load_env(None, &[("MAILFWD_SMTP_IPV6_CLIENT_PREFIX", "128")]).expect("128");
+    assert_eq!(config.smtp_ipv6_client_prefix, 128);
+}

@@ -100,6 +100,7 @@ impl SmtpListener {
             data_timeout: config.smtp_data_timeout,
             max_connections: config.smtp_max_connections,
             max_connections_per_peer: config.smtp_max_connections_per_peer,
+            ipv6_client_prefix: config.smtp_ipv6_client_prefix,
             max_errors: config.smtp_max_errors,
             max_junk_commands: config.smtp_junk_command_limit,
             max_line_length: config.smtp_max_line_length,
