@@ -54,6 +54,21 @@ fn script(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Runs `tests/e2e/python/NAME` with `args`; it must succeed and print one JSON value.
+fn run_script(name: &str, args: &[&str]) -> Value {
+    let output = Command::new("python3")
+        .arg(script(name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
 fn generate_stubs(out: &Path) {
     let proto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
     let status = Command::new("python3")
@@ -83,18 +98,8 @@ async fn python_grpcio_ingests_and_reprocesses() {
         .await;
 
     let address = server.grpc.trim_start_matches("http://");
-    let output = Command::new("python3")
-        .arg(script("grpc_client.py"))
-        .arg(stubs.path())
-        .args([address, "sales@acme.test"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stubs_dir = stubs.path().to_string_lossy().into_owned();
+    let answer = run_script("grpc_client.py", &[&stubs_dir, address, "sales@acme.test"]);
 
     assert_eq!(answer["accepted"], json!(["sales@acme.test"]));
     assert_eq!(answer["refused"], json!(["nobody@nowhere.test"]));
@@ -132,17 +137,10 @@ async fn python_grpcio_reflection_discovers_the_api_over_v1alpha() {
     ensure_grpcio();
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[("MAILFWD_RELAY", "127.0.0.1:9")]);
-    let output = Command::new("python3")
-        .arg(script("reflection_client.py"))
-        .arg(server.grpc.trim_start_matches("http://"))
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let answer = run_script(
+        "reflection_client.py",
+        &[server.grpc.trim_start_matches("http://")],
     );
-    let answer: Value = serde_json::from_slice(&output.stdout).unwrap();
     let services = answer["services"].as_array().unwrap();
     for expected in ["mailfwd.v1.Forwarding", "grpc.health.v1.Health"] {
         assert!(

@@ -9,25 +9,23 @@ use crate::harness::{Server, run};
 use mailfwd_testkit::Client;
 use mailfwd_testkit::sink::{Options, Sink};
 
-#[tokio::test]
-async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
+/// A bad rule (old@acme.test → a destination that refuses) has failed `count` emails
+/// for good, then the rule was fixed: the server, its sink and data directory, and the
+/// ids of the failed emails.
+async fn failed_by_a_bad_rule(count: usize) -> (Sink, tempfile::TempDir, Server, Vec<String>) {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.addr.to_string())]);
     server
         .create_rule("old@acme.test", json!("reject-me@dest.test"))
         .await;
-
     let mut client = Client::connect(&server.smtp).await;
     let mut ids = Vec::new();
-    for n in 0..3 {
+    for n in 0..count {
+        let body = format!("Subject: {n}\r\n\r\nx\r\n");
         ids.push(
             client
-                .send_mail(
-                    "a@example.org",
-                    "old@acme.test",
-                    format!("Subject: {n}\r\n\r\nx\r\n").as_bytes(),
-                )
+                .send_mail("a@example.org", "old@acme.test", body.as_bytes())
                 .await,
         );
         assert_eq!(client.command("RSET").await.code, 250);
@@ -44,14 +42,19 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
                 started.elapsed() < Duration::from_secs(30),
                 "the bad rule's delivery of {id} never failed"
             );
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-
     server.delete_rule("old@acme.test").await;
     server
         .create_rule("old@acme.test", json!("fixed@dest.test"))
         .await;
+    (sink, data, server, ids)
+}
+
+#[tokio::test]
+async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
+    let (sink, data, server, _ids) = failed_by_a_bad_rule(3).await;
 
     let first = run(
         data.path(),
@@ -109,30 +112,8 @@ async fn reprocess_delivers_what_a_bad_rule_failed_and_is_safe_to_run_twice() {
 /// their next look at the queue (every 5 s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reprocess_email_on_a_fixed_rule_delivers_within_a_second() {
-    let sink = Sink::start(Options::destination()).await;
-    let data = tempfile::tempdir().unwrap();
-    let server = Server::start(data.path(), &[("MAILFWD_RELAY", &sink.addr.to_string())]);
-    server
-        .create_rule("old@acme.test", json!("reject-me@dest.test"))
-        .await;
-    let mut client = Client::connect(&server.smtp).await;
-    let id = client
-        .send_mail("a@example.org", "old@acme.test", b"Subject: x\r\n\r\nx\r\n")
-        .await;
-    let started = Instant::now();
-    while !server
-        .deliveries(&id)
-        .await
-        .iter()
-        .any(|d| d["state"] == "failed")
-    {
-        assert!(started.elapsed() < Duration::from_secs(30), "never failed");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    server.delete_rule("old@acme.test").await;
-    server
-        .create_rule("old@acme.test", json!("fixed@dest.test"))
-        .await;
+    let (sink, data, server, ids) = failed_by_a_bad_rule(1).await;
+    let id = ids[0].clone();
     // The workers have gone idle since the failure: without a wake-up they would find
     // the new job at their next look at the queue, up to 5 s later.
     tokio::time::sleep(Duration::from_millis(300)).await;
