@@ -24,8 +24,9 @@ pub struct SmtpConfig {
     pub ipv6_client_prefix: u8,
     /// Errors (5xx replies) one session may cause before it is answered `421` and closed.
     pub max_errors: usize,
-    /// Junk commands (NOOP, RSET, VRFY, HELP) one session may send freely; each one
-    /// beyond counts as an error, as Postfix's `smtpd_junk_command_limit` does.
+    /// Junk commands (NOOP, RSET, VRFY, HELP) one session may send freely between two
+    /// accepted messages; each one beyond counts as an error, as Postfix's
+    /// `smtpd_junk_command_limit` does.
     pub max_junk_commands: usize,
     /// Longest command line in octets, CRLF included; longer lines are refused unread.
     pub max_line_length: usize,

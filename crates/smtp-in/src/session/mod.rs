@@ -80,7 +80,7 @@ pub(crate) struct Session<'a, S> {
     bdat_refused: bool,
     tx: Option<Transaction>,
     errors: usize,
-    /// NOOP, RSET, VRFY and HELP commands so far.
+    /// NOOP, RSET, VRFY and HELP commands since the last message accepted.
     junk: usize,
 }
 

@@ -116,6 +116,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 info!(%peer, id = %received.id, size = received.size,
                     recipients = received.email.envelope.recipients.len(),
                     tls = received.email.tls, "message accepted");
+                // A client that moves mail may RSET between messages as often as it
+                // likes: the junk count starts over (as Postfix's does).
+                self.junk = 0;
                 Reply::queued(&received.id)
             }
             Err(error) => {

@@ -140,3 +140,28 @@ async fn junk_commands_past_the_limit_use_up_the_error_budget() {
     assert!(client.is_closed().await);
     client.finished().await;
 }
+
+/// A client that moves mail may RSET after every message: the junk count starts over
+/// with each accepted message, so 150 messages with an RSET each go through.
+#[tokio::test]
+async fn an_accepted_message_starts_the_junk_count_over() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            max_junk_commands: 100,
+            max_errors: 10,
+            ..config()
+        })
+        .await;
+    client.ehlo().await;
+    for n in 0..150 {
+        client.cmd("RSET", 250).await;
+        client.envelope("a@b.test", &["sales@acme.test"]).await;
+        let reply = client
+            .data(format!("Subject: {n}\r\n\r\nx\r\n.\r\n").as_bytes())
+            .await;
+        assert_eq!(reply.code, 250, "message {n}: {reply:?}");
+    }
+    client.cmd("QUIT", 221).await;
+    assert_eq!(mailfwd.stored().await.len(), 150);
+}
