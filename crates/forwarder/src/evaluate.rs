@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use mailfwd_domain::delivery::ClaimedJob;
-use mailfwd_domain::{EmailAddress, ReceivedEmail};
+use mailfwd_domain::{EmailAddress, EmailId, ReceivedEmail};
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
 
 use crate::Shared;
@@ -34,7 +34,9 @@ impl Shared {
         let limit = self.config.evaluating;
         let mut running = JoinSet::new();
         loop {
-            while running.try_join_next().is_some() {}
+            while let Some(joined) = running.try_join_next() {
+                self.joined(joined);
+            }
             let room = running.len() < limit;
             // Unbiased between the hand-off and the backlog: neither starves the other.
             let email = tokio::select! {
@@ -42,7 +44,10 @@ impl Shared {
                 Some(email) = accepted.recv(), if room => email,
                 Ok(email) = backlog.recv_async(), if room => email,
                 // All slots taken: wait for one to free up.
-                Some(_) = running.join_next(), if !room => continue,
+                Some(joined) = running.join_next(), if !room => {
+                    self.joined(joined);
+                    continue;
+                }
             };
             let (this, fresh) = (Arc::clone(&self), fresh_tx.clone());
             running.spawn(async move { this.evaluate_one(email, &fresh).await });
@@ -56,12 +61,32 @@ impl Shared {
                 self.give_back(&fresh.job).await;
             }
         };
-        let finish = async { while running.join_next().await.is_some() {} };
+        let finish = async {
+            while let Some(joined) = running.join_next().await {
+                self.joined(joined);
+            }
+        };
         tokio::join!(give_back, finish);
+    }
+
+    /// An evaluation task ended. One that panicked has left its email unevaluated (its
+    /// in-flight place was freed on the way out): say so, and let the backlog reader
+    /// try it again.
+    fn joined(&self, joined: Result<(), JoinError>) {
+        if let Err(error) = joined {
+            tracing::error!(%error, "an evaluation failed unexpectedly; it is tried again shortly");
+            self.backlog.request_later();
+        }
     }
 
     /// Evaluates an email, marks it evaluated and hands its new jobs to the workers.
     async fn evaluate_one(&self, email: ReceivedEmail, fresh: &flume::Sender<Fresh>) {
+        // Frees the email's in-flight place however this ends, a panic included, so
+        // the backlog reader never skips it for good.
+        let in_flight = InFlight {
+            shared: self,
+            id: email.id,
+        };
         // Taken before the claim: the lease in the queue ends no earlier than `lease_ends`.
         let (now, lease_ends) = (SystemTime::now(), Instant::now() + self.config.lease);
         let evaluated = self
@@ -75,14 +100,14 @@ impl Shared {
             }
             Err(error) => {
                 tracing::error!(id = %email.id, %error, "evaluation failed; it is tried again shortly");
-                self.in_flight().remove(&email.id);
+                drop(in_flight);
                 self.backlog.request_later();
                 return;
             }
         };
         // Marked evaluated before it leaves the in-flight set: a backlog pass that
         // starts now does not read it.
-        self.in_flight().remove(&email.id);
+        drop(in_flight);
         let email = Arc::new(email);
         for job in claimed {
             let email = Arc::clone(&email);
@@ -109,5 +134,17 @@ impl Shared {
             tracing::error!(id = %email.id, %error, "cannot mark the email evaluated; it will be evaluated again");
             self.backlog.request_later();
         }
+    }
+}
+
+/// An email's place in the in-flight set, freed when dropped.
+struct InFlight<'a> {
+    shared: &'a Shared,
+    id: EmailId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.shared.in_flight().remove(&self.id);
     }
 }

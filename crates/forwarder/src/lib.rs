@@ -203,7 +203,11 @@ impl AcceptedListener for Handoff {
             return;
         }
         // In flight before it is in the channel: the backlog reader never takes it too.
-        self.shared.in_flight().insert(email.id);
+        // Already in flight: a backlog pass read it between its commit and this call,
+        // and evaluates it.
+        if !self.shared.in_flight().insert(email.id) {
+            return;
+        }
         if self.sender.try_send(email.clone()).is_err() {
             // Full (or stopped): the email is durably unevaluated; the backlog reader
             // evaluates it, as soon as the evaluator can take more.
