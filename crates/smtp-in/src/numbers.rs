@@ -27,13 +27,26 @@ const NUMERIC_PARAMETERS: [&str; 5] = ["SIZE", "HOLDFOR", "HOLDUNTIL", "BY", "MT
 pub(crate) fn check(line: &[u8]) -> Result<(), NumberError> {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let verb_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
-    let (verb, rest) = line.split_at(verb_end);
+    // Read the line as leniently as smtp-proto does: it skips leading blanks and CRs
+    // inside the command word, and splits on any white space. A check that split
+    // otherwise would see another verb than smtp-proto, and `BDAT\t999…` would pass.
+    let lenient: Vec<u8> = line.iter().copied().filter(|&b| b != b'\r').collect();
+    let lenient = lenient.trim_ascii_start();
+    let verb_end = lenient
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(lenient.len());
+    let (verb, rest) = lenient.split_at(verb_end);
     if verb.eq_ignore_ascii_case(b"BDAT") {
-        let size = rest.split(|&b| b == b' ').find(|token| !token.is_empty());
+        // A stray CR or a leading blank is no valid command either: when the line is a
+        // BDAT, its chunk cannot be trusted to be where either reading puts it.
+        let clean = !line.contains(&b'\r') && !line.first().is_some_and(u8::is_ascii_whitespace);
+        let size = rest
+            .split(u8::is_ascii_whitespace)
+            .find(|token| !token.is_empty());
         return match size.and_then(unsigned) {
-            Some(_) => Ok(()),
-            None => Err(NumberError::ChunkSize),
+            Some(_) if clean => Ok(()),
+            _ => Err(NumberError::ChunkSize),
         };
     }
     if verb.eq_ignore_ascii_case(b"MAIL") || verb.eq_ignore_ascii_case(b"RCPT") {
@@ -43,7 +56,7 @@ pub(crate) fn check(line: &[u8]) -> Result<(), NumberError> {
 }
 
 fn check_parameters(parameters: &[u8]) -> Result<(), NumberError> {
-    for parameter in parameters.split(|&b| b == b' ') {
+    for parameter in parameters.split(u8::is_ascii_whitespace) {
         let Some(equals) = parameter.iter().position(|&b| b == b'=') else {
             continue;
         };
@@ -85,13 +98,17 @@ fn after_path(rest: &[u8]) -> &[u8] {
     &[]
 }
 
-/// `1*DIGIT` that fits in a `u64` (and a `usize`, which smtp-proto stores sizes in).
+/// `1*DIGIT` that fits in a `usize` (smtp-proto's type for sizes) below `usize::MAX`,
+/// which smtp-proto takes for "no number".
 fn unsigned(text: &[u8]) -> Option<u64> {
     if text.is_empty() || !text.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let value = std::str::from_utf8(text).ok()?.parse::<u64>().ok()?;
-    usize::try_from(value).ok().map(|_| value)
+    usize::try_from(value)
+        .ok()
+        .filter(|&size| size < usize::MAX)
+        .map(|_| value)
 }
 
 /// An optional `-` and the digits after it (up to the first non-digit) fit in an `i64`.
@@ -119,13 +136,19 @@ mod tests {
             "BDAT 0",
             "BDAT 22 LAST\r\n",
             "bdat   1000",
-            "BDAT 18446744073709551615",
+            "BDAT 18446744073709551614",
+            "BDAT\t5 LAST",
         ] {
             assert_eq!(check(line.as_bytes()), Ok(()), "{line}");
         }
         for line in [
             "BDAT 99999999999999999999022 LAST",
             "BDAT 18446744073709551616",
+            "BDAT 18446744073709551615",
+            "BDAT\t99999999999999999999022 LAST",
+            " BDAT 99999999999999999999022 LAST",
+            "B\rDAT 99999999999999999999022 LAST",
+            "BDAT 22\r LAST",
             "BDAT lots",
             "BDAT -1",
             "BDAT +5",
@@ -162,6 +185,10 @@ mod tests {
             size
         );
         assert_eq!(check(b"MAIL FROM:<a@b.test> SIZE=lots"), size);
+        assert_eq!(
+            check(b" MAIL FROM:<a@b.test>\tSIZE=1000000000000000000005"),
+            size
+        );
         assert_eq!(
             check(b"MAIL FROM:<a@b.test> HOLDFOR=99999999999999999999"),
             Err(NumberError::Parameter("HOLDFOR"))

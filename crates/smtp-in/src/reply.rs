@@ -166,12 +166,15 @@ impl Reply {
         Reply::one(501, [5, 5, 2], format!("Syntax: {expected}"))
     }
 
-    pub(crate) fn chunk_discarded(size: usize) -> Reply {
-        Reply::one(
-            503,
-            [5, 5, 1],
-            format!("{size} octets discarded: the message was refused at an earlier chunk"),
-        )
+    /// A pipelined chunk of a message refused earlier; `temporary` keeps the earlier
+    /// refusal's class, so a sender retries what it should retry.
+    pub(crate) fn chunk_discarded(size: usize, temporary: bool) -> Reply {
+        let text = format!("{size} octets discarded: the message was refused at an earlier chunk");
+        if temporary {
+            Reply::one(451, [4, 5, 1], text)
+        } else {
+            Reply::one(503, [5, 5, 1], text)
+        }
     }
 
     pub(crate) fn parameters_need_ehlo() -> Reply {

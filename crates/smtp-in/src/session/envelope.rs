@@ -69,13 +69,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             tls: self.conn.is_tls(),
         };
         self.smtputf8 = smtputf8;
-        self.bdat_refused = false;
+        self.bdat_refused = None;
         self.tx = Some(Transaction::Envelope(self.ingest.begin(sender, origin)));
         Reply::sender_ok()
     }
 
     pub(super) async fn rcpt(&mut self, to: &RcptTo<Cow<'_, str>>, line: &[u8]) -> Reply {
         let peer = self.peer;
+        // A new recipient starts a new attempt: no earlier chunk is discarded any more.
+        self.bdat_refused = None;
         let tx = match self.tx.as_mut() {
             None => return Reply::bad_sequence("Send MAIL first"),
             Some(Transaction::Body(_)) => {

@@ -75,9 +75,9 @@ pub(crate) struct Session<'a, S> {
     extended: bool,
     /// The transaction's MAIL asked for SMTPUTF8: UTF-8 addresses may be used.
     smtputf8: bool,
-    /// A BDAT message was refused before its last chunk: chunks the client pipelined
-    /// after it are discarded quietly until the last one.
-    bdat_refused: bool,
+    /// A BDAT chunk was refused (with this reply code) before the last one: chunks the
+    /// client pipelined after it are discarded quietly until the last one.
+    bdat_refused: Option<u16>,
     tx: Option<Transaction>,
     errors: usize,
     /// NOOP, RSET, VRFY and HELP commands since the last message accepted.
@@ -102,7 +102,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             helo: None,
             extended: false,
             smtputf8: false,
-            bdat_refused: false,
+            bdat_refused: None,
             tx: None,
             errors: 0,
             junk: 0,
@@ -146,12 +146,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
     fn answer(&mut self, reply: &Reply) -> Result<(), End> {
         self.conn.queue(reply);
         if reply.code() >= 500 {
-            self.errors += 1;
-            if self.errors >= self.config.max_errors {
-                warn!(peer = %self.peer, errors = self.errors, "too many errors");
-                self.conn.queue(&Reply::too_many_errors());
-                return Err(End::TooManyErrors);
-            }
+            self.count_error()?;
+        }
+        Ok(())
+    }
+
+    /// Counts one error against the session's budget; the last one ends the session.
+    fn count_error(&mut self) -> Result<(), End> {
+        self.errors += 1;
+        if self.errors >= self.config.max_errors {
+            warn!(peer = %self.peer, errors = self.errors, junk = self.junk, "too many errors");
+            self.conn.queue(&Reply::too_many_errors());
+            return Err(End::TooManyErrors);
         }
         Ok(())
     }
@@ -258,13 +264,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
         if self.junk <= self.config.max_junk_commands {
             return Ok(());
         }
-        self.errors += 1;
-        if self.errors >= self.config.max_errors {
-            warn!(peer = %self.peer, junk = self.junk, "too many junk commands");
-            self.conn.queue(&Reply::too_many_errors());
-            return Err(End::TooManyErrors);
-        }
-        Ok(())
+        self.count_error()
     }
 
     /// STARTTLS: input that arrived before the handshake is thrown away (it was sent in
@@ -301,7 +301,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
 
     /// Ends the mail transaction, throwing away any partial BDAT body.
     async fn reset(&mut self) {
-        self.bdat_refused = false;
+        self.bdat_refused = None;
         if let Some(Transaction::Body(body)) = self.tx.take() {
             body.abort().await;
         }

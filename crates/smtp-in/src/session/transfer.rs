@@ -52,8 +52,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// command is refused, so that its bytes are never taken for commands.
     pub(super) async fn bdat(&mut self, size: usize, last: bool) -> Step {
         let limit = self.config.data_timeout;
-        if self.tx.is_none() && self.bdat_refused {
-            return self.discard_chunk(size, last).await;
+        if let Some(refused) = self.bdat_refused {
+            return self.discard_chunk(size, last, refused).await;
         }
         let started = match self.tx.take() {
             Some(Transaction::Body(body)) => Ok(body),
@@ -63,7 +63,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                     Err(not_started) => {
                         // The transaction ends: its first chunk is gone.
                         warn!(peer = %self.peer, error = %not_started.error, "cannot start receiving a message");
-                        self.bdat_refused = !last;
                         Err(Reply::for_ingest(&not_started.error))
                     }
                 },
@@ -80,6 +79,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 if let Err(error) = read_chunk(&mut self.conn, None, size, limit).await {
                     return Err(self.lost(error));
                 }
+                // Whatever refused it (no MAIL, no recipient, storage), chunks the client
+                // pipelined after this one are discarded quietly.
+                self.bdat_refused = (!last).then(|| reply.code());
                 return Ok(Some(reply));
             }
         };
@@ -88,23 +90,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             return Err(self.lost(error));
         }
         if last || body.has_failed() {
+            let reply = self.deliver(body).await;
             // Refused before its last chunk: the client may have pipelined more.
-            self.bdat_refused = !last;
-            return Ok(Some(self.deliver(body).await));
+            self.bdat_refused = (!last).then(|| reply.code());
+            return Ok(Some(reply));
         }
         self.tx = Some(Transaction::Body(body));
         Ok(Some(Reply::chunk_received(size)))
     }
 
-    /// A chunk of a message already refused at an earlier chunk, which a pipelining
-    /// client sent before it saw the refusal: read and thrown away, and answered without
-    /// counting as the client's error (RFC 3030 section 4.2), until the last one.
-    async fn discard_chunk(&mut self, size: usize, last: bool) -> Step {
+    /// A chunk of a message refused at an earlier chunk (with `refused`, that reply's
+    /// code), which a pipelining client sent before it saw the refusal: read and thrown
+    /// away until the last one (RFC 3030 section 4.2). It is answered in the refusal's
+    /// class, so a temporary refusal stays temporary, and counted as a junk command, not
+    /// as an error: free up to the junk limit, like any command that moves no mail.
+    async fn discard_chunk(&mut self, size: usize, last: bool, refused: u16) -> Step {
         if let Err(error) = read_chunk(&mut self.conn, None, size, self.config.data_timeout).await {
             return Err(self.lost(error));
         }
-        self.bdat_refused = !last;
-        self.conn.queue(&Reply::chunk_discarded(size));
+        self.bdat_refused = (!last).then_some(refused);
+        self.conn
+            .queue(&Reply::chunk_discarded(size, refused < 500));
+        self.junk_command()?;
         Ok(None)
     }
 

@@ -314,3 +314,35 @@ async fn chunks_pipelined_after_a_refused_chunk_are_discarded_quietly() {
     client.cmd("QUIT", 221).await;
     assert_eq!(mailfwd.stored().await.len(), 1);
 }
+
+/// The common pipeline where every recipient was refused and the chunks follow anyway:
+/// they are discarded quietly too, not counted against the error budget.
+#[tokio::test]
+async fn chunks_pipelined_after_all_recipients_were_refused_are_discarded_quietly() {
+    let mailfwd = Mailfwd::new().await;
+    let mut client = mailfwd.connect(config()).await;
+    client.ehlo().await;
+    let mut pipeline = b"MAIL FROM:<a@b.test>\r\nRCPT TO:<nobody@acme.test>\r\n".to_vec();
+    for _ in 0..15 {
+        pipeline.extend_from_slice(b"BDAT 6\r\nmore\r\n");
+    }
+    pipeline.extend_from_slice(b"BDAT 4 LAST\r\nend\n");
+    client.send(&pipeline).await;
+    client.expect_reply(250).await;
+    client.expect_reply(550).await;
+    let first = client.expect_reply(503).await;
+    assert!(
+        first.line().starts_with("503 5.5.1 Send RCPT first"),
+        "{first:?}"
+    );
+    for _ in 0..15 {
+        let discarded = client.expect_reply(503).await;
+        assert!(
+            discarded.line().contains("octets discarded"),
+            "{discarded:?}"
+        );
+    }
+    client.cmd("NOOP", 250).await;
+    client.cmd("QUIT", 221).await;
+    assert!(mailfwd.stored().await.is_empty());
+}

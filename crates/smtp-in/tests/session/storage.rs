@@ -105,7 +105,13 @@ async fn a_failing_body_store_answers_451_and_keeps_nothing() {
         let first = client.reply().await;
         if fail == Fail::Write {
             assert_eq!(first.line(), "451 4.3.0 Temporary storage failure");
-            client.expect_reply(503).await;
+            // The pipelined last chunk is discarded in the refusal's class: the message
+            // failed temporarily, so its sender must retry, not bounce it.
+            let discarded = client.expect_reply(451).await;
+            assert!(
+                discarded.line().contains("octets discarded"),
+                "{discarded:?}"
+            );
         } else {
             assert_eq!(first.code, 250);
             assert_eq!(
