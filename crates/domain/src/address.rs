@@ -107,6 +107,12 @@ impl Domain {
         Ok(Domain(ascii))
     }
 
+    /// Whether this is an address literal (`[192.0.2.1]`) rather than a host name.
+    #[must_use]
+    pub fn is_address_literal(&self) -> bool {
+        self.0.starts_with('[')
+    }
+
     /// The domain in its ASCII form.
     #[must_use]
     pub fn as_str(&self) -> &str {

@@ -38,9 +38,8 @@ impl RecipientPattern {
             _ => RecipientPattern::Exact(EmailAddress::parse(input)?),
         };
         // SMTP refuses `RCPT TO:<user@[192.0.2.1]>`, so such a rule could never match.
-        let domain = pattern.domain().as_str();
-        if domain.starts_with('[') {
-            return Err(AddressError::LiteralInRule(domain.to_owned()));
+        if pattern.domain().is_address_literal() {
+            return Err(AddressError::LiteralInRule(pattern.domain().to_string()));
         }
         Ok(pattern)
     }

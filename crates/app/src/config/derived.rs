@@ -40,6 +40,15 @@ impl Config {
                 "and tls_key (MAILFWD_TLS_KEY) must be set together",
             );
         }
+        if self
+            .api_allowed_hosts()
+            .any(|host| host.contains(':') || mailfwd_domain::Domain::parse(host).is_err())
+        {
+            return rule(
+                "api_allowed_hosts",
+                "must be host names without a port, separated by commas",
+            );
+        }
         if !(1..=128).contains(&self.smtp_ipv6_client_prefix) {
             return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
         }
@@ -50,6 +59,15 @@ impl Config {
             );
         }
         crate::storage::check_schemes(self).map_err(ConfigError::Storage)
+    }
+
+    /// The host names of `api_allowed_hosts`, trimmed, empty entries left out.
+    pub fn api_allowed_hosts(&self) -> impl Iterator<Item = &str> {
+        self.api_allowed_hosts
+            .iter()
+            .flat_map(|hosts| hosts.split(','))
+            .map(str::trim)
+            .filter(|host| !host.is_empty())
     }
 
     /// The email store URL, derived from the data directory when not set.

@@ -187,6 +187,28 @@ fn bare_line_endings_are_rejected_unless_normalize_is_asked_for() {
 }
 
 #[test]
+fn allowed_api_hosts_are_host_names_without_a_port() {
+    let config = load_env(
+        None,
+        &[("MAILFWD_API_ALLOWED_HOSTS", "admin.example, mx.example.")],
+    )
+    .expect("two host names");
+    assert_eq!(
+        config.api_allowed_hosts().collect::<Vec<_>>(),
+        ["admin.example", "mx.example."]
+    );
+    for bad in ["admin.example:8080", "not a host"] {
+        let error = load_env(None, &[("MAILFWD_API_ALLOWED_HOSTS", bad)])
+            .expect_err(bad)
+            .to_string();
+        assert_eq!(
+            error,
+            "api_allowed_hosts (MAILFWD_API_ALLOWED_HOSTS) must be host names without a port, separated by commas"
+        );
+    }
+}
+
+#[test]
 fn the_ipv6_client_prefix_is_a_prefix_length() {
     assert_eq!(
         load_env(None, &[])

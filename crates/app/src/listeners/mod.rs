@@ -145,12 +145,7 @@ impl HttpListener {
     pub async fn bind(config: &Config, services: Services) -> Result<HttpListener, AppError> {
         let http_config = HttpConfig {
             api_token: config.api_token.clone(),
-            allowed_hosts: config
-                .api_allowed_hosts
-                .iter()
-                .flat_map(|hosts| hosts.split(','))
-                .map(str::to_owned)
-                .collect(),
+            allowed_hosts: config.api_allowed_hosts().map(str::to_owned).collect(),
             max_destinations: config.max_destinations,
             import_body_limit: config.import_body_limit,
             ..HttpConfig::default()
