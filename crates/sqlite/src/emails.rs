@@ -154,9 +154,10 @@ impl EmailLog for SqliteEmailLog {
     }
 
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
-        // Both figures come from the partial index of migration 0004 alone.
+        // Both figures come from the partial index alone (it holds received_at too):
+        // one scan of the backlog, never of the received log.
         let (count, oldest): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT count(*), min(received_at) FROM emails INDEXED BY emails_unevaluated_by_age
+            "SELECT count(*), min(received_at) FROM emails INDEXED BY emails_unevaluated
              WHERE evaluated = 0",
         )
         .fetch_one(&self.pool)
