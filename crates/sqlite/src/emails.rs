@@ -150,7 +150,19 @@ impl EmailLog for SqliteEmailLog {
             .fetch_all(&self.pool)
             .await
             .map_err(StoreError::storage)?;
-        rows.into_iter().map(EmailRow::into_email).collect()
+        // One record that cannot be read must not stop the backlog behind it: it is
+        // reported and left out, and the rest of the page is evaluated.
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                let id = row.id.clone();
+                row.into_email()
+                    .inspect_err(|error| {
+                        tracing::error!(%id, %error, "an unevaluated email's record cannot be read; it is left unevaluated");
+                    })
+                    .ok()
+            })
+            .collect())
     }
 
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
