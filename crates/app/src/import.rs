@@ -74,6 +74,7 @@ async fn import(config: &Config, args: &ImportArgs) -> Result<ImportReport, Impo
     let options = ImportOptions {
         atomic: args.atomic,
         max_destinations: config.max_destinations,
+        expansion: config.expansion_limits(),
         ..ImportOptions::default()
     };
     let mut importer = CsvImport::new(store.as_ref(), options);

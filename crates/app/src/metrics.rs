@@ -35,6 +35,9 @@ impl Prometheus {
         ] {
             metrics::counter!(counter).absolute(0);
         }
+        for reason in ["loop", "too_deep", "too_many"] {
+            metrics::counter!("mailfwd_expansion_cuts_total", "reason" => reason).absolute(0);
+        }
         Ok(Prometheus {
             handle,
             queue,

@@ -27,7 +27,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     // The forwarder: evaluates each accepted email and delivers its jobs.
     let forwarder = Forwarder::new(
         Arc::clone(&ports.emails),
-        ports.evaluator(),
+        ports.evaluator(&config),
         ports
             .deliverer(&config)
             .map_err(|e| AppError::Forwarder(e.into()))?,

@@ -65,8 +65,9 @@ impl Ports {
 
     /// The forward evaluator over these ports.
     #[must_use]
-    pub fn evaluator(&self) -> ForwardEvaluator {
+    pub fn evaluator(&self, config: &Config) -> ForwardEvaluator {
         ForwardEvaluator::new(Arc::clone(&self.rules), Arc::clone(&self.queue))
+            .with_limits(config.expansion_limits())
     }
 
     /// The deliverer: these ports and an SMTP mailer (relay host or MX lookup).

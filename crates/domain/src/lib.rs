@@ -6,6 +6,7 @@ pub mod address;
 pub mod calendar;
 pub mod delivery;
 pub mod email;
+pub mod expansion;
 pub mod import;
 pub mod ingest;
 pub mod memory;
@@ -19,6 +20,7 @@ pub mod contract;
 
 pub use address::{AddressError, Domain, EmailAddress};
 pub use email::{EmailId, EmailStore, Envelope, NewEmail, ReceivedEmail, StoreError};
+pub use expansion::{Cut, CutReason, Expansion, ExpansionLimits};
 pub use ingest::{
     AcceptedListener, Addressed, Incoming, Ingest, IngestError, IngestLimits, Origin, Transaction,
 };

@@ -114,6 +114,10 @@ pub enum InvalidRule {
     /// A destination equal to the rule's own address would loop forever.
     #[error("'{0}' cannot forward to itself")]
     ForwardsToItself(EmailAddress),
+    /// With the rules already stored, mail for this rule would loop, pass through too
+    /// many rules or reach too many destinations (see [`crate::expansion`]).
+    #[error("{0}")]
+    Expansion(crate::expansion::Cut),
 }
 
 /// A forwarding rule: mail for `pattern` goes to every one of `destinations`.

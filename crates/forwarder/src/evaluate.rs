@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use mailfwd_domain::delivery::ClaimedJob;
-use mailfwd_domain::{EmailAddress, EmailId, ReceivedEmail};
+use mailfwd_domain::delivery::{ClaimedJob, Evaluation};
+use mailfwd_domain::{CutReason, EmailId, ReceivedEmail};
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinError, JoinSet};
 use tokio::time::Instant;
@@ -95,7 +95,7 @@ impl Shared {
             .await;
         let claimed = match evaluated {
             Ok((evaluation, claimed)) => {
-                self.mark_evaluated(&email, &evaluation.unmatched).await;
+                self.mark_evaluated(&email, &evaluation).await;
                 claimed
             }
             Err(error) => {
@@ -122,9 +122,17 @@ impl Shared {
         }
     }
 
-    /// Marks `email` evaluated and reports the recipients no rule matches any more.
-    async fn mark_evaluated(&self, email: &ReceivedEmail, unmatched: &[EmailAddress]) {
-        for recipient in unmatched {
+    /// Marks `email` evaluated and reports the recipients no rule matches any more and
+    /// the addresses the expansion did not follow.
+    async fn mark_evaluated(&self, email: &ReceivedEmail, evaluation: &Evaluation) {
+        for cut in &evaluation.cuts {
+            // A loop or runaway expansion the rule checks did not prevent (rules changed
+            // since, or written around the API): no copy goes out for it.
+            metrics::counter!("mailfwd_expansion_cuts_total", "reason" => cut_reason(&cut.reason))
+                .increment(1);
+            tracing::warn!(id = %email.id, %cut, "address not followed; no copy is sent for it");
+        }
+        for recipient in &evaluation.unmatched {
             // Accepted, but now going nowhere: counted so it shows in metrics, and
             // `mailfwd reprocess` sends it once a rule matches again.
             metrics::counter!("mailfwd_unmatched_recipients_total").increment(1);
@@ -146,5 +154,14 @@ struct InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.shared.in_flight().remove(&self.id);
+    }
+}
+
+/// The `reason` label of `mailfwd_expansion_cuts_total`.
+fn cut_reason(reason: &CutReason) -> &'static str {
+    match reason {
+        CutReason::Loop => "loop",
+        CutReason::TooDeep => "too_deep",
+        CutReason::TooMany => "too_many",
     }
 }

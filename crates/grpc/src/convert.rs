@@ -135,6 +135,7 @@ pub(crate) fn reprocess_response(
         .map(|(address, done)| pb::ReprocessResult {
             address: address.to_string(),
             outcome: outcome(*done).into(),
+            detail: String::new(),
         });
     let unmatched = evaluation
         .unmatched
@@ -142,9 +143,15 @@ pub(crate) fn reprocess_response(
         .map(|address| pb::ReprocessResult {
             address: address.to_string(),
             outcome: pb::ReprocessOutcome::NoLongerMatched.into(),
+            detail: String::new(),
         });
+    let not_followed = evaluation.cuts.iter().map(|cut| pb::ReprocessResult {
+        address: cut.path.last().cloned().unwrap_or_default(),
+        outcome: pb::ReprocessOutcome::NotFollowed.into(),
+        detail: cut.to_string(),
+    });
     pb::ReprocessEmailResponse {
         email_id: id.to_string(),
-        results: destinations.chain(unmatched).collect(),
+        results: destinations.chain(unmatched).chain(not_followed).collect(),
     }
 }

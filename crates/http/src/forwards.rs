@@ -6,6 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, StatusCode, header};
 
+use mailfwd_domain::expansion::check_new_rule;
+
 use crate::AppState;
 use crate::dto::{CreateRuleBody, ListQuery, RuleBody, RuleListBody};
 use crate::error::{ApiError, Problem};
@@ -26,7 +28,7 @@ use crate::extract::{ApiJson, ApiQuery, PatternPath};
         (status = 409, description = "A rule for this recipient already exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the JSON body limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not application/json", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Valid addresses, but not a valid rule: no destination, too many, or forwarding to itself", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Valid addresses, but not a valid rule: no destination, too many, forwarding to itself, or, with the rules already stored, a forwarding loop or a chain of rules too long (the detail names the addresses)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -35,6 +37,7 @@ pub(crate) async fn create_rule(
     ApiJson(body): ApiJson<CreateRuleBody>,
 ) -> Result<(StatusCode, [(HeaderName, String); 1], Json<RuleBody>), ApiError> {
     let rule = body.into_rule(state.config.max_destinations)?;
+    check_new_rule(state.rules.as_ref(), &rule, state.config.expansion).await?;
     let rule = state.rules.create(rule).await?;
     let location = format!(
         "/v1/forwards/{}",

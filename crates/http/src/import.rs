@@ -60,6 +60,7 @@ pub(crate) async fn import_rules(
     let options = ImportOptions {
         atomic,
         max_destinations: state.config.max_destinations,
+        expansion: state.config.expansion,
         ..ImportOptions::default()
     };
     let mut import = CsvImport::new(state.rules.as_ref(), options);

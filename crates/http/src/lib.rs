@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::middleware;
+use mailfwd_domain::ExpansionLimits;
 use mailfwd_domain::access::ApiAccess;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS;
@@ -48,6 +49,9 @@ pub struct HttpConfig {
     pub allowed_hosts: Vec<String>,
     /// The most destinations one rule may have.
     pub max_destinations: usize,
+    /// How far a rule may expand through others: a rule that would loop or run past
+    /// these is refused.
+    pub expansion: ExpansionLimits,
     /// The largest CSV import body, in bytes; larger bodies are answered 413.
     pub import_body_limit: usize,
     /// The largest JSON request body, in bytes; larger bodies are answered 413.
@@ -60,6 +64,7 @@ impl Default for HttpConfig {
             api_token: None,
             allowed_hosts: Vec::new(),
             max_destinations: DEFAULT_MAX_DESTINATIONS,
+            expansion: ExpansionLimits::default(),
             import_body_limit: DEFAULT_IMPORT_BODY_LIMIT,
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
         }
@@ -72,6 +77,7 @@ impl fmt::Debug for HttpConfig {
         f.debug_struct("HttpConfig")
             .field("api_token", &self.api_token.as_ref().map(|_| "<redacted>"))
             .field("max_destinations", &self.max_destinations)
+            .field("expansion", &self.expansion)
             .field("import_body_limit", &self.import_body_limit)
             .field("json_body_limit", &self.json_body_limit)
             .finish()

@@ -16,5 +16,7 @@ mod errors;
 mod forwards;
 #[path = "api/import.rs"]
 mod import;
+#[path = "api/loops.rs"]
+mod loops;
 #[path = "api/meta.rs"]
 mod meta;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use mailfwd_domain::ExpansionLimits;
 use mailfwd_domain::delivery::RetryPolicy;
 use mailfwd_layers::RuleCacheConfig;
 
@@ -14,6 +15,8 @@ type Setting = fn(&Config) -> usize;
 const AT_LEAST_ONE: &[(&str, Setting)] = &[
     ("max_destinations", |c| c.max_destinations),
     ("max_recipients", |c| c.max_recipients),
+    ("forward_max_depth", |c| c.forward_max_depth),
+    ("forward_max_expansion", |c| c.forward_max_expansion),
     ("smtp_max_connections", |c| c.smtp_max_connections),
     ("smtp_max_connections_per_peer", |c| {
         c.smtp_max_connections_per_peer
@@ -109,6 +112,15 @@ impl Config {
             then_every: self.retry_every,
             give_up_after: self.retry_give_up,
             ..RetryPolicy::default()
+        }
+    }
+
+    /// How far recipients are expanded through rules.
+    #[must_use]
+    pub fn expansion_limits(&self) -> ExpansionLimits {
+        ExpansionLimits {
+            max_depth: self.forward_max_depth,
+            max_destinations: self.forward_max_expansion,
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use figment::providers::{Format, Serialized, Toml};
 use figment::value::{Dict, Map, Value};
 use figment::{Figment, Metadata, Profile, Provider};
+use mailfwd_domain::ExpansionLimits;
 use serde::{Deserialize, Serialize};
 
 mod derived;
@@ -76,6 +77,11 @@ pub struct Config {
     pub smtp_max_line_length: usize,
     /// Most destinations one rule may have.
     pub max_destinations: usize,
+    /// Most rules one address may pass through when destinations that have rules of
+    /// their own are expanded (a recipient's own rule is 1).
+    pub forward_max_depth: usize,
+    /// Most final destinations one email may expand to, all recipients together.
+    pub forward_max_expansion: usize,
     /// Concurrent deliveries.
     pub delivery_workers: usize,
     /// How long a worker holds a claimed job before another may take it over.
@@ -169,6 +175,8 @@ impl Default for Config {
             retry_every: HOUR * 4,
             retry_give_up: HOUR * 24 * 5,
             max_destinations: mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS,
+            forward_max_depth: ExpansionLimits::default().max_depth,
+            forward_max_expansion: ExpansionLimits::default().max_destinations,
             rule_cache_ttl: Duration::from_secs(30),
             rule_cache_capacity: 100_000,
             import_body_limit: 64 * 1024 * 1024,
@@ -205,6 +213,8 @@ const SETTINGS: &[&str] = &[
     "smtp_junk_command_limit",
     "smtp_max_line_length",
     "max_destinations",
+    "forward_max_depth",
+    "forward_max_expansion",
     "delivery_workers",
     "delivery_lease",
     "retry_schedule",

@@ -147,6 +147,7 @@ impl HttpListener {
             api_token: config.api_token.clone(),
             allowed_hosts: config.api_allowed_hosts().map(str::to_owned).collect(),
             max_destinations: config.max_destinations,
+            expansion: config.expansion_limits(),
             import_body_limit: config.import_body_limit,
             ..HttpConfig::default()
         };

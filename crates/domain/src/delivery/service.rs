@@ -12,6 +12,7 @@ use super::{
 };
 use crate::address::EmailAddress;
 use crate::email::{EmailId, EmailStore, ReceivedEmail, StoreError};
+use crate::expansion::{Cut, Expansion, ExpansionLimits, expand};
 use crate::rule_store::{RuleError, RuleStore};
 
 /// Why evaluating an email failed (it will be evaluated again).
@@ -32,6 +33,9 @@ pub struct Evaluation {
     pub destinations: Vec<(EmailAddress, EnqueueOutcome)>,
     /// Recipients no rule matches any more.
     pub unmatched: Vec<EmailAddress>,
+    /// Addresses the expansion did not follow (loops, too deep, too many), which get
+    /// no copy.
+    pub cuts: Vec<Cut>,
 }
 
 /// Told when an evaluation leaves jobs in the queue that are due now and held by no
@@ -49,6 +53,7 @@ pub struct ForwardEvaluator {
     rules: Arc<dyn RuleStore>,
     queue: Arc<dyn DeliveryQueue>,
     listener: Option<Arc<dyn EnqueueListener>>,
+    limits: ExpansionLimits,
 }
 
 impl ForwardEvaluator {
@@ -59,7 +64,15 @@ impl ForwardEvaluator {
             rules,
             queue,
             listener: None,
+            limits: ExpansionLimits::default(),
         }
+    }
+
+    /// The same evaluator, expanding recipients within `limits`.
+    #[must_use]
+    pub fn with_limits(mut self, limits: ExpansionLimits) -> Self {
+        self.limits = limits;
+        self
     }
 
     /// The same evaluator, telling `listener` whenever [`ForwardEvaluator::evaluate`]
@@ -81,7 +94,11 @@ impl ForwardEvaluator {
         force: bool,
         now: SystemTime,
     ) -> Result<Evaluation, ForwardError> {
-        let (destinations, unmatched) = self.destinations(email).await?;
+        let Expansion {
+            destinations,
+            unmatched,
+            cuts,
+        } = self.expand(email).await?;
         let outcomes = self
             .queue
             .enqueue(email.id, &destinations, force, now)
@@ -98,6 +115,7 @@ impl ForwardEvaluator {
         Ok(Evaluation {
             destinations: destinations.into_iter().zip(outcomes).collect(),
             unmatched,
+            cuts,
         })
     }
 
@@ -112,7 +130,11 @@ impl ForwardEvaluator {
         now: SystemTime,
         lease: Duration,
     ) -> Result<(Evaluation, Vec<ClaimedJob>), ForwardError> {
-        let (destinations, unmatched) = self.destinations(email).await?;
+        let Expansion {
+            destinations,
+            unmatched,
+            cuts,
+        } = self.expand(email).await?;
         let enqueued = self
             .queue
             .enqueue_claimed(email.id, &destinations, now, lease)
@@ -121,6 +143,7 @@ impl ForwardEvaluator {
         let mut evaluation = Evaluation {
             destinations: Vec::with_capacity(destinations.len()),
             unmatched,
+            cuts,
         };
         for (destination, (outcome, job)) in destinations.into_iter().zip(enqueued) {
             evaluation.destinations.push((destination, outcome));
@@ -129,30 +152,15 @@ impl ForwardEvaluator {
         Ok((evaluation, claimed))
     }
 
-    /// The distinct destinations of `email`'s recipients, and the recipients no rule
-    /// matches.
-    async fn destinations(
-        &self,
-        email: &ReceivedEmail,
-    ) -> Result<(Vec<EmailAddress>, Vec<EmailAddress>), RuleError> {
-        let mut destinations: Vec<EmailAddress> = Vec::new();
-        let mut unmatched = Vec::new();
-        for recipient in &email.email.envelope.recipients {
-            match self.rules.resolve(recipient).await? {
-                Some(rule) => {
-                    for destination in rule.destinations() {
-                        if !destinations
-                            .iter()
-                            .any(|d| d.match_key() == destination.match_key())
-                        {
-                            destinations.push(destination.clone());
-                        }
-                    }
-                }
-                None => unmatched.push(recipient.clone()),
-            }
-        }
-        Ok((destinations, unmatched))
+    /// Where `email`'s recipients forward to: destinations that have rules of their
+    /// own are expanded here, never sent out to come back (see [`expand`]).
+    async fn expand(&self, email: &ReceivedEmail) -> Result<Expansion, RuleError> {
+        expand(
+            self.rules.as_ref(),
+            &email.email.envelope.recipients,
+            self.limits,
+        )
+        .await
     }
 }
 

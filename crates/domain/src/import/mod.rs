@@ -11,6 +11,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::address::EmailAddress;
+use crate::expansion::{ExpansionLimits, check_rules};
 use crate::rule::{RecipientPattern, Rule};
 use crate::rule_store::{RuleError, RuleStore};
 use csv_lines::{Line, LineSplitter};
@@ -22,6 +23,9 @@ pub struct ImportOptions {
     pub atomic: bool,
     /// The most destinations a rule may have.
     pub max_destinations: usize,
+    /// How far a rule may expand through others (with the rules stored and those of
+    /// the same batch); a rule that would loop or run past these is rejected.
+    pub expansion: ExpansionLimits,
     /// Distinct patterns written per store call when not atomic.
     pub batch_size: usize,
     /// Row errors kept in the report; the rest are only counted.
@@ -33,6 +37,7 @@ impl Default for ImportOptions {
         ImportOptions {
             atomic: false,
             max_destinations: crate::rule::DEFAULT_MAX_DESTINATIONS,
+            expansion: ExpansionLimits::default(),
             batch_size: 2_000,
             max_reported_errors: 1_000,
         }
@@ -237,9 +242,11 @@ impl<'a> CsvImport<'a> {
         }
     }
 
-    /// Turns the pending rows into rules, merging with rules this import wrote earlier.
+    /// Turns the pending rows into rules, merging with rules this import wrote earlier,
+    /// and rejects those that would forward in a loop or run away.
     async fn build_rules(&mut self) -> Result<Vec<Rule>, ImportError> {
         let mut rules = Vec::with_capacity(self.pending.len());
+        let mut origins = HashMap::with_capacity(self.pending.len());
         self.pending_index.clear();
         for mut pending in std::mem::take(&mut self.pending) {
             if self.written.contains(&pending.pattern.key()) {
@@ -258,12 +265,27 @@ impl<'a> CsvImport<'a> {
                 self.options.max_destinations,
             ) {
                 Ok(rule) => {
-                    self.report.imported_rows += pending.rows;
+                    origins.insert(rule.pattern().key(), (pending.first_line, pending.rows));
                     rules.push(rule);
                 }
                 Err(e) => self.reject(pending.first_line, "forward", e.to_string(), pending.rows),
             }
         }
+        let faults = check_rules(self.store, &rules, self.options.expansion)
+            .await
+            .map_err(|source| self.storage_error(source))?;
+        for (pattern, cut) in &faults {
+            if let Some(&(line, rows)) = origins.get(&pattern.key()) {
+                self.reject(line, "forward", cut.to_string(), rows);
+            }
+        }
+        let faulty: HashSet<String> = faults.iter().map(|(pattern, _)| pattern.key()).collect();
+        rules.retain(|rule| !faulty.contains(&rule.pattern().key()));
+        self.report.imported_rows += rules
+            .iter()
+            .filter_map(|rule| origins.get(&rule.pattern().key()))
+            .map(|&(_, rows)| rows)
+            .sum::<u64>();
         Ok(rules)
     }
 
