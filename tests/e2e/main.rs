@@ -4,6 +4,7 @@
 
 mod forward;
 mod harness;
+mod loops;
 mod python_grpc;
 mod reprocess;
 mod rules;

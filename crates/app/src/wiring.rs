@@ -78,6 +78,7 @@ impl Ports {
         let mailer_config = MailerConfig {
             hostname: config.hostname(),
             relay: config.relay.clone(),
+            own_addresses: vec![config.smtp_listen],
             ..MailerConfig::default()
         };
         let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(mailer_config)?);

@@ -1,5 +1,6 @@
 //! How the outbound mailer behaves: who it says it is, where it sends, how long it waits.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Configuration of an [`crate::SmtpMailer`]. Every field has a default that works.
@@ -23,6 +24,10 @@ pub struct MailerConfig {
     pub max_idle_per_host: usize,
     /// How long an idle connection is kept before it is closed with QUIT. Default: 30 s.
     pub idle_timeout: Duration,
+    /// The addresses mailfwd's own SMTP server listens on: a next hop at one of them
+    /// is mailfwd itself, and mail for it fails with 5.4.6 instead of looping. An
+    /// unspecified address (`0.0.0.0:25`) stands for every local address of its port.
+    pub own_addresses: Vec<SocketAddr>,
 }
 
 impl Default for MailerConfig {
@@ -36,6 +41,7 @@ impl Default for MailerConfig {
             dns_timeout: Duration::from_secs(5),
             max_idle_per_host: 8,
             idle_timeout: Duration::from_secs(30),
+            own_addresses: Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 use crate::client::Client;
 use crate::config::SmtpTimeouts;
 use crate::error::SessionError;
-use crate::reply::Capabilities;
+use crate::reply::{Capabilities, Reply};
 use crate::tls::{Stream, server_name};
 
 /// The server a session talks to: the name it was found under and the address used.
@@ -88,7 +88,8 @@ impl Connector {
         if !greeting.is_positive() {
             return Err(SessionError::Reply(greeting));
         }
-        let mut caps = self.hello(&mut client).await?;
+        self.not_myself(peer, &greeting, "greets with my own name")?;
+        let mut caps = self.hello(&mut client, peer).await?;
         let mut tls = false;
         if try_tls && caps.starttls {
             let reply = client
@@ -96,7 +97,7 @@ impl Connector {
                 .await?;
             if reply.code == 220 {
                 client = self.handshake(client, peer).await?;
-                caps = self.hello(&mut client).await?;
+                caps = self.hello(&mut client, peer).await?;
                 tls = true;
             } else {
                 // RFC 3207 §4: the server may refuse; the session goes on in plaintext.
@@ -137,14 +138,40 @@ impl Connector {
         Ok(Client::new(Stream::Tls(Box::new(tls))))
     }
 
+    /// An error if `reply` (a greeting, or the reply to EHLO/HELO) names the server by
+    /// our own hostname, as Postfix checks: the server is mailfwd itself, or another
+    /// instance of it, and the message would come straight back.
+    fn not_myself(
+        &self,
+        peer: &Peer,
+        reply: &Reply,
+        how: &'static str,
+    ) -> Result<(), SessionError> {
+        match reply.server_name() {
+            Some(name)
+                if name
+                    .trim_end_matches('.')
+                    .eq_ignore_ascii_case(&self.hostname) =>
+            {
+                Err(SessionError::LoopsBack {
+                    peer: peer.to_string(),
+                    how,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// EHLO, or HELO when EHLO is refused with 5xx (RFC 5321 §3.2); HELO means no extensions.
     async fn hello<S: AsyncRead + AsyncWrite + Unpin>(
         &self,
         client: &mut Client<S>,
+        peer: &Peer,
     ) -> Result<Capabilities, SessionError> {
         let ehlo = format!("EHLO {}", self.hostname);
         let reply = client.command(&ehlo, self.timeouts.ehlo, "EHLO").await?;
         if reply.is_positive() {
+            self.not_myself(peer, &reply, "answers EHLO with my own name")?;
             return Ok(Capabilities::from_ehlo(&reply));
         }
         if reply.code < 500 {
@@ -154,6 +181,7 @@ impl Connector {
         let helo = format!("HELO {}", self.hostname);
         let reply = client.command(&helo, self.timeouts.ehlo, "HELO").await?;
         if reply.is_positive() {
+            self.not_myself(peer, &reply, "answers HELO with my own name")?;
             Ok(Capabilities::default())
         } else {
             Err(SessionError::Reply(reply))

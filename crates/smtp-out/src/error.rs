@@ -56,6 +56,10 @@ pub(crate) enum SessionError {
     /// The TLS handshake after STARTTLS failed.
     #[error("TLS handshake failed: {0}")]
     Tls(#[source] std::io::Error),
+    /// The server is mailfwd itself: it gave our own name, or its address is one we
+    /// listen on. Sending would bring the message straight back.
+    #[error("5.4.6 mail loops back to myself ({peer} {how})")]
+    LoopsBack { peer: String, how: &'static str },
     /// Reading the stored body failed; the message was not completed.
     #[error("reading the stored message failed: {0}")]
     Body(#[source] StoreError),
@@ -76,6 +80,8 @@ impl SessionError {
     pub(crate) fn outcome(&self) -> DeliveryOutcome {
         match self {
             SessionError::Reply(reply) => reply.outcome(),
+            // Postfix bounces such mail too: trying again later loops again.
+            SessionError::LoopsBack { .. } => DeliveryOutcome::Permanent(self.to_string()),
             other => DeliveryOutcome::Transient(other.to_string()),
         }
     }

@@ -12,7 +12,7 @@ use tracing::{debug, info, warn};
 use crate::config::MailerConfig;
 use crate::connect::{Connector, Peer, Session};
 use crate::dns::Dns;
-use crate::error::MailerError;
+use crate::error::{MailerError, SessionError};
 use crate::pool::{Idle, Pool, still_usable};
 use crate::resolve::{Router, Unreachable};
 use crate::route::parse_relay;
@@ -168,9 +168,21 @@ impl Mailer for SmtpMailer {
                     host: host.name.clone(),
                     addr: SocketAddr::new(ip, host.port),
                 };
+                if inner.is_own_address(peer.addr) {
+                    let error = SessionError::LoopsBack {
+                        peer: peer.to_string(),
+                        how: "is an address I listen on",
+                    };
+                    warn!(recipient = %message.recipient, %error, "not sending to myself");
+                    return error.outcome();
+                }
                 match inner.connector.open(&peer).await {
                     Ok(session) => {
                         return inner.deliver(session, &key, &mut message).await.outcome;
+                    }
+                    Err(error @ SessionError::LoopsBack { .. }) => {
+                        warn!(recipient = %message.recipient, %error, "not sending to myself");
+                        return error.outcome();
                     }
                     Err(error) => {
                         warn!(peer = %peer, %error, "no session; trying the next host");
@@ -186,6 +198,19 @@ impl Mailer for SmtpMailer {
 }
 
 impl Inner {
+    /// Whether `addr` is one of the addresses our own SMTP server listens on.
+    fn is_own_address(&self, addr: SocketAddr) -> bool {
+        let ip = addr.ip().to_canonical();
+        self.config.own_addresses.iter().any(|own| {
+            own.port() == addr.port()
+                && (own.ip().to_canonical() == ip
+                    // Listening on every address: any local one is ours; the
+                    // greeting check catches the others.
+                    || (own.ip().is_unspecified()
+                        && (ip.is_loopback() || ip.is_unspecified())))
+        })
+    }
+
     /// For RSET, NOOP and QUIT around pooled connections: a dead peer should not hold
     /// a delivery for minutes.
     fn short_timeout(&self) -> Duration {

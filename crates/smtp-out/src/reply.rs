@@ -25,6 +25,12 @@ impl Reply {
         }
     }
 
+    /// The name a greeting or a reply to EHLO/HELO starts with (RFC 5321 §4.2: the
+    /// server's domain comes first).
+    pub(crate) fn server_name(&self) -> Option<&str> {
+        self.text.split_ascii_whitespace().next()
+    }
+
     pub(crate) fn is_positive(&self) -> bool {
         (200..300).contains(&self.code)
     }

@@ -251,3 +251,44 @@ async fn close_idle_says_quit() {
     assert!(sink.wait_for(|log| log.closed == 1).await);
     assert_eq!(sink.commands().last().map(String::as_str), Some("QUIT"));
 }
+
+#[tokio::test]
+async fn a_server_that_greets_with_our_own_name_is_not_sent_to() {
+    // `config` calls us mailfwd.test: a next hop that greets as MAILFWD.test. is us.
+    let sink = Sink::start(Options {
+        greeting: "220 MAILFWD.test. ESMTP mailfwd".into(),
+        ..Options::default()
+    })
+    .await;
+    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let DeliveryOutcome::Permanent(text) = outcome else {
+        panic!("a loop back to ourselves fails for good: {outcome:?}");
+    };
+    assert!(
+        text.starts_with("5.4.6 mail loops back to myself"),
+        "{text}"
+    );
+    assert!(text.contains("greets with my own name"), "{text}");
+    assert!(sink.messages().is_empty());
+}
+
+#[tokio::test]
+async fn a_next_hop_at_our_own_listen_address_is_not_even_connected_to() {
+    let sink = Sink::start(Options::default()).await;
+    let own = std::net::SocketAddr::from(([0, 0, 0, 0], sink.port()));
+    let mailer = SmtpMailer::new(MailerConfig {
+        relay: Some(format!("127.0.0.1:{}", sink.port())),
+        own_addresses: vec![own],
+        ..config(25)
+    })
+    .expect("a mailer");
+    let outcome = mailer.send(simple("b@dest.test")).await;
+    let DeliveryOutcome::Permanent(text) = outcome else {
+        panic!("a loop back to ourselves fails for good: {outcome:?}");
+    };
+    assert!(
+        text.contains("5.4.6") && text.contains("is an address I listen on"),
+        "{text}"
+    );
+    assert_eq!(sink.log().connections, 0);
+}
