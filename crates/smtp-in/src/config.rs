@@ -1,5 +1,6 @@
 //! Settings of the SMTP listener.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +11,24 @@ use std::time::Duration;
 pub struct SmtpConfig {
     /// Our name, in the greeting and the EHLO reply.
     pub hostname: String,
-    /// Longest wait for the next command (and for a reply to be taken by the client).
+    /// Longest wait for a whole command line, counted from when the server starts
+    /// waiting for it (its replies to the last commands being taken included): a line
+    /// trickled in a byte at a time does not stretch it.
     pub command_timeout: Duration,
     /// Longest wait for the next piece of message data during DATA or BDAT.
     pub data_timeout: Duration,
+    /// Share of `max_connections`, in percent, open at which the server is under stress
+    /// (rounded up; at least one connection). Stress ends when the open connections fall
+    /// below three quarters of that number.
+    pub stress_threshold_percent: u8,
+    /// `command_timeout` while under stress, for waits already under way too.
+    pub stress_command_timeout: Duration,
+    /// `data_timeout` while under stress, for waits already under way too.
+    pub stress_data_timeout: Duration,
+    /// `max_junk_commands` while under stress.
+    pub stress_max_junk_commands: usize,
+    /// Most connections one client may open a minute; `None`: no limit.
+    pub max_connection_rate_per_minute: Option<NonZeroU32>,
     /// Most connections open at once; more are answered `421` and closed.
     pub max_connections: usize,
     /// Most connections open at once from one client: one IPv4 address, or one IPv6
@@ -40,6 +55,11 @@ impl Default for SmtpConfig {
             hostname: "localhost".to_owned(),
             command_timeout: Duration::from_secs(5 * 60),
             data_timeout: Duration::from_secs(10 * 60),
+            stress_threshold_percent: 80,
+            stress_command_timeout: Duration::from_secs(10),
+            stress_data_timeout: Duration::from_secs(30),
+            stress_max_junk_commands: 1,
+            max_connection_rate_per_minute: None,
             max_connections: 1000,
             max_connections_per_peer: 50,
             ipv6_client_prefix: 64,

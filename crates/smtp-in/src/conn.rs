@@ -1,6 +1,7 @@
 //! The connection under a session: buffered input, queued replies, timeouts, and the
 //! switch to TLS. It knows bytes and lines, not SMTP.
 
+use std::future::Future;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 use crate::reply::Reply;
+use crate::timeouts::Deadline;
 
 /// How much to ask the socket for at a time.
 const READ_SIZE: usize = 16 * 1024;
@@ -78,8 +80,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
         reply.write_to(&mut self.output);
     }
 
-    /// Sends the queued replies.
-    pub(crate) async fn flush(&mut self, limit: Duration) -> Result<(), ConnError> {
+    /// Sends the queued replies, unless `deadline` expires first.
+    pub(crate) async fn flush(&mut self, deadline: &mut Deadline) -> Result<(), ConnError> {
+        self.flush_within(deadline.expired()).await
+    }
+
+    /// Sends the queued replies, unless `expired` resolves first.
+    async fn flush_within(&mut self, expired: impl Future<Output = ()>) -> Result<(), ConnError> {
         if self.output.is_empty() {
             return Ok(());
         }
@@ -91,9 +98,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
                 Stream::Gone => Err(ConnError::Closed),
             }
         };
-        let result = timeout(limit, write)
-            .await
-            .map_err(|_| ConnError::Timeout)?;
+        let result = tokio::select! {
+            result = write => result,
+            () = expired => return Err(ConnError::Timeout),
+        };
         self.output = output;
         self.output.clear();
         result
@@ -117,8 +125,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
         count
     }
 
-    /// Waits for more input. Cancel-safe: dropping the future loses no data.
-    pub(crate) async fn read_more(&mut self, limit: Duration) -> Result<(), ConnError> {
+    /// Waits for more input, unless `deadline` expires first. Cancel-safe: dropping the
+    /// future loses no data.
+    pub(crate) async fn read_more(&mut self, deadline: &mut Deadline) -> Result<(), ConnError> {
         self.input.reserve(READ_SIZE);
         let read = async {
             match &mut self.stream {
@@ -127,18 +136,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
                 Stream::Gone => Ok(0),
             }
         };
-        match timeout(limit, read).await {
-            Err(_) => Err(ConnError::Timeout),
-            Ok(Ok(0)) => Err(ConnError::Closed),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => Err(ConnError::Io(error)),
+        let read = tokio::select! {
+            read = read => read,
+            () = deadline.expired() => return Err(ConnError::Timeout),
+        };
+        match read {
+            Ok(0) => Err(ConnError::Closed),
+            Ok(_) => Ok(()),
+            Err(error) => Err(ConnError::Io(error)),
         }
     }
 
-    /// Sends queued replies, then waits for more input.
-    pub(crate) async fn fill(&mut self, limit: Duration) -> Result<(), ConnError> {
-        self.flush(limit).await?;
-        self.read_more(limit).await
+    /// Sends queued replies, then waits for more input, both within `deadline`.
+    pub(crate) async fn fill(&mut self, mut deadline: Deadline) -> Result<(), ConnError> {
+        self.flush(&mut deadline).await?;
+        self.read_more(&mut deadline).await
     }
 
     /// Takes the next complete line from the buffer, if there is one. A line longer than
@@ -179,23 +191,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Conn<S> {
     pub(crate) async fn start_tls(
         &mut self,
         config: Arc<rustls::ServerConfig>,
-        limit: Duration,
+        mut deadline: Deadline,
     ) -> Result<(), ConnError> {
         let Stream::Plain(plain) = std::mem::replace(&mut self.stream, Stream::Gone) else {
             return Err(ConnError::Closed);
         };
         let handshake = TlsAcceptor::from(config).accept(plain);
-        let tls = timeout(limit, handshake)
-            .await
-            .map_err(|_| ConnError::Timeout)?
-            .map_err(ConnError::Handshake)?;
+        let tls = tokio::select! {
+            tls = handshake => tls.map_err(ConnError::Handshake)?,
+            () = deadline.expired() => return Err(ConnError::Timeout),
+        };
         self.stream = Stream::Tls(Box::new(tls));
         Ok(())
     }
 
     /// Sends what is queued and closes the connection, politely but without waiting long.
     pub(crate) async fn close(&mut self, limit: Duration) {
-        let _ = self.flush(limit).await;
+        let _ = self.flush_within(tokio::time::sleep(limit)).await;
         let shutdown = async {
             match &mut self.stream {
                 Stream::Plain(stream) => stream.shutdown().await,

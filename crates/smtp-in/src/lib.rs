@@ -15,9 +15,12 @@ mod data;
 mod limits;
 mod numbers;
 mod path;
+mod rate;
 mod reply;
 mod server;
 mod session;
+mod stress;
+mod timeouts;
 mod tls;
 
 pub use config::SmtpConfig;

@@ -1,11 +1,29 @@
 //! How many connections may be open at once, in total and per client. A client is an
 //! IPv4 address, or an IPv6 network of a configurable prefix (/64 by default): one
 //! host on IPv6 commonly holds a whole /64, so counting single addresses would let it
-//! take every slot.
+//! take every slot. The total also drives the stress signal (see `stress`).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::watch;
+
+use crate::stress::StressGauge;
+
+/// The client `peer` counts as: its IPv4 address (an IPv4-mapped IPv6 address is
+/// IPv4), or its IPv6 network of `ipv6_prefix` bits.
+pub(crate) fn client_of(peer: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match peer.to_canonical() {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
+                .unwrap_or(0);
+            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
+        }
+    }
+}
 
 /// Which limit refused a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,35 +46,35 @@ pub(crate) struct ConnectionLimits {
     /// IPv6 addresses sharing this many leading bits count as one client.
     ipv6_prefix: u8,
     counts: Mutex<Counts>,
+    stress: StressGauge,
 }
 
 impl ConnectionLimits {
-    pub(crate) fn new(max_total: usize, max_per_peer: usize, ipv6_prefix: u8) -> Arc<Self> {
+    /// Limits of `max_total` connections, `max_per_peer` from one client, under stress
+    /// from `stress_threshold` open connections on.
+    pub(crate) fn new(
+        max_total: usize,
+        max_per_peer: usize,
+        ipv6_prefix: u8,
+        stress_threshold: usize,
+    ) -> Arc<Self> {
         Arc::new(ConnectionLimits {
             max_total,
             max_per_peer,
             ipv6_prefix: ipv6_prefix.min(128),
             counts: Mutex::default(),
+            stress: StressGauge::new(stress_threshold),
         })
     }
 
-    /// The client `peer` counts as: its IPv4 address (an IPv4-mapped IPv6 address is
-    /// IPv4), or its IPv6 network.
-    fn client(&self, peer: IpAddr) -> IpAddr {
-        match peer.to_canonical() {
-            IpAddr::V4(v4) => IpAddr::V4(v4),
-            IpAddr::V6(v6) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.ipv6_prefix))
-                    .unwrap_or(0);
-                IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-            }
-        }
+    /// The stress signal: `true` while the open connections reach the threshold.
+    pub(crate) fn stress(&self) -> watch::Receiver<bool> {
+        self.stress.subscribe()
     }
 
     /// Takes a place for a connection from `peer`, if both limits allow one more.
     pub(crate) fn admit(self: &Arc<Self>, peer: IpAddr) -> Result<Permit, Refused> {
-        let peer = self.client(peer);
+        let peer = client_of(peer, self.ipv6_prefix);
         let mut counts = self.counts();
         if counts.total >= self.max_total {
             return Err(Refused::Total);
@@ -66,6 +84,7 @@ impl ConnectionLimits {
         }
         *counts.per_peer.entry(peer).or_insert(0) += 1;
         counts.total += 1;
+        self.stress.record(counts.total);
         Ok(Permit {
             limits: Arc::clone(self),
             peer,
@@ -89,6 +108,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut counts = self.limits.counts();
         counts.total = counts.total.saturating_sub(1);
+        self.limits.stress.record(counts.total);
         if let Some(from_peer) = counts.per_peer.get_mut(&self.peer) {
             *from_peer = from_peer.saturating_sub(1);
             if *from_peer == 0 {
@@ -104,7 +124,7 @@ mod tests {
 
     #[test]
     fn limits_count_per_peer_and_in_total_and_free_on_drop() {
-        let limits = ConnectionLimits::new(3, 2, 64);
+        let limits = ConnectionLimits::new(3, 2, 64, 3);
         let a: IpAddr = [192, 0, 2, 1].into();
         let b: IpAddr = [192, 0, 2, 2].into();
         let first = limits.admit(a).expect("first");
@@ -119,7 +139,7 @@ mod tests {
 
     #[test]
     fn ipv6_clients_are_counted_by_their_network() {
-        let limits = ConnectionLimits::new(100, 2, 64);
+        let limits = ConnectionLimits::new(100, 2, 64, 100);
         let host = |last: u16| IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last));
         let _a = limits.admit(host(1)).expect("first of the /64");
         let _b = limits.admit(host(2)).expect("second of the /64");
@@ -134,8 +154,23 @@ mod tests {
         let _d = limits.admit(mapped).expect("mapped, same client");
         assert_eq!(limits.admit(v4).err(), Some(Refused::PerPeer));
         // With /128, every address is its own client.
-        let per_address = ConnectionLimits::new(100, 1, 128);
+        let per_address = ConnectionLimits::new(100, 1, 128, 100);
         let _e = per_address.admit(host(1)).expect("one");
         assert!(per_address.admit(host(2)).is_ok());
+    }
+
+    #[test]
+    fn open_connections_at_the_threshold_signal_stress_until_one_closes() {
+        let limits = ConnectionLimits::new(10, 10, 64, 2);
+        let stress = limits.stress();
+        let peer: IpAddr = [192, 0, 2, 1].into();
+        let first = limits.admit(peer).expect("first");
+        assert!(!*stress.borrow());
+        let second = limits.admit(peer).expect("second");
+        assert!(*stress.borrow(), "two open: the threshold");
+        drop(first);
+        assert!(!*stress.borrow(), "one closed: below three quarters of it");
+        drop(second);
+        assert!(limits.counts().per_peer.is_empty());
     }
 }

@@ -150,6 +150,14 @@ impl Reply {
         Reply::one(421, [4, 7, 0], "too many connections, try again later")
     }
 
+    pub(crate) fn connecting_too_often() -> Reply {
+        Reply::one(
+            421,
+            [4, 7, 0],
+            "too many connections from your address, try again later",
+        )
+    }
+
     pub(crate) fn too_many_errors() -> Reply {
         Reply::one(421, [4, 7, 0], "Too many errors, closing connection")
     }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,15 +15,19 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::SmtpConfig;
-use crate::limits::ConnectionLimits;
+use crate::limits::{ConnectionLimits, Permit};
+use crate::rate::ConnectionRate;
 use crate::reply::Reply;
-use crate::session::Session;
+use crate::session::{Session, Signals};
+use crate::stress::stress_threshold;
 
 /// How long to wait before accepting again after `accept` failed (out of file
 /// descriptors, for instance), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// How long a refused client gets to take its `421`.
 const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the connection rate limit forgets clients it no longer needs to remember.
+const RATE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The SMTP server: sessions on every accepted connection, all feeding one [`Ingest`].
 pub struct SmtpServer {
@@ -46,9 +50,11 @@ impl SmtpServer {
     /// being received finish (and be committed and answered), and returns when the
     /// last session has ended.
     ///
-    /// Connections beyond [`SmtpConfig::max_connections`] in total or
-    /// [`SmtpConfig::max_connections_per_peer`] from one IP address are answered
-    /// `421 4.7.0` and closed.
+    /// Connections beyond [`SmtpConfig::max_connections`] in total,
+    /// [`SmtpConfig::max_connections_per_peer`] from one client, or
+    /// [`SmtpConfig::max_connection_rate_per_minute`] a minute from one client are
+    /// answered `421 4.7.0` and closed. From [`SmtpConfig::stress_threshold_percent`] of
+    /// `max_connections` open on, sessions run on the shorter stress timeouts.
     ///
     /// # Errors
     /// An I/O error if the listener has no local address. Errors accepting a
@@ -59,11 +65,17 @@ impl SmtpServer {
         shutdown: impl Future<Output = ()>,
     ) -> io::Result<()> {
         info!(address = %listener.local_addr()?, "SMTP server listening");
+        let config = &self.config;
         let limits = ConnectionLimits::new(
-            self.config.max_connections,
-            self.config.max_connections_per_peer,
-            self.config.ipv6_client_prefix,
+            config.max_connections,
+            config.max_connections_per_peer,
+            config.ipv6_client_prefix,
+            stress_threshold(config.max_connections, config.stress_threshold_percent),
         );
+        let rate = config
+            .max_connection_rate_per_minute
+            .map(|per_minute| ConnectionRate::per_minute(per_minute, config.ipv6_client_prefix));
+        let mut rate_sweep = tokio::time::interval(RATE_SWEEP_INTERVAL);
         let (stop, stopped) = watch::channel(false);
         let mut sessions = JoinSet::new();
         tokio::pin!(shutdown);
@@ -71,22 +83,21 @@ impl SmtpServer {
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => match limits.admit(peer.ip()) {
+                    Ok((stream, peer)) => match admit(&limits, rate.as_ref(), peer.ip()) {
                         Ok(permit) => {
                             let ingest = self.ingest.clone();
                             let config = Arc::clone(&self.config);
-                            let stopped = stopped.clone();
+                            let signals = Signals { shutdown: stopped.clone(), stress: limits.stress() };
                             sessions.spawn(async move {
                                 let _permit = permit;
                                 let _ = stream.set_nodelay(true);
-                                Session::new(stream, peer, &ingest, &config, Some(stopped))
+                                Session::new(stream, peer, &ingest, &config, Some(signals))
                                     .run()
                                     .await;
                             });
                         }
-                        Err(limit) => {
-                            warn!(%peer, ?limit, "connection refused: too many connections");
-                            sessions.spawn(refuse(stream, peer));
+                        Err(reply) => {
+                            sessions.spawn(refuse(stream, peer, reply));
                         }
                     },
                     Err(error) => {
@@ -95,6 +106,9 @@ impl SmtpServer {
                     }
                 },
                 Some(done) = sessions.join_next(), if !sessions.is_empty() => report(done),
+                _ = rate_sweep.tick(), if rate.is_some() => {
+                    rate.iter().for_each(ConnectionRate::forget_idle_clients);
+                }
             }
         }
         drop(listener);
@@ -108,11 +122,29 @@ impl SmtpServer {
     }
 }
 
-async fn refuse(mut stream: TcpStream, peer: SocketAddr) {
-    let mut reply = Vec::new();
-    Reply::too_many_connections().write_to(&mut reply);
+/// A place for a connection from `peer`, or the reply that refuses it. The rate is
+/// checked first: a connection then refused for the number open still counts against
+/// its client's rate, so a client that keeps knocking on a full server is slowed too.
+fn admit(
+    limits: &Arc<ConnectionLimits>,
+    rate: Option<&ConnectionRate>,
+    peer: IpAddr,
+) -> Result<Permit, Reply> {
+    if rate.is_some_and(|rate| !rate.allows(peer)) {
+        warn!(%peer, "connection refused: connecting too often");
+        return Err(Reply::connecting_too_often());
+    }
+    limits.admit(peer).map_err(|limit| {
+        warn!(%peer, ?limit, "connection refused: too many connections");
+        Reply::too_many_connections()
+    })
+}
+
+async fn refuse(mut stream: TcpStream, peer: SocketAddr, reply: Reply) {
+    let mut wire = Vec::new();
+    reply.write_to(&mut wire);
     let answer = async {
-        stream.write_all(&reply).await?;
+        stream.write_all(&wire).await?;
         stream.shutdown().await
     };
     if let Ok(Err(error)) = tokio::time::timeout(REFUSAL_TIMEOUT, answer).await {

@@ -11,6 +11,8 @@ mod commands;
 mod data;
 #[path = "session/envelope.rs"]
 mod envelope;
+#[path = "session/exhaustion.rs"]
+mod exhaustion;
 #[path = "session/fuzz.rs"]
 mod fuzz;
 #[path = "session/limits.rs"]
@@ -23,5 +25,7 @@ mod server;
 mod smuggling;
 #[path = "session/storage.rs"]
 mod storage;
+#[path = "session/stress.rs"]
+mod stress;
 #[path = "session/tls.rs"]
 mod tls;

@@ -55,6 +55,7 @@ impl Config {
         if !(1..=128).contains(&self.smtp_ipv6_client_prefix) {
             return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
         }
+        self.check_smtp_stress()?;
         if self.smtp_max_line_length < 512 {
             return rule(
                 "smtp_max_line_length",
@@ -62,6 +63,40 @@ impl Config {
             );
         }
         crate::storage::check_schemes(self).map_err(ConfigError::Storage)
+    }
+
+    /// The stress limits must be limits, and no looser than the ones they replace.
+    fn check_smtp_stress(&self) -> Result<(), ConfigError> {
+        let rule = |setting, rule| Err(ConfigError::Rule { setting, rule });
+        if !(1..=100).contains(&self.smtp_stress_threshold_percent) {
+            return rule("smtp_stress_threshold_percent", "must be from 1 to 100");
+        }
+        let timeouts = [
+            (
+                "smtp_stress_command_timeout",
+                self.smtp_stress_command_timeout,
+                self.smtp_command_timeout,
+                "must be more than 0 and at most smtp_command_timeout",
+            ),
+            (
+                "smtp_stress_data_timeout",
+                self.smtp_stress_data_timeout,
+                self.smtp_data_timeout,
+                "must be more than 0 and at most smtp_data_timeout",
+            ),
+        ];
+        for (setting, stressed, normal, what) in timeouts {
+            if stressed.is_zero() || stressed > normal {
+                return rule(setting, what);
+            }
+        }
+        if self.smtp_stress_junk_command_limit > self.smtp_junk_command_limit {
+            return rule(
+                "smtp_stress_junk_command_limit",
+                "must be at most smtp_junk_command_limit",
+            );
+        }
+        Ok(())
     }
 
     /// The host names of `api_allowed_hosts`, trimmed, empty entries left out.

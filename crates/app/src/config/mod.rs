@@ -73,6 +73,20 @@ pub struct Config {
     /// NOOP, RSET, VRFY and HELP commands one SMTP session may send before each further
     /// one counts as an error.
     pub smtp_junk_command_limit: usize,
+    /// Share of `smtp_max_connections`, in percent (1 to 100), open at which the SMTP
+    /// server is under stress and runs on the `smtp_stress_*` limits.
+    pub smtp_stress_threshold_percent: u8,
+    /// `smtp_command_timeout` under stress (seconds, or a duration).
+    #[serde(with = "durations::seconds")]
+    pub smtp_stress_command_timeout: Duration,
+    /// `smtp_data_timeout` under stress (seconds, or a duration).
+    #[serde(with = "durations::seconds")]
+    pub smtp_stress_data_timeout: Duration,
+    /// `smtp_junk_command_limit` under stress.
+    pub smtp_stress_junk_command_limit: usize,
+    /// Most SMTP connections one client may open a minute; 0 (the default, as in
+    /// Postfix) means no limit.
+    pub smtp_client_connection_rate_limit: u32,
     /// Longest SMTP command line in octets, CRLF included.
     pub smtp_max_line_length: usize,
     /// Most destinations one rule may have.
@@ -168,6 +182,11 @@ impl Default for Config {
             smtp_data_timeout: Duration::from_secs(600),
             smtp_max_errors: 10,
             smtp_junk_command_limit: 100,
+            smtp_stress_threshold_percent: 80,
+            smtp_stress_command_timeout: Duration::from_secs(10),
+            smtp_stress_data_timeout: Duration::from_secs(30),
+            smtp_stress_junk_command_limit: 1,
+            smtp_client_connection_rate_limit: 0,
             smtp_max_line_length: 4096,
             delivery_workers: 16,
             delivery_lease: MINUTE * 15,
@@ -211,6 +230,11 @@ const SETTINGS: &[&str] = &[
     "smtp_data_timeout",
     "smtp_max_errors",
     "smtp_junk_command_limit",
+    "smtp_stress_threshold_percent",
+    "smtp_stress_command_timeout",
+    "smtp_stress_data_timeout",
+    "smtp_stress_junk_command_limit",
+    "smtp_client_connection_rate_limit",
     "smtp_max_line_length",
     "max_destinations",
     "forward_max_depth",

@@ -228,3 +228,74 @@ fn the_ipv6_client_prefix_is_a_prefix_length() {
     let config = load_env(None, &[("MAILFWD_SMTP_IPV6_CLIENT_PREFIX", "128")]).expect("128");
     assert_eq!(config.smtp_ipv6_client_prefix, 128);
 }
+
+#[test]
+fn stress_settings_have_postfix_like_defaults_and_are_checked() {
+    let config = load_env(None, &[]).expect("defaults");
+    assert_eq!(config.smtp_stress_threshold_percent, 80);
+    assert_eq!(config.smtp_stress_command_timeout, Duration::from_secs(10));
+    assert_eq!(config.smtp_stress_data_timeout, Duration::from_secs(30));
+    assert_eq!(config.smtp_stress_junk_command_limit, 1);
+    assert_eq!(
+        config.smtp_client_connection_rate_limit, 0,
+        "off, as in Postfix"
+    );
+
+    let config = load_env(
+        None,
+        &[
+            ("MAILFWD_SMTP_STRESS_THRESHOLD_PERCENT", "100"),
+            ("MAILFWD_SMTP_STRESS_COMMAND_TIMEOUT", "1500ms"),
+            ("MAILFWD_SMTP_STRESS_DATA_TIMEOUT", "5"),
+            ("MAILFWD_SMTP_CLIENT_CONNECTION_RATE_LIMIT", "600"),
+        ],
+    )
+    .expect("valid stress settings");
+    assert_eq!(config.smtp_stress_threshold_percent, 100);
+    assert_eq!(
+        config.smtp_stress_command_timeout,
+        Duration::from_millis(1500)
+    );
+    assert_eq!(config.smtp_stress_data_timeout, Duration::from_secs(5));
+    assert_eq!(config.smtp_client_connection_rate_limit, 600);
+
+    let refused = [
+        (
+            ("MAILFWD_SMTP_STRESS_THRESHOLD_PERCENT", "0"),
+            "smtp_stress_threshold_percent (MAILFWD_SMTP_STRESS_THRESHOLD_PERCENT) must be from 1 to 100",
+        ),
+        (
+            ("MAILFWD_SMTP_STRESS_THRESHOLD_PERCENT", "101"),
+            "smtp_stress_threshold_percent (MAILFWD_SMTP_STRESS_THRESHOLD_PERCENT) must be from 1 to 100",
+        ),
+        (
+            ("MAILFWD_SMTP_STRESS_COMMAND_TIMEOUT", "0"),
+            "smtp_stress_command_timeout (MAILFWD_SMTP_STRESS_COMMAND_TIMEOUT) must be more than 0 and at most smtp_command_timeout",
+        ),
+        (
+            ("MAILFWD_SMTP_STRESS_COMMAND_TIMEOUT", "301"),
+            "smtp_stress_command_timeout (MAILFWD_SMTP_STRESS_COMMAND_TIMEOUT) must be more than 0 and at most smtp_command_timeout",
+        ),
+        (
+            ("MAILFWD_SMTP_STRESS_DATA_TIMEOUT", "11m"),
+            "smtp_stress_data_timeout (MAILFWD_SMTP_STRESS_DATA_TIMEOUT) must be more than 0 and at most smtp_data_timeout",
+        ),
+        (
+            ("MAILFWD_SMTP_STRESS_JUNK_COMMAND_LIMIT", "101"),
+            "smtp_stress_junk_command_limit (MAILFWD_SMTP_STRESS_JUNK_COMMAND_LIMIT) must be at most smtp_junk_command_limit",
+        ),
+    ];
+    for (variable, message) in refused {
+        let error = load_env(None, &[variable])
+            .expect_err(variable.1)
+            .to_string();
+        assert_eq!(error, message);
+    }
+    let error = load_env(None, &[("MAILFWD_SMTP_CLIENT_CONNECTION_RATE_LIMIT", "-1")])
+        .expect_err("negative")
+        .to_string();
+    assert!(
+        error.contains("MAILFWD_SMTP_CLIENT_CONNECTION_RATE_LIMIT"),
+        "{error}"
+    );
+}

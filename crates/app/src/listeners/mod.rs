@@ -5,6 +5,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::num::NonZeroU32;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
@@ -103,6 +104,13 @@ impl SmtpListener {
             ipv6_client_prefix: config.smtp_ipv6_client_prefix,
             max_errors: config.smtp_max_errors,
             max_junk_commands: config.smtp_junk_command_limit,
+            stress_threshold_percent: config.smtp_stress_threshold_percent,
+            stress_command_timeout: config.smtp_stress_command_timeout,
+            stress_data_timeout: config.smtp_stress_data_timeout,
+            stress_max_junk_commands: config.smtp_stress_junk_command_limit,
+            max_connection_rate_per_minute: NonZeroU32::new(
+                config.smtp_client_connection_rate_limit,
+            ),
             max_line_length: config.smtp_max_line_length,
             tls,
         };

@@ -19,6 +19,7 @@ use crate::conn::{Conn, ConnError, Line};
 use crate::data::Body;
 use crate::numbers::{self, NumberError};
 use crate::reply::Reply;
+use crate::timeouts::Timeouts;
 
 /// Longest wait for the last replies to be taken when a session ends.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -31,6 +32,14 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     Session::new(stream, peer, ingest, config, None).run().await;
+}
+
+/// What the server tells its sessions while they run.
+pub(crate) struct Signals {
+    /// `true` once the server is shutting down.
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// `true` while the server is under stress (see `stress`).
+    pub(crate) stress: watch::Receiver<bool>,
 }
 
 /// Why a session ended.
@@ -70,6 +79,7 @@ pub(crate) struct Session<'a, S> {
     ingest: &'a Ingest,
     config: &'a SmtpConfig,
     shutdown: Option<watch::Receiver<bool>>,
+    timeouts: Timeouts,
     helo: Option<String>,
     /// The client greeted with EHLO: ESMTP parameters may be used.
     extended: bool,
@@ -85,20 +95,26 @@ pub(crate) struct Session<'a, S> {
 }
 
 impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
-    /// A session that, given `shutdown`, answers `421` at the next command once it is `true`.
+    /// A session that, given the server's `signals`, answers `421` at the next command
+    /// once the server shuts down, and shortens its timeouts while it is under stress.
     pub(crate) fn new(
         stream: S,
         peer: SocketAddr,
         ingest: &'a Ingest,
         config: &'a SmtpConfig,
-        shutdown: Option<watch::Receiver<bool>>,
+        signals: Option<Signals>,
     ) -> Self {
+        let (shutdown, stress) = match signals {
+            Some(Signals { shutdown, stress }) => (Some(shutdown), Some(stress)),
+            None => (None, None),
+        };
         Session {
             conn: Conn::new(stream),
             peer,
             ingest,
             config,
             shutdown,
+            timeouts: Timeouts::new(config, stress),
             helo: None,
             extended: false,
             smtputf8: false,
@@ -115,9 +131,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
         let end = self.serve().await;
         self.reset().await;
         self.conn
-            .close(CLOSE_TIMEOUT.min(self.config.command_timeout))
+            .close(CLOSE_TIMEOUT.min(self.timeouts.command_now()))
             .await;
-        info!(peer = %self.peer, reason = %end, errors = self.errors, "connection closed");
+        let stress = self.timeouts.under_stress();
+        info!(peer = %self.peer, reason = %end, errors = self.errors, stress, "connection closed");
     }
 
     async fn serve(&mut self) -> End {
@@ -163,20 +180,21 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
     }
 
     /// The next command line; replies are flushed whenever the input runs dry, so
-    /// pipelined commands get their replies together.
+    /// pipelined commands get their replies together. The whole line must arrive within
+    /// one command timeout, however it is split.
     async fn next_line(&mut self) -> Result<Line, End> {
-        let limit = self.config.command_timeout;
+        let mut deadline = self.timeouts.command();
         loop {
             if let Some(line) = self.conn.take_line(self.config.max_line_length) {
                 return Ok(line);
             }
-            if let Err(error) = self.conn.flush(limit).await {
+            if let Err(error) = self.conn.flush(&mut deadline).await {
                 return Err(self.lost(error));
             }
             let read = match &mut self.shutdown {
-                None => Some(self.conn.read_more(limit).await),
+                None => Some(self.conn.read_more(&mut deadline).await),
                 Some(stop) => tokio::select! {
-                    read = self.conn.read_more(limit) => Some(read),
+                    read = self.conn.read_more(&mut deadline) => Some(read),
                     () = stopped(stop) => None,
                 },
             };
@@ -256,12 +274,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
         Ok(Some(reply))
     }
 
-    /// Counts a command that moves no mail. Past the limit each one counts as an error
-    /// too, so a client that only keeps its connection busy is sent away as one that
-    /// keeps failing would be (Postfix's `smtpd_junk_command_limit`).
+    /// Counts a command that moves no mail. Past the limit (a lower one under stress)
+    /// each one counts as an error too, so a client that only keeps its connection busy
+    /// is sent away as one that keeps failing would be (Postfix's
+    /// `smtpd_junk_command_limit`).
     fn junk_command(&mut self) -> Result<(), End> {
         self.junk += 1;
-        if self.junk <= self.config.max_junk_commands {
+        let limit = if self.timeouts.under_stress() {
+            self.config.stress_max_junk_commands
+        } else {
+            self.config.max_junk_commands
+        };
+        if self.junk <= limit {
             return Ok(());
         }
         self.count_error()
@@ -277,15 +301,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
             return Ok(Some(Reply::bad_sequence("TLS already active")));
         }
         self.conn.queue(&Reply::start_tls());
-        let limit = self.config.command_timeout;
-        if let Err(error) = self.conn.flush(limit).await {
+        if let Err(error) = self.conn.flush(&mut self.timeouts.command()).await {
             return Err(self.lost(error));
         }
         let discarded = self.conn.discard_input();
         if discarded > 0 {
             warn!(peer = %self.peer, discarded, "discarded input sent ahead of the TLS handshake");
         }
-        if let Err(error) = self.conn.start_tls(tls, limit).await {
+        if let Err(error) = self.conn.start_tls(tls, self.timeouts.command()).await {
             return Err(self.lost(error));
         }
         self.reset().await;

@@ -1,8 +1,6 @@
 //! DATA and BDAT: reading the body off the connection into a [`Body`], and the reply
 //! that tells the client whether its email was accepted.
 
-use std::time::Duration;
-
 use mailfwd_domain::IngestError;
 use smtp_proto::request::receiver::BdatReceiver;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -12,6 +10,7 @@ use super::{Session, Step, Transaction};
 use crate::conn::{Conn, ConnError};
 use crate::data::{Body, DotReader};
 use crate::reply::Reply;
+use crate::timeouts::Timeouts;
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     pub(super) async fn data(&mut self) -> Step {
@@ -41,7 +40,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         };
         self.conn.queue(&Reply::start_data());
         let mut body = Body::new(incoming);
-        if let Err(error) = read_data(&mut self.conn, &mut body, self.config.data_timeout).await {
+        if let Err(error) = read_data(&mut self.conn, &mut body, &self.timeouts).await {
             body.abort().await;
             return Err(self.lost(error));
         }
@@ -51,7 +50,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// BDAT (RFC 3030). The chunk is always read off the connection, even when the
     /// command is refused, so that its bytes are never taken for commands.
     pub(super) async fn bdat(&mut self, size: usize, last: bool) -> Step {
-        let limit = self.config.data_timeout;
         if let Some(refused) = self.bdat_refused {
             return self.discard_chunk(size, last, refused).await;
         }
@@ -76,7 +74,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         let mut body = match started {
             Ok(body) => body,
             Err(reply) => {
-                if let Err(error) = read_chunk(&mut self.conn, None, size, limit).await {
+                if let Err(error) = read_chunk(&mut self.conn, None, size, &self.timeouts).await {
                     return Err(self.lost(error));
                 }
                 // Whatever refused it (no MAIL, no recipient, storage), chunks the client
@@ -85,7 +83,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 return Ok(Some(reply));
             }
         };
-        if let Err(error) = read_chunk(&mut self.conn, Some(&mut body), size, limit).await {
+        if let Err(error) = read_chunk(&mut self.conn, Some(&mut body), size, &self.timeouts).await
+        {
             body.abort().await;
             return Err(self.lost(error));
         }
@@ -105,7 +104,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
     /// class, so a temporary refusal stays temporary, and counted as a junk command, not
     /// as an error: free up to the junk limit, like any command that moves no mail.
     async fn discard_chunk(&mut self, size: usize, last: bool, refused: u16) -> Step {
-        if let Err(error) = read_chunk(&mut self.conn, None, size, self.config.data_timeout).await {
+        if let Err(error) = read_chunk(&mut self.conn, None, size, &self.timeouts).await {
             return Err(self.lost(error));
         }
         self.bdat_refused = (!last).then_some(refused);
@@ -142,14 +141,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
 }
 
 /// Reads DATA up to CRLF.CRLF, writing it into `body` as it arrives.
-async fn read_data<S>(conn: &mut Conn<S>, body: &mut Body, limit: Duration) -> Result<(), ConnError>
+async fn read_data<S>(
+    conn: &mut Conn<S>,
+    body: &mut Body,
+    timeouts: &Timeouts,
+) -> Result<(), ConnError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let mut reader = DotReader::new();
     loop {
         if conn.buffered().is_empty() {
-            conn.fill(limit).await?;
+            conn.fill(timeouts.data()).await?;
         }
         let (consumed, ended) = reader.feed(conn.buffered());
         conn.consume(consumed);
@@ -169,7 +172,7 @@ async fn read_chunk<S>(
     conn: &mut Conn<S>,
     mut body: Option<&mut Body>,
     size: usize,
-    limit: Duration,
+    timeouts: &Timeouts,
 ) -> Result<(), ConnError>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -179,7 +182,7 @@ where
     let mut done = size == 0;
     while !done {
         if conn.buffered().is_empty() {
-            conn.fill(limit).await?;
+            conn.fill(timeouts.data()).await?;
         }
         let input = conn.buffered();
         let mut bytes = input.iter();

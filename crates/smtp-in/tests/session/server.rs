@@ -16,14 +16,15 @@ use crate::tls::test_tls;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-struct Running {
-    address: SocketAddr,
+/// A real [`SmtpServer`] on a free loopback port.
+pub struct Running {
+    pub address: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<io::Result<()>>,
 }
 
 impl Running {
-    async fn start(mailfwd: &Mailfwd, config: SmtpConfig) -> Running {
+    pub async fn start(mailfwd: &Mailfwd, config: SmtpConfig) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -39,14 +40,18 @@ impl Running {
     }
 
     /// A raw client from `from` (an address in 127.0.0.0/8).
-    async fn raw_client(&self, from: IpAddr) -> Client {
-        let socket = TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::new(from, 0)).unwrap();
-        let stream = socket.connect(self.address).await.unwrap();
-        Client::new(Box::new(stream), None)
+    pub async fn raw_client(&self, from: IpAddr) -> Client {
+        Client::new(Box::new(self.connect_from(from).await.unwrap()), None)
     }
 
-    async fn stop(mut self) {
+    /// A TCP connection from `from` (an address in 127.0.0.0/8).
+    pub async fn connect_from(&self, from: IpAddr) -> io::Result<TcpStream> {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::new(from, 0))?;
+        socket.connect(self.address).await
+    }
+
+    pub async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -58,7 +63,8 @@ impl Running {
     }
 }
 
-fn local(last: u8) -> IpAddr {
+/// 127.0.0.`last`: every address in 127.0.0.0/8 is this machine.
+pub fn local(last: u8) -> IpAddr {
     [127, 0, 0, last].into()
 }
 
