@@ -7,6 +7,7 @@ mod harness;
 mod python_grpc;
 mod reprocess;
 mod rules;
+mod schemathesis;
 mod smtp;
 mod smuggling;
 mod startup;
