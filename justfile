@@ -45,3 +45,8 @@ bench-backlog:
 # (CASES=N to choose): no panic, well-formed replies, nothing stored without its 250.
 fuzz CASES="100000":
     SMTP_FUZZ_CASES={{CASES}} cargo test -p mailfwd-smtp-in --test session fuzz -- --nocapture
+
+# Schemathesis against the real server from its /openapi.json (with and without a token),
+# with many more cases than the test suite runs (installs schemathesis if missing).
+fuzz-api EXAMPLES="500":
+    MAILFWD_SCHEMATHESIS_EXAMPLES={{EXAMPLES}} cargo test -p mailfwd --test e2e schemathesis -- --nocapture

@@ -8,6 +8,7 @@ mod loops;
 mod python_grpc;
 mod reprocess;
 mod rules;
+mod schemathesis;
 mod smtp;
 mod smuggling;
 mod startup;

@@ -4,9 +4,13 @@
 //! [`ListQuery::into_query`] are the only places they become domain values, and they
 //! leave every check to the domain's parsers, adding only *which* field was wrong.
 
+use mailfwd_domain::address::MAX_ADDRESS;
 use mailfwd_domain::import::{ImportReport, RowError};
 use mailfwd_domain::{Domain, EmailAddress, RecipientPattern, Rule, RuleQuery};
 use serde::{Deserialize, Serialize};
+use utoipa::openapi::schema::{
+    ArrayBuilder, KnownFormat, ObjectBuilder, OneOfBuilder, Schema, SchemaFormat, Type,
+};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, Input};
@@ -21,14 +25,45 @@ pub(crate) const MAX_LIMIT: usize = 1000;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "sales@acme.test", "forward": ["alice@gmail.test", "bob@corp.test"]}))]
 pub(crate) struct CreateRuleBody {
-    /// The recipient: an address, or `*@domain` for every address at the domain.
+    /// The recipient: an address, or `*@domain` for every address at the domain. A domain
+    /// name, not an address literal.
+    #[schema(format = IdnEmail, min_length = 1, max_length = 254)]
     pub email: String,
     /// Where its mail goes: one address or a list of addresses.
+    #[schema(schema_with = forward_schema)]
     pub forward: Forward,
 }
 
+/// The schema of [`Forward`]: an address, or a non-empty list of them. There is no
+/// `maxItems`: the limit (`MAILFWD_MAX_DESTINATIONS`) counts distinct addresses after
+/// duplicates are merged, which a list length cannot say; a rule over it is a 422.
+fn forward_schema() -> Schema {
+    let address = || {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::IdnEmail)))
+            .min_length(Some(1))
+            .max_length(Some(MAX_ADDRESS))
+    };
+    OneOfBuilder::new()
+        .item(address().description(Some("A single destination.")))
+        .item(
+            ArrayBuilder::new()
+                .items(address())
+                .min_items(Some(1))
+                .description(Some(
+                    "Several destinations; duplicates (compared case-insensitively) are merged, \
+                     and at most `MAILFWD_MAX_DESTINATIONS` (default 10) distinct ones may remain.",
+                )),
+        )
+        .description(Some(
+            "Where its mail goes: one address or a non-empty list of addresses.",
+        ))
+        .into()
+}
+
 /// One destination or several.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[serde(
     untagged,
     expecting = "'forward' must be an email address or a list of email addresses"
@@ -97,12 +132,12 @@ impl From<&Rule> for RuleBody {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
-    /// Only rules of this domain.
+    /// Only rules of this domain (any case; a Unicode name or its punycode).
     pub domain: Option<String>,
-    /// Rules per page, 1 to 1000 (default 100); more than 1000 is answered 400.
-    #[param(minimum = 1, maximum = 1000)]
-    pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
+    /// Rules per page, 1 to 1000 (default 100); other values are answered 400.
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page, unchanged.
     pub cursor: Option<String>,
 }
 
@@ -131,16 +166,29 @@ impl ListQuery {
 
 /// The `limit` of a list request: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
 ///
+/// Read from text here rather than by serde, so that every bad value (`0`, `-1`, `1e3`,
+/// a number too large for any integer type, `ten`, an empty `limit=`) gets the same
+/// answer saying what is allowed, not a parser's "invalid digit found in string".
+///
 /// # Errors
-/// [`ApiError::BadRequest`] naming the parameter for a value out of range.
-pub(crate) fn page_limit(limit: Option<usize>) -> Result<usize, ApiError> {
-    let limit = limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "the query parameter 'limit' must be between 1 and {MAX_LIMIT}; it is {limit}"
-        )));
+/// [`ApiError::BadRequest`] naming the parameter and the allowed range.
+pub(crate) fn page_limit(limit: Option<String>) -> Result<usize, ApiError> {
+    let Some(text) = limit else {
+        return Ok(DEFAULT_LIMIT);
+    };
+    // Digits only: `usize::from_str` would also take a leading `+`.
+    let number = text
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| text.parse::<usize>().ok())
+        .flatten();
+    match number {
+        Some(limit) if (1..=MAX_LIMIT).contains(&limit) => Ok(limit),
+        _ => Err(ApiError::BadRequest(format!(
+            "the query parameter 'limit' must be a whole number between 1 and {MAX_LIMIT}; it is '{}'",
+            text.chars().take(32).collect::<String>()
+        ))),
     }
-    Ok(limit)
 }
 
 /// An empty query parameter (`?cursor=`) counts as absent.

@@ -111,9 +111,10 @@ pub(crate) struct EmailListQuery {
     pub since: Option<String>,
     /// Received before this time (RFC 3339).
     pub until: Option<String>,
-    /// Emails per page, 1 to 1000; 100 when absent.
-    pub limit: Option<usize>,
-    /// The `next_cursor` of the previous page.
+    /// Emails per page, 1 to 1000 (default 100); other values are answered 400.
+    #[param(value_type = Option<u16>, minimum = 1, maximum = 1000)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page (an email id).
     pub cursor: Option<String>,
 }
 
@@ -160,13 +161,14 @@ impl<S: Send + Sync> FromRequestParts<S> for EmailIdPath {
     get,
     path = "/v1/emails/{id}",
     tag = "emails",
-    params(("id" = String, Path, description = "The email id, as in the SMTP reply `250 2.0.0 Ok: queued as <id>`")),
+    params(("id" = String, Path, format = "uuid", description = "The email id, a UUID (hyphenated, as in the SMTP reply `250 2.0.0 Ok: queued as <id>`)")),
     responses(
         (status = 200, description = "The email's record, with the state of each destination's delivery", body = EmailBody),
         (status = 400, description = "The id is not an email id", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No email with this id", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -189,9 +191,10 @@ pub(crate) async fn get_email(
     params(EmailListQuery),
     responses(
         (status = 200, description = "One page of the received log", body = EmailListBody),
-        (status = 400, description = "A time that is not RFC 3339, a limit out of 1..=1000, or a bad cursor", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "A time that is not RFC 3339 in UTC, a limit out of 1..=1000, a cursor this server did not hand out, or an unknown parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

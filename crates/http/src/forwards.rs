@@ -23,12 +23,13 @@ use crate::extract::{ApiJson, ApiQuery, PatternPath};
         (status = 201, description = "The rule was created", body = RuleBody,
             headers(("location" = String, description = "The path of the new rule"))),
         (status = 400, description = "Malformed JSON, or a field that is not a valid address (the detail names the field)", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A rule for this recipient already exists", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the JSON body limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Valid addresses, but not a valid rule: no destination, too many, forwarding to itself, or, with the rules already stored, a forwarding loop or a chain of rules too long (the detail names the addresses)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -59,8 +60,9 @@ pub(crate) async fn create_rule(
     responses(
         (status = 200, description = "One page of rules", body = RuleListBody),
         (status = 400, description = "A bad domain, a limit out of 1..=1000, or a cursor this server did not hand out", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -80,13 +82,14 @@ pub(crate) async fn list_rules(
     get,
     path = "/v1/forwards/{email}",
     tag = "forwards",
-    params(("email" = String, Path, description = "The recipient pattern, percent-encoded: `sales@acme.test`, `*@acme.test` (or `%2A@acme.test`)")),
+    params(("email" = String, Path, format = IdnEmail, min_length = 1, max_length = 254, description = "The recipient pattern, percent-encoded: `sales@acme.test`, `*@acme.test` (or `%2A@acme.test`); a domain name, not an address literal")),
     responses(
         (status = 200, description = "The rule", body = RuleBody),
         (status = 400, description = "The path parameter is not a valid address or `*@domain`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule for this pattern", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -103,13 +106,14 @@ pub(crate) async fn get_rule(
     delete,
     path = "/v1/forwards/{email}",
     tag = "forwards",
-    params(("email" = String, Path, description = "The recipient pattern, percent-encoded: `sales@acme.test`, `*@acme.test` (or `%2A@acme.test`)")),
+    params(("email" = String, Path, format = IdnEmail, min_length = 1, max_length = 254, description = "The recipient pattern, percent-encoded: `sales@acme.test`, `*@acme.test` (or `%2A@acme.test`); a domain name, not an address literal")),
     responses(
         (status = 204, description = "The rule was deleted"),
         (status = 400, description = "The path parameter is not a valid address or `*@domain`", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule for this pattern", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

@@ -28,17 +28,21 @@ const CSV_TYPES: [&str; 2] = ["text/csv", "application/octet-stream"];
     tag = "forwards",
     params(ImportQuery),
     request_body(
-        description = "CSV with the header `email,forward`",
-        content(("text/csv"), ("application/octet-stream")),
+        description = "CSV whose first line is the header `email,forward`; several destinations of one row are separated by `;`",
+        content(
+            (String = "text/csv", example = "email,forward\nsales@acme.test,alice@gmail.test;bob@corp.test\n"),
+            (String = "application/octet-stream"),
+        ),
     ),
     responses(
         (status = 200, description = "The import ran; rejected rows, if any, are listed", body = ImportReportBody),
-        (status = 400, description = "The first line is not the header `email,forward`, or the file is empty", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or wrong bearer token", body = Problem, content_type = "application/problem+json"),
+        (status = 400, description = "The first line is not the header `email,forward`, the file is empty, or `atomic` is not `true` or `false`", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the import body limit; without `atomic`, batches read before the limit stay written", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not text/csv or application/octet-stream", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Atomic import with rejected rows: nothing was written", body = ImportReportBody),
+        (status = 500, description = "The store failed during the import; the detail says how many rules were written before (they stay written unless atomic)", body = Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]

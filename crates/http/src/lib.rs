@@ -142,6 +142,7 @@ pub fn router(services: Services, config: HttpConfig) -> Router {
         .merge(protected)
         .routes(routes!(health::healthz))
         .split_for_parts();
+    let api = openapi::for_access(api, state.config.api_token.is_some());
     router
         .route("/openapi.json", openapi::serve_document(api))
         .fallback(error::not_found)
