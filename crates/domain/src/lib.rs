@@ -19,7 +19,7 @@ pub mod rule_store;
 pub mod contract;
 
 pub use address::{AddressError, Domain, EmailAddress};
-pub use email::{EmailId, EmailStore, Envelope, NewEmail, ReceivedEmail, StoreError};
+pub use email::{EmailId, EmailStore, Encoding, Envelope, NewEmail, ReceivedEmail, StoreError};
 pub use expansion::{Cut, CutReason, Expansion, ExpansionLimits};
 pub use ingest::{
     AcceptedListener, Addressed, Incoming, Ingest, IngestError, IngestLimits, Origin, Transaction,

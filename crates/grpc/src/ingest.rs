@@ -45,6 +45,8 @@ pub(crate) async fn ingest_email(
         peer,
         helo: None,
         tls: false,
+        // No MAIL FROM parameters over gRPC: the data and the addresses decide.
+        declared: mailfwd_domain::Encoding::default(),
     };
     let mut tx = ingest.begin(sender, origin);
     let mut refused = Vec::new();

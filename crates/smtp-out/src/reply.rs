@@ -71,6 +71,8 @@ pub(crate) struct Capabilities {
     /// PIPELINING (RFC 2920): the envelope may go as one group of commands.
     pub(crate) pipelining: bool,
     pub(crate) chunking: bool,
+    /// 8BITMIME (RFC 6152): `BODY=8BITMIME` may be declared.
+    pub(crate) eight_bit_mime: bool,
     pub(crate) smtputf8: bool,
     /// `SIZE` was advertised; `Some(0)` means no fixed limit.
     pub(crate) size: Option<u64>,
@@ -91,6 +93,7 @@ impl Capabilities {
                 "PIPELINING" => caps.pipelining = true,
                 "CHUNKING" => caps.chunking = true,
                 "SMTPUTF8" => caps.smtputf8 = true,
+                "8BITMIME" => caps.eight_bit_mime = true,
                 "SIZE" => {
                     let limit = words.next().and_then(|limit| limit.parse::<u64>().ok());
                     caps.size = Some(limit.unwrap_or(0));
@@ -164,6 +167,7 @@ mod tests {
                 starttls: true,
                 pipelining: true,
                 chunking: true,
+                eight_bit_mime: true,
                 smtputf8: true,
                 size: Some(10_240_000),
             }
@@ -175,6 +179,7 @@ mod tests {
         let caps = Capabilities::from_ehlo(&reply(250, [0, 0, 0], "mx.example\nSIZE\nHELP"));
         assert_eq!(caps.size, Some(0));
         assert!(!caps.starttls && !caps.pipelining && !caps.chunking && !caps.smtputf8);
+        assert!(!caps.eight_bit_mime);
         let caps = Capabilities::from_ehlo(&reply(250, [0, 0, 0], "mx.example STARTTLS"));
         assert_eq!(caps, Capabilities::default());
     }

@@ -100,21 +100,27 @@ pub(crate) async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Whether the message must be an SMTPUTF8 transaction: a local part is not ASCII
-/// (domains are always in their ASCII form).
+/// Whether the message can only go as an SMTPUTF8 transaction (RFC 6531 §3.4): a
+/// local part is not ASCII (domains are always in their ASCII form), or it was received
+/// as SMTPUTF8 with UTF-8 in its header fields.
 fn needs_smtputf8(message: &Outgoing) -> bool {
     let sender_ascii = message
         .sender
         .as_ref()
         .is_none_or(|sender| sender.local_part().is_ascii());
-    !(sender_ascii && message.recipient.local_part().is_ascii())
+    let utf8_headers = message.encoding.smtputf8 && message.encoding.utf8_headers;
+    !(sender_ascii && message.recipient.local_part().is_ascii()) || utf8_headers
 }
 
 /// What the server's EHLO already tells us it would refuse.
 fn refuse_locally<S>(session: &Session<S>, message: &Outgoing) -> Option<String> {
     if needs_smtputf8(message) && !session.caps.smtputf8 {
-        // RFC 6531 §3.4: without the extension the message cannot be sent as it is.
-        return Some("destination does not support SMTPUTF8".to_owned());
+        // RFC 6531 §3.4: without the extension the message cannot be sent as it is, and
+        // downgrading it is not ours to do (RFC 6530 §7.1).
+        return Some(format!(
+            "5.6.7 {} does not support SMTPUTF8, which this message needs",
+            session.peer
+        ));
     }
     match session.caps.size {
         Some(limit) if limit > 0 && message.size > limit => Some(format!(
@@ -177,7 +183,14 @@ fn commands<S>(session: &Session<S>, message: &Outgoing, timeouts: &SmtpTimeouts
     if session.caps.size.is_some() {
         mail.push_str(&format!(" SIZE={}", message.size));
     }
-    if needs_smtputf8(message) {
+    // An 8-bit message to a server without 8BITMIME goes as it is, undeclared (ADR
+    // 0014): converting it would break its DKIM signatures.
+    if message.encoding.eight_bit && session.caps.eight_bit_mime {
+        mail.push_str(" BODY=8BITMIME");
+    }
+    // Passed on as received; `refuse_locally` has stopped a message that needs it and
+    // cannot have it.
+    if (message.encoding.smtputf8 || needs_smtputf8(message)) && session.caps.smtputf8 {
         mail.push_str(" SMTPUTF8");
     }
     let mut commands = vec![

@@ -47,6 +47,7 @@ fn message() -> (Outgoing, Arc<AtomicBool>) {
         recipient: address("b@dest.test"),
         body: Box::new(body),
         size: BODY.len() as u64,
+        encoding: mailfwd_domain::Encoding::default(),
     };
     (message, read)
 }
@@ -70,6 +71,7 @@ const PIPELINING: Capabilities = Capabilities {
     starttls: false,
     pipelining: true,
     chunking: false,
+    eight_bit_mime: false,
     smtputf8: false,
     size: None,
 };

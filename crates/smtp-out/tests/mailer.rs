@@ -7,6 +7,8 @@ mod body;
 mod delivery;
 #[path = "mailer/dns.rs"]
 mod dns;
+#[path = "mailer/encoding.rs"]
+mod encoding;
 #[path = "mailer/large.rs"]
 mod large;
 #[path = "mailer/pipelining.rs"]

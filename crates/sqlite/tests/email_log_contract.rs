@@ -30,6 +30,7 @@ fn received(n: usize) -> ReceivedEmail {
             peer: Some(format!("192.0.2.{}:25", n % 250)),
             helo: Some("client.example".to_owned()),
             tls: n.is_multiple_of(2),
+            encoding: mailfwd_domain::Encoding::default(),
         },
         size: n as u64,
         received_at: now_millis(),

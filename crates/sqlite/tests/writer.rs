@@ -27,6 +27,7 @@ fn received() -> ReceivedEmail {
             peer: None,
             helo: None,
             tls: false,
+            encoding: mailfwd_domain::Encoding::default(),
         },
         size: 10,
         received_at: now_millis(),

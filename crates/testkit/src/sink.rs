@@ -59,6 +59,8 @@ pub struct Options {
     pub broken_tls: bool,
     /// Offer SMTPUTF8.
     pub smtputf8: bool,
+    /// Offer 8BITMIME (most servers do; on by default).
+    pub eight_bit_mime: bool,
     /// Offer SIZE with this limit.
     pub size: Option<u64>,
     /// The reply to MAIL FROM.
@@ -86,6 +88,7 @@ impl Default for Options {
             starttls: false,
             broken_tls: false,
             smtputf8: false,
+            eight_bit_mime: true,
             size: None,
             mail_reply: "250 2.1.0 Ok".into(),
             rcpt_reply: "250 2.1.5 Ok".into(),

@@ -73,6 +73,9 @@ pub(crate) async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std:
                 if options.smtputf8 {
                     lines.push("250-SMTPUTF8".into());
                 }
+                if options.eight_bit_mime {
+                    lines.push("250-8BITMIME".into());
+                }
                 if let Some(size) = options.size {
                     lines.push(format!("250-SIZE {size}"));
                 }

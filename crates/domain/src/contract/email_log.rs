@@ -22,6 +22,11 @@ fn record(received_at: SystemTime, sender: Option<&str>) -> ReceivedEmail {
             peer: Some("[2001:db8::1]:2525".to_owned()),
             helo: Some("client.example".to_owned()),
             tls: true,
+            encoding: crate::email::Encoding {
+                eight_bit: true,
+                smtputf8: true,
+                utf8_headers: false,
+            },
         },
         size: 25 * 1024 * 1024,
         received_at,
@@ -35,6 +40,7 @@ pub async fn records_round_trip(store: &dyn EmailLog) {
             peer: None,
             helo: None,
             tls: false,
+            encoding: crate::email::Encoding::default(),
             ..with_sender.email.clone()
         },
         ..record(now_millis(), None)

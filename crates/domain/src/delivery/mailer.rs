@@ -15,6 +15,9 @@ pub struct Outgoing {
     pub body: Box<dyn BodyReader>,
     /// Size of `body` in octets, for the SIZE parameter.
     pub size: u64,
+    /// 8-bit data and SMTPUTF8, as received: `BODY=8BITMIME` and `SMTPUTF8` are passed
+    /// on.
+    pub encoding: crate::email::Encoding,
 }
 
 /// How an attempt ended, with the remote reply or the local error text.

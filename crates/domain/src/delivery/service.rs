@@ -310,6 +310,7 @@ impl Deliverer {
             recipient: claimed.job.destination.clone(),
             body: Box::new(PrefixedBody::new(header, body)),
             size,
+            encoding: email.email.encoding,
         })
     }
 }

@@ -85,6 +85,7 @@ async fn store(world: &World, recipients: &[&str], body: &[u8]) -> ReceivedEmail
         peer: Some("192.0.2.1:5000".into()),
         helo: Some("sender.test".into()),
         tls: false,
+        encoding: crate::email::Encoding::default(),
     };
     writer.commit(email).await.unwrap()
 }

@@ -75,6 +75,19 @@ pub struct Envelope {
     pub recipients: Vec<EmailAddress>,
 }
 
+/// How a message is encoded, from what the client declared at `MAIL FROM` and what its
+/// data holds; the next hop is told the same (RFC 6152, RFC 6531).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Encoding {
+    /// `BODY=8BITMIME` was declared, or the data holds octets over 127.
+    pub eight_bit: bool,
+    /// `SMTPUTF8` was declared, or an envelope address is not ASCII.
+    pub smtputf8: bool,
+    /// The header section holds octets over 127 (UTF-8 header fields, RFC 6532). With
+    /// `smtputf8`, such a message cannot go to a next hop that lacks SMTPUTF8.
+    pub utf8_headers: bool,
+}
+
 /// What the receiving side knows about an email besides its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEmail {
@@ -86,6 +99,8 @@ pub struct NewEmail {
     pub helo: Option<String>,
     /// Whether the body arrived over TLS.
     pub tls: bool,
+    /// 8-bit data and SMTPUTF8, to pass on.
+    pub encoding: Encoding,
 }
 
 /// The record of one accepted email: the received log is a list of these.

@@ -33,6 +33,7 @@ fn origin() -> Origin {
         peer: Some("192.0.2.1:1234".into()),
         helo: Some("client.test".into()),
         tls: true,
+        declared: crate::Encoding::default(),
     }
 }
 
@@ -274,4 +275,94 @@ proptest::proptest! {
         });
         proptest::prop_assert_eq!(whole, pieces);
     }
+}
+
+/// Commits `chunks` to sales@acme.test from `sender`, declaring `declared`.
+async fn encoding_of(sender: &str, declared: crate::Encoding, chunks: &[&[u8]]) -> crate::Encoding {
+    let (ingest, emails) = service(IngestLimits::default()).await;
+    let origin = Origin {
+        declared,
+        ..origin()
+    };
+    let mut tx = ingest.begin(Some(addr(sender)), origin);
+    tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
+    let Ok(addressed) = tx.addressed() else {
+        panic!("addressed")
+    };
+    let mut incoming = addressed.start_body().await.ok().unwrap();
+    for chunk in chunks {
+        incoming.write(chunk).await.unwrap();
+    }
+    let received = incoming.commit().await.unwrap();
+    assert_eq!(
+        emails.get(&received.id).await.unwrap(),
+        received,
+        "stored with it"
+    );
+    received.email.encoding
+}
+
+#[tokio::test]
+async fn the_encoding_comes_from_what_was_declared_and_what_the_data_holds() {
+    use crate::Encoding;
+    let plain = encoding_of(
+        "a@x.test",
+        Encoding::default(),
+        &[b"Subject: a\r\n\r\nb\r\n"],
+    )
+    .await;
+    assert_eq!(plain, Encoding::default());
+
+    // Declared 8BITMIME stays declared, even over 7-bit data.
+    let declared = Encoding {
+        eight_bit: true,
+        ..Encoding::default()
+    };
+    let result = encoding_of("a@x.test", declared, &[b"Subject: a\r\n\r\nb\r\n"]).await;
+    assert_eq!(result, declared);
+
+    // 8-bit octets in the body (even undeclared, as sloppy clients send them), split
+    // across chunks; none in the header section.
+    let body_only = encoding_of(
+        "a@x.test",
+        Encoding::default(),
+        &[b"Subject: a\r\n\r\nna", "\u{ef}ve\r\n".as_bytes()],
+    )
+    .await;
+    assert_eq!(
+        body_only,
+        Encoding {
+            eight_bit: true,
+            ..Encoding::default()
+        }
+    );
+
+    // UTF-8 in a header field, declared SMTPUTF8.
+    let smtputf8 = Encoding {
+        smtputf8: true,
+        ..Encoding::default()
+    };
+    let headers = encoding_of(
+        "a@x.test",
+        smtputf8,
+        &["Subject: caf\u{e9}\r\n\r\nb\r\n".as_bytes()],
+    )
+    .await;
+    assert_eq!(
+        headers,
+        Encoding {
+            eight_bit: true,
+            smtputf8: true,
+            utf8_headers: true,
+        }
+    );
+
+    // A UTF-8 sender makes it SMTPUTF8 whatever was declared (gRPC declares nothing).
+    let utf8_sender = encoding_of(
+        "j\u{f6}rg@x.test",
+        Encoding::default(),
+        &[b"S: a\r\n\r\nb\r\n"],
+    )
+    .await;
+    assert!(utf8_sender.smtputf8 && !utf8_sender.eight_bit);
 }

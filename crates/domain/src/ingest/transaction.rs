@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::{AcceptedListener, Ingest, IngestError};
 use crate::address::EmailAddress;
-use crate::email::{EmailId, EmailWriter, Envelope, NewEmail, ReceivedEmail};
+use crate::email::{EmailId, EmailWriter, Encoding, Envelope, NewEmail, ReceivedEmail};
 use crate::message::MessageFilter;
 
 /// Who handed the email over, as recorded with it.
@@ -16,6 +16,9 @@ pub struct Origin {
     pub helo: Option<String>,
     /// Whether the email arrives over TLS.
     pub tls: bool,
+    /// What the client declared at `MAIL FROM`: `BODY=8BITMIME` as `eight_bit`,
+    /// `SMTPUTF8` as `smtputf8` (the data and the envelope decide the rest).
+    pub declared: Encoding,
 }
 
 /// What [`Transaction::add_recipient`] did with an acceptable recipient.
@@ -151,6 +154,14 @@ impl Addressed {
             recipients,
             ..
         } = self.0;
+        let not_ascii = |address: &EmailAddress| !address.local_part().is_ascii();
+        let encoding = Encoding {
+            eight_bit: origin.declared.eight_bit,
+            smtputf8: origin.declared.smtputf8
+                || sender.as_ref().is_some_and(not_ascii)
+                || recipients.iter().any(not_ascii),
+            utf8_headers: false,
+        };
         Ok(Incoming {
             writer,
             filter,
@@ -160,6 +171,7 @@ impl Addressed {
                 peer: origin.peer,
                 helo: origin.helo,
                 tls: origin.tls,
+                encoding,
             },
         })
     }
@@ -222,7 +234,7 @@ impl Incoming {
     /// # Errors
     /// [`IngestError::EmptyMessage`], [`IngestError::Message`] (the body ended on a
     /// bare CR), or [`IngestError::Unavailable`].
-    pub async fn commit(self) -> Result<ReceivedEmail, IngestError> {
+    pub async fn commit(mut self) -> Result<ReceivedEmail, IngestError> {
         let verdict = if self.filter.size() == 0 {
             Err(IngestError::EmptyMessage)
         } else {
@@ -232,6 +244,9 @@ impl Incoming {
             self.writer.abort().await;
             return Err(error);
         }
+        let seen = self.filter.content();
+        self.email.encoding.eight_bit |= seen.eight_bit;
+        self.email.encoding.utf8_headers = seen.eight_bit_headers;
         let received = self.writer.commit(self.email).await?;
         if let Some(listener) = &self.listener {
             listener.accepted(&received);

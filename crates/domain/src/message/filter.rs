@@ -17,6 +17,16 @@ pub struct MessageFilter {
     size: u64,
     after_cr: bool,
     headers: HeaderScanner,
+    content: Content,
+}
+
+/// What kind of octets a message holds, for telling the next hop (8BITMIME, SMTPUTF8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Content {
+    /// Some octet is over 127.
+    pub eight_bit: bool,
+    /// Some octet of the header section is over 127.
+    pub eight_bit_headers: bool,
 }
 
 impl MessageFilter {
@@ -30,7 +40,14 @@ impl MessageFilter {
             size: 0,
             after_cr: false,
             headers: HeaderScanner::new(policy),
+            content: Content::default(),
         }
+    }
+
+    /// What kind of octets the message held so far.
+    #[must_use]
+    pub fn content(&self) -> Content {
+        self.content
     }
 
     /// Octets passed on so far.
@@ -122,11 +139,18 @@ impl MessageFilter {
             return 0;
         }
         self.size += run as u64;
+        if !self.content.eight_bit && !rest[..run].is_ascii() {
+            self.content.eight_bit = true;
+        }
         run
     }
 
     /// Counts one stored octet against the size and header limits.
     fn pass(&mut self, byte: u8) -> Result<(), MessageError> {
+        if !byte.is_ascii() {
+            self.content.eight_bit = true;
+            self.content.eight_bit_headers |= !self.headers.done();
+        }
         self.size += 1;
         if self.size > self.max_size {
             return Err(MessageError::TooLarge(self.max_size));

@@ -11,7 +11,7 @@ mod headers;
 
 use thiserror::Error;
 
-pub use filter::MessageFilter;
+pub use filter::{Content, MessageFilter};
 
 /// What to do with a bare LF (an LF not preceded by CR) in message data.
 ///

@@ -226,6 +226,7 @@ impl World {
             peer: Some("192.0.2.1:5000".into()),
             helo: Some("client.test".into()),
             tls: false,
+            encoding: mailfwd_domain::Encoding::default(),
         };
         writer.commit(email).await.unwrap()
     }

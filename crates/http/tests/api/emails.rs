@@ -18,6 +18,7 @@ async fn receive(app: &TestApp, sender: Option<&str>, body: &[u8]) -> ReceivedEm
             peer: Some("192.0.2.9:41000".to_owned()),
             helo: Some("client.example".to_owned()),
             tls: false,
+            encoding: mailfwd_domain::Encoding::default(),
         })
         .await
         .unwrap()

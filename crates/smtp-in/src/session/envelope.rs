@@ -3,12 +3,13 @@
 
 use std::borrow::Cow;
 
+use mailfwd_domain::Encoding;
 use mailfwd_domain::IngestError;
 use mailfwd_domain::ingest::Origin;
 use smtp_proto::{
-    MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE, MAIL_CONPERM,
-    MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom, RCPT_CONNEG,
-    RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
+    MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE,
+    MAIL_CONPERM, MAIL_REQUIRETLS, MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom,
+    RCPT_CONNEG, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE, RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS,
     RCPT_RRVS_CONTINUE, RCPT_RRVS_REJECT, RcptTo,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -67,6 +68,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             peer: Some(self.peer.to_string()),
             helo: self.helo.clone(),
             tls: self.conn.is_tls(),
+            declared: Encoding {
+                eight_bit: from.flags & MAIL_BODY_8BITMIME != 0,
+                smtputf8,
+                utf8_headers: false,
+            },
         };
         self.smtputf8 = smtputf8;
         self.bdat_refused = None;

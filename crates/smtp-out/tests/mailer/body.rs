@@ -40,6 +40,7 @@ pub fn message(sender: Option<&str>, recipient: &str, chunks: &[&[u8]]) -> Outgo
             chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
         )),
         size,
+        encoding: mailfwd_domain::Encoding::default(),
     }
 }
 

@@ -199,7 +199,10 @@ async fn smtputf8_is_asked_for_when_needed_and_refused_when_missing() {
     let outcome = relay_to(&ascii_only).send(simple("jürgen@dest.test")).await;
     assert_eq!(
         outcome,
-        DeliveryOutcome::Permanent("destination does not support SMTPUTF8".into())
+        DeliveryOutcome::Permanent(format!(
+            "5.6.7 {} does not support SMTPUTF8, which this message needs",
+            ascii_only.addr
+        ))
     );
     let outcome = relay_to(&ascii_only).send(simple("plain@dest.test")).await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));

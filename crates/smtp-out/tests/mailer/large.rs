@@ -28,6 +28,7 @@ async fn send_large(options: Options) {
         sender: Some(address("big@sender.test")),
         recipient: address("b@dest.test"),
         size,
+        encoding: mailfwd_domain::Encoding::default(),
         body: Box::new(body),
     };
     let outcome = relay_to(&sink).send(message).await;

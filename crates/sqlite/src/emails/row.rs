@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use mailfwd_domain::email::StoreError;
-use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail};
+use mailfwd_domain::{EmailAddress, EmailId, Encoding, Envelope, NewEmail, ReceivedEmail};
 use thiserror::Error;
 
 /// An email whose record cannot be stored or read back.
@@ -32,10 +32,36 @@ pub(super) struct EmailRow {
     pub(super) peer: Option<String>,
     pub(super) helo: Option<String>,
     pub(super) tls: bool,
+    pub(super) encoding: i64,
 }
 
 /// The column list that every `SELECT` of [`EmailRow`] uses.
-pub(super) const COLUMNS: &str = "id, received_at, sender, recipients, size, peer, helo, tls";
+pub(super) const COLUMNS: &str =
+    "id, received_at, sender, recipients, size, peer, helo, tls, encoding";
+
+/// The bits of the `encoding` column.
+const EIGHT_BIT: i64 = 1;
+const SMTPUTF8: i64 = 2;
+const UTF8_HEADERS: i64 = 4;
+
+fn encoding_bits(encoding: Encoding) -> i64 {
+    [
+        (encoding.eight_bit, EIGHT_BIT),
+        (encoding.smtputf8, SMTPUTF8),
+        (encoding.utf8_headers, UTF8_HEADERS),
+    ]
+    .iter()
+    .filter(|(set, _)| *set)
+    .fold(0, |bits, (_, bit)| bits | bit)
+}
+
+fn encoding_from_bits(bits: i64) -> Encoding {
+    Encoding {
+        eight_bit: bits & EIGHT_BIT != 0,
+        smtputf8: bits & SMTPUTF8 != 0,
+        utf8_headers: bits & UTF8_HEADERS != 0,
+    }
+}
 
 /// Milliseconds since the Unix epoch, negative before it.
 pub(super) fn unix_millis(time: SystemTime) -> i64 {
@@ -61,11 +87,12 @@ impl EmailRow {
         &self,
     ) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
         sqlx::query(
-            "INSERT INTO emails (id, received_at, sender, recipients, size, peer, helo, tls)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+            "INSERT INTO emails (id, received_at, sender, recipients, size, peer, helo, tls, encoding)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (id) DO UPDATE SET received_at = excluded.received_at,
                  sender = excluded.sender, recipients = excluded.recipients, size = excluded.size,
-                 peer = excluded.peer, helo = excluded.helo, tls = excluded.tls",
+                 peer = excluded.peer, helo = excluded.helo, tls = excluded.tls,
+                 encoding = excluded.encoding",
         )
         .bind(&self.id)
         .bind(self.received_at)
@@ -75,6 +102,7 @@ impl EmailRow {
         .bind(&self.peer)
         .bind(&self.helo)
         .bind(self.tls)
+        .bind(self.encoding)
     }
 
     /// The row for `email`.
@@ -104,6 +132,7 @@ impl EmailRow {
             peer: email.email.peer.clone(),
             helo: email.email.helo.clone(),
             tls: email.email.tls,
+            encoding: encoding_bits(email.email.encoding),
         })
     }
 
@@ -132,6 +161,7 @@ impl EmailRow {
                 peer: self.peer,
                 helo: self.helo,
                 tls: self.tls,
+                encoding: encoding_from_bits(self.encoding),
             },
             size,
             received_at: from_unix_millis(self.received_at),
@@ -142,6 +172,13 @@ impl EmailRow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_encoding_round_trips() {
+        for bits in 0..8 {
+            assert_eq!(encoding_bits(encoding_from_bits(bits)), bits);
+        }
+    }
 
     #[test]
     fn times_round_trip_at_millisecond_precision() {

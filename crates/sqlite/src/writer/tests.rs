@@ -64,6 +64,7 @@ async fn the_writer_task_ends_when_the_log_is_dropped() {
             peer: None,
             helo: None,
             tls: false,
+            encoding: mailfwd_domain::Encoding::default(),
         },
         size: 1,
         received_at: mailfwd_domain::email::now_millis(),
