@@ -11,8 +11,14 @@ mod dns;
 mod encoding;
 #[path = "mailer/large.rs"]
 mod large;
+#[path = "mailer/limits.rs"]
+mod limits;
 #[path = "mailer/pipelining.rs"]
 mod pipelining;
+#[path = "mailer/private.rs"]
+mod private;
+#[path = "mailer/protocol.rs"]
+mod protocol;
 #[path = "mailer/routing.rs"]
 mod routing;
 #[path = "mailer/session.rs"]
