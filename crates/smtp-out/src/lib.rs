@@ -46,3 +46,11 @@ mod transaction;
 pub use config::{MailerConfig, SmtpTimeouts};
 pub use error::MailerError;
 pub use mailer::SmtpMailer;
+
+/// Whether `next_hop` is a next hop the mailer takes as its relay or a route's
+/// target: `host`, `host:port`, `192.0.2.1:587`, `[2001:db8::1]:25` or a bare IPv6
+/// address.
+#[must_use]
+pub fn is_next_hop(next_hop: &str) -> bool {
+    route::parse_relay(next_hop, 25).is_some()
+}
