@@ -70,7 +70,8 @@ impl Ports {
             .with_limits(config.expansion_limits())
     }
 
-    /// The deliverer: these ports and an SMTP mailer (relay host or MX lookup).
+    /// The deliverer: these ports and an SMTP mailer (routes, then the relay host or
+    /// MX lookup).
     ///
     /// # Errors
     /// [`WiringError`] if the mailer or the retry schedule cannot be set up.
@@ -78,6 +79,10 @@ impl Ports {
         let mailer_config = MailerConfig {
             hostname: config.hostname(),
             relay: config.relay.clone(),
+            routes: config.routes(),
+            deliver_to_private_addresses: config.deliver_to_private_addresses,
+            mx_address_limit: config.mx_address_limit,
+            mx_session_limit: config.mx_session_limit,
             own_addresses: vec![config.smtp_listen],
             ..MailerConfig::default()
         };

@@ -7,21 +7,33 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use smtp_proto::response::parser::ResponseReceiver;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 
 use crate::error::SessionError;
-use crate::reply::Reply;
+use crate::reply::{Line, MAX_LINE, MAX_LINES, Reply};
 
 /// How many bytes are read from the socket at a time.
 const READ_SIZE: usize = 4096;
+
+/// How much of a malformed reply is kept in the error, to show what the server sent.
+const KEEP_MALFORMED: usize = 200;
 
 /// One SMTP connection, seen from the client side.
 pub(crate) struct Client<S> {
     stream: S,
     /// Bytes read after the last complete reply: the next replies of a pipelined group
-    /// often arrive in the same read. Dropped before a TLS handshake.
+    /// often arrive in the same read. Dropped before a TLS handshake. Kept here rather
+    /// than in a local of [`Client::read_reply`], so a read cut short by its timeout
+    /// loses nothing.
     pending: Vec<u8>,
+    /// The server can no longer read a command from us: a write was cut short, the
+    /// connection failed or was closed, or message data was left unfinished. QUIT is
+    /// not sent on such a connection (in the middle of message data it would become
+    /// part of the message).
+    broken: bool,
+    /// Message data is being written: until its end is, the server reads everything as
+    /// data.
+    in_data: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
@@ -29,6 +41,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         Client {
             stream,
             pending: Vec::new(),
+            broken: false,
+            in_data: false,
         }
     }
 
@@ -38,11 +52,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         self.stream
     }
 
-    /// Reads one complete (possibly multi-line) reply.
+    /// Marks the start (`true`) and the end (`false`) of message data sent by DATA: in
+    /// between, a failure leaves the server reading data, so no QUIT may follow.
+    pub(crate) fn set_in_data(&mut self, in_data: bool) {
+        self.in_data = in_data;
+    }
+
+    /// Marks a connection whose replies no longer line up with the commands: what the
+    /// server would make of a QUIT is unknown, so it is closed without one.
+    pub(crate) fn out_of_step(&mut self) {
+        self.pending.clear();
+        self.broken = true;
+    }
+
+    /// Whether the server has sent bytes that no command asked for yet: the rest of a
+    /// reply already read, or anything waiting on the socket. Only ever true for a
+    /// server whose replies no longer line up with our commands (or one announcing it
+    /// closes, with a 421): the connection cannot be trusted with a transaction.
+    pub(crate) fn has_unread(&mut self) -> bool {
+        !self.is_idle()
+    }
+
+    /// Reads one complete (possibly multi-line) reply; its code is its last line's.
     ///
     /// # Errors
     /// [`SessionError::Timeout`] after `timeout`, [`SessionError::Io`] when the
-    /// connection fails or closes, [`SessionError::Protocol`] for a malformed reply.
+    /// connection fails, [`SessionError::Closed`] when it closes,
+    /// [`SessionError::Protocol`] for a malformed reply (with the offending text).
     pub(crate) async fn read_reply(
         &mut self,
         timeout: Duration,
@@ -54,32 +90,76 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     async fn read_reply_inner(&mut self, during: &'static str) -> Result<Reply, SessionError> {
-        let mut parser = ResponseReceiver::default();
-        let mut input = std::mem::take(&mut self.pending);
+        // Lines are only taken out of `pending` once the whole reply is there, so a
+        // timeout in the middle of a reply loses nothing.
+        let mut scanned = 0;
         loop {
-            if !input.is_empty() {
-                let mut iter = input.iter();
-                match parser.parse(&mut iter) {
-                    Ok(response) => {
-                        self.pending = iter.as_slice().to_vec();
-                        return Ok(Reply::from_response(response));
+            let mut texts: Vec<String> = Vec::new();
+            let mut start = 0;
+            let mut last = None;
+            while let Some(end) = self.pending[start..].iter().position(|&b| b == b'\n') {
+                let raw = &self.pending[start..start + end];
+                let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                let line = String::from_utf8_lossy(raw).into_owned();
+                start += end + 1;
+                if line.len() > MAX_LINE {
+                    return Err(self.malformed(during, &line));
+                }
+                match Line::parse(&line) {
+                    Some(Line::More(text)) if texts.len() + 1 < MAX_LINES => {
+                        texts.push(text.to_owned());
                     }
-                    Err(smtp_proto::Error::NeedsMoreData { .. }) => {}
-                    Err(_) => return Err(SessionError::Protocol { during }),
+                    Some(Line::Last(code, text)) => {
+                        texts.push(text.to_owned());
+                        last = Some(code);
+                        break;
+                    }
+                    _ => return Err(self.malformed(during, &line)),
                 }
             }
-            input.clear();
-            input.resize(READ_SIZE, 0);
-            let read = self
-                .stream
-                .read(&mut input)
-                .await
-                .map_err(|source| SessionError::Io { during, source })?;
+            if let Some(code) = last {
+                self.pending.drain(..start);
+                let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+                return Ok(Reply::from_lines(code, &texts));
+            }
+            scanned = scanned.max(start);
+            if self.pending.len() - scanned > MAX_LINE + 2 {
+                let line = String::from_utf8_lossy(&self.pending[scanned..]).into_owned();
+                return Err(self.malformed(during, &line));
+            }
+            let have = self.pending.len();
+            self.pending.resize(have + READ_SIZE, 0);
+            let read = self.stream.read(&mut self.pending[have..]).await;
+            let read = match read {
+                Ok(read) => read,
+                Err(source) => {
+                    self.pending.truncate(have);
+                    self.broken = true;
+                    return Err(SessionError::Io { during, source });
+                }
+            };
+            self.pending.truncate(have + read);
             if read == 0 {
+                self.broken = true;
                 return Err(SessionError::Closed { during });
             }
-            input.truncate(read);
         }
+    }
+
+    /// The error for a reply that is not SMTP, keeping what the server sent (printable
+    /// and short) for the delivery's recorded reply. The rest of the input is dropped:
+    /// nothing after it can be trusted to line up with a command.
+    fn malformed(&mut self, during: &'static str, line: &str) -> SessionError {
+        self.pending.clear();
+        let mut text: String = line
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .take(KEEP_MALFORMED)
+            .collect();
+        if line.chars().count() > KEEP_MALFORMED {
+            text.push('…');
+        }
+        SessionError::Protocol { during, text }
     }
 
     /// Writes `bytes` and flushes them.
@@ -92,6 +172,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         timeout: Duration,
         during: &'static str,
     ) -> Result<(), SessionError> {
+        // Until the write completes, the server may hold part of it: a failure or a
+        // timeout in between leaves it in the middle of a line.
+        self.broken = true;
         let write = async {
             self.stream.write_all(bytes).await?;
             self.stream.flush().await
@@ -99,7 +182,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
         tokio::time::timeout(timeout, write)
             .await
             .map_err(|_| SessionError::Timeout { during })?
-            .map_err(|source| SessionError::Io { during, source })
+            .map_err(|source| SessionError::Io { during, source })?;
+        self.broken = false;
+        Ok(())
     }
 
     /// Sends one command line (without its CRLF) and reads the reply.
@@ -143,9 +228,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     }
 
     /// Sends QUIT and waits briefly for the reply, ignoring failures: the connection is
-    /// being given up anyway.
+    /// being given up anyway. Also after a refusal, a malformed reply or a timeout
+    /// (RFC 5321 §3.8: the client ends the session with QUIT); only a connection that
+    /// cannot take a command any more (see `broken`) is closed without it.
     pub(crate) async fn quit(mut self, timeout: Duration) {
-        let _ = self.command("QUIT", timeout, "QUIT").await;
+        if !self.broken && !self.in_data {
+            let _ = self.command("QUIT", timeout, "QUIT").await;
+        }
         let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
     }
 }

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use mailfwd_domain::Domain;
+
 /// Configuration of an [`crate::SmtpMailer`]. Every field has a default that works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MailerConfig {
@@ -12,6 +14,28 @@ pub struct MailerConfig {
     /// `host:port` of a relay host that takes all outbound mail (a missing port means
     /// [`MailerConfig::port`]); `None` means the destination's MX is looked up.
     pub relay: Option<String>,
+    /// Routes (Postfix's `transport_maps`): mail for exactly this domain (not its
+    /// subdomains) goes to this `host` or `host:port` (a missing port means
+    /// [`MailerConfig::port`]) instead of the relay or the domain's MX. Consulted
+    /// first. Default: none.
+    pub routes: Vec<(Domain, String)>,
+    /// Whether mail may go to loopback, private, link-local, unique-local and other
+    /// non-public addresses when they come from the destination: from its MX or
+    /// address records, or an address literal (`u@[127.0.0.1]`). Otherwise such an
+    /// address is never connected to, and mail that has no other fails for good
+    /// (`5.7.1`): anyone who can create a rule could otherwise probe the internal
+    /// network. The relay and routes are the operator's choice and are not checked.
+    /// Default: `false`.
+    pub deliver_to_private_addresses: bool,
+    /// The most addresses one delivery attempt tries, over all MX hosts; a host whose
+    /// lookup gives no usable address counts as one, so that a list of hosts whose
+    /// lookups time out cannot hold an attempt for long. 0 means no limit. Default: 5
+    /// (Postfix's `smtp_mx_address_limit`).
+    pub mx_address_limit: usize,
+    /// The most SMTP sessions one delivery attempt opens or reuses (a connection that
+    /// was established counts, whatever its greeting). 0 means no limit. Default: 2
+    /// (Postfix's `smtp_mx_session_limit`).
+    pub mx_session_limit: usize,
     /// The port of MX hosts and address literals. Default: 25.
     pub port: u16,
     /// How long to wait for a TCP connection to be established. Default: 30 s.
@@ -35,6 +59,10 @@ impl Default for MailerConfig {
         MailerConfig {
             hostname: "localhost".to_owned(),
             relay: None,
+            routes: Vec::new(),
+            deliver_to_private_addresses: false,
+            mx_address_limit: 5,
+            mx_session_limit: 2,
             port: 25,
             connect_timeout: Duration::from_secs(30),
             timeouts: SmtpTimeouts::default(),

@@ -17,6 +17,9 @@ use crate::error::SessionError;
 use crate::reply::{Capabilities, Reply};
 use crate::tls::{Stream, server_name};
 
+/// The longest wait for the reply to QUIT on a session being given up.
+const QUIT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The server a session talks to: the name it was found under and the address used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Peer {
@@ -82,22 +85,25 @@ impl Connector {
             })?;
         let _ = tcp.set_nodelay(true);
         let mut client = Client::new(Stream::Plain(tcp));
-        let greeting = client
-            .read_reply(self.timeouts.greeting, "the greeting")
-            .await?;
-        if !greeting.is_positive() {
-            return Err(SessionError::Reply(greeting));
-        }
-        self.not_myself(peer, &greeting, "greets with my own name")?;
-        let mut caps = self.hello(&mut client, peer).await?;
+        let mut caps = match self.greeted(&mut client, peer).await {
+            Ok(caps) => caps,
+            Err(error) => return Err(self.give_up(client, error)),
+        };
         let mut tls = false;
         if try_tls && caps.starttls {
-            let reply = client
+            let reply = match client
                 .command("STARTTLS", self.timeouts.ehlo, "STARTTLS")
-                .await?;
+                .await
+            {
+                Ok(reply) => reply,
+                Err(error) => return Err(self.give_up(client, error)),
+            };
             if reply.code == 220 {
                 client = self.handshake(client, peer).await?;
-                caps = self.hello(&mut client, peer).await?;
+                caps = match self.hello(&mut client, peer).await {
+                    Ok(caps) => caps,
+                    Err(error) => return Err(self.give_up(client, error)),
+                };
                 tls = true;
             } else {
                 // RFC 3207 §4: the server may refuse; the session goes on in plaintext.
@@ -111,6 +117,31 @@ impl Connector {
             peer: peer.clone(),
             tls,
         })
+    }
+
+    /// The greeting, which must be 2xx and not our own name, then EHLO (or HELO).
+    async fn greeted<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        client: &mut Client<S>,
+        peer: &Peer,
+    ) -> Result<Capabilities, SessionError> {
+        let greeting = client
+            .read_reply(self.timeouts.greeting, "the greeting")
+            .await?;
+        if !greeting.is_positive() {
+            return Err(SessionError::Reply(greeting));
+        }
+        self.not_myself(peer, &greeting, "greets with my own name")?;
+        self.hello(client, peer).await
+    }
+
+    /// Ends a session that failed while being opened (a refused greeting or EHLO, a
+    /// malformed reply, a timeout) with QUIT, as RFC 5321 §3.1 and §3.8 ask, in the
+    /// background: the delivery moves on to the next host meanwhile. Returns `error`.
+    fn give_up(&self, client: Client<Stream>, error: SessionError) -> SessionError {
+        let timeout = self.timeouts.ehlo.min(QUIT_TIMEOUT);
+        tokio::spawn(client.quit(timeout));
+        error
     }
 
     async fn handshake(

@@ -127,6 +127,8 @@ pub(crate) async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<Reply, SessionError> {
     let mut wire = WireBody::for_data();
     let mut out = Vec::new();
+    // Until the final `.` is written, the server reads everything as message data.
+    client.set_in_data(true);
     while let Some(chunk) = body.next_chunk().await.map_err(SessionError::Body)? {
         out.clear();
         wire.push(&chunk, &mut out);
@@ -139,6 +141,7 @@ pub(crate) async fn send_data<S: AsyncRead + AsyncWrite + Unpin>(
     client
         .write(&out, timeouts.data_block, "the end of the data")
         .await?;
+    client.set_in_data(false);
     client
         .read_reply(timeouts.data_end, "the end of the data")
         .await

@@ -17,8 +17,46 @@ pub(crate) struct Command {
     pub(crate) line: String,
     pub(crate) timeout: Duration,
     pub(crate) during: &'static str,
-    /// Whether the reply lets the transaction go on: 2xx, or 354 for DATA.
-    pub(crate) go_on: fn(&Reply) -> bool,
+    /// The reply that lets the transaction go on.
+    pub(crate) expect: Expect,
+}
+
+/// The reply a command needs for the transaction to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expect {
+    /// 2xx (MAIL FROM, RCPT TO).
+    Positive,
+    /// 354 (DATA).
+    StartData,
+}
+
+/// What one reply means for the command it answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The reply the command needs.
+    GoOn,
+    /// 4xx or 5xx: the server refused the command.
+    Refused,
+    /// A reply no server sends to this command (`250` to DATA, `354` to RCPT TO): it
+    /// answers something else, so the replies no longer line up with the commands.
+    Unexpected,
+}
+
+impl Command {
+    /// What `reply` means as the answer to this command.
+    pub(crate) fn verdict(&self, reply: &Reply) -> Verdict {
+        let wanted = match self.expect {
+            Expect::Positive => reply.is_positive(),
+            Expect::StartData => reply.code == 354,
+        };
+        if wanted {
+            Verdict::GoOn
+        } else if reply.is_refusal() {
+            Verdict::Refused
+        } else {
+            Verdict::Unexpected
+        }
+    }
 }
 
 /// What came back for a group of commands, in the order they were sent.
@@ -32,8 +70,9 @@ pub(crate) struct Replies {
 ///
 /// Pipelined, every reply is read even after a refusal: the server answers each
 /// command of the group, and an unread reply would be taken for the answer to the next
-/// command. Reading stops early only at an error, or at a 421, after which the server
-/// closes the connection and sends nothing more. In lock-step, the first reply that
+/// command. Reading stops early only at an error, at a 421, after which the server
+/// closes the connection and sends nothing more, or at an unexpected reply, after
+/// which no reply can be matched with its command. In lock-step, the first reply that
 /// does not let the transaction go on ends it: the remaining commands are not sent.
 pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client<S>,
@@ -64,7 +103,10 @@ pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 };
             }
         };
-        let stop = reply.code == 421 || (!pipelining && !(command.go_on)(&reply));
+        let verdict = command.verdict(&reply);
+        let stop = reply.code == 421
+            || verdict == Verdict::Unexpected
+            || (!pipelining && verdict != Verdict::GoOn);
         replies.push(reply);
         if stop {
             break;

@@ -19,6 +19,14 @@ pub enum MailerError {
     /// `relay` is not of the form `host` or `host:port`.
     #[error("the relay '{0}' is not of the form host:port")]
     InvalidRelay(String),
+    /// A route's next hop is not of the form `host` or `host:port`.
+    #[error("the route '{domain}={next_hop}' does not name a host or host:port")]
+    InvalidRoute {
+        /// The route's domain.
+        domain: String,
+        /// The next hop as given.
+        next_hop: String,
+    },
     /// The EHLO name is empty or holds spaces or control characters.
     #[error("the hostname '{0}' cannot be used in EHLO")]
     InvalidHostname(String),
@@ -50,9 +58,14 @@ pub(crate) enum SessionError {
     /// The server did not answer in time.
     #[error("timed out during {during}")]
     Timeout { during: &'static str },
-    /// The server sent something that is not an SMTP reply.
-    #[error("malformed reply during {during}")]
-    Protocol { during: &'static str },
+    /// The server sent something that is not an SMTP reply; `text` is what it sent.
+    #[error("malformed reply during {during}: '{text}'")]
+    Protocol { during: &'static str, text: String },
+    /// A well-formed reply that makes no sense for the command it answers (`250` to
+    /// DATA, `354` to RCPT TO), or bytes no command asked for: the replies no longer
+    /// line up with the commands, so no reply on this connection can be trusted.
+    #[error("protocol error: unexpected reply to {during}: {reply}")]
+    Unexpected { during: &'static str, reply: String },
     /// The TLS handshake after STARTTLS failed.
     #[error("TLS handshake failed: {0}")]
     Tls(#[source] std::io::Error),

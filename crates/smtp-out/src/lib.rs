@@ -11,9 +11,17 @@
 //! with PIPELINING the envelope (MAIL, RCPT and DATA) goes as one group, a completed
 //! transaction needs no RSET, and an idle connection is checked without a NOOP.
 //!
-//! The session is written here on tokio and smtp-proto's reply parser rather than on
-//! mail-send's client: mail-send's `data`/`bdat` take the whole message as one slice,
-//! and mailfwd never holds a whole message in memory.
+//! The session is written here on tokio rather than on mail-send's client: mail-send's
+//! `data`/`bdat` take the whole message as one slice, and mailfwd never holds a whole
+//! message in memory. Replies are read line by line here too (`client.rs`): a
+//! multi-line reply's code is its last line's, as Postfix reads it, and each reply is
+//! matched with the command it answers; a reply that makes no sense for its command
+//! (`250` to DATA) ends the transaction as a protocol error and the connection with it.
+//!
+//! Where mail may go is bounded: per-domain routes and the relay are the operator's
+//! choice; addresses that come from the destination (MX, address records, address
+//! literals) must be public unless allowed (`private.rs`, ADR 0015); and one attempt
+//! tries at most `mx_address_limit` addresses in `mx_session_limit` sessions.
 //!
 //! Every attempt ends in a [`DeliveryOutcome`](mailfwd_domain::delivery::DeliveryOutcome)
 //! that carries the remote reply (`250 2.0.0 Ok: queued as X`, `550 5.1.1 no such user`)
@@ -28,6 +36,7 @@ mod envelope;
 mod error;
 mod mailer;
 mod pool;
+mod private;
 mod reply;
 mod resolve;
 mod route;
@@ -37,3 +46,11 @@ mod transaction;
 pub use config::{MailerConfig, SmtpTimeouts};
 pub use error::MailerError;
 pub use mailer::SmtpMailer;
+
+/// Whether `next_hop` is a next hop the mailer takes as its relay or a route's
+/// target: `host`, `host:port`, `192.0.2.1:587`, `[2001:db8::1]:25` or a bare IPv6
+/// address.
+#[must_use]
+pub fn is_next_hop(next_hop: &str) -> bool {
+    route::parse_relay(next_hop, 25).is_some()
+}

@@ -1,7 +1,8 @@
 //! [`SmtpMailer`]: the `Mailer` port over SMTP. Finds the hosts, reuses or opens a
 //! session, runs the transaction, keeps the connection for next time.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,14 +15,11 @@ use crate::connect::{Connector, Peer, Session};
 use crate::dns::Dns;
 use crate::error::{MailerError, SessionError};
 use crate::pool::{Idle, Pool, still_usable};
+use crate::private::non_public;
 use crate::resolve::{Router, Unreachable};
-use crate::route::parse_relay;
+use crate::route::{Host, HostKind, parse_relay};
 use crate::tls::{Stream, opportunistic_connector};
 use crate::transaction::{After, TransactionEnd, transaction};
-
-/// At most this many connections are attempted for one message (RFC 5321 §5.1 asks
-/// for a limit; Postfix tries 5 MX addresses by default).
-const MAX_CONNECTION_ATTEMPTS: usize = 8;
 
 /// Sends mail over SMTP to a relay host or to each recipient domain's MX, with
 /// opportunistic STARTTLS and per-host connection reuse.
@@ -45,9 +43,11 @@ impl SmtpMailer {
     /// configuration (`/etc/resolv.conf`).
     ///
     /// # Errors
-    /// [`MailerError`] if the relay or hostname is malformed, or DNS or TLS cannot be
-    /// set up.
+    /// [`MailerError`] if the relay, a route or the hostname is malformed, or DNS or
+    /// TLS cannot be set up.
     pub fn new(config: MailerConfig) -> Result<SmtpMailer, MailerError> {
+        // With a relay, only routed domains and the relay itself are ever looked up,
+        // and those with the system's resolver.
         let dns = match config.relay {
             Some(_) => None,
             None => Some(Dns::system(config.dns_timeout)?),
@@ -90,8 +90,18 @@ impl SmtpMailer {
             timeouts: config.timeouts,
             tls: opportunistic_connector().map_err(MailerError::Tls)?,
         };
+        let mut routes = HashMap::new();
+        for (domain, next_hop) in &config.routes {
+            let host =
+                parse_relay(next_hop, config.port).ok_or_else(|| MailerError::InvalidRoute {
+                    domain: domain.as_str().to_owned(),
+                    next_hop: next_hop.clone(),
+                })?;
+            routes.insert(domain.as_str().to_owned(), host);
+        }
         let pool = Pool::new(config.max_idle_per_host, config.idle_timeout);
         let router = Router {
+            routes,
             relay,
             dns,
             port: config.port,
@@ -127,11 +137,14 @@ impl Mailer for SmtpMailer {
                 return outcome;
             }
         };
-        let mut last_error = None;
-        let mut attempts = 0;
+        let mut attempt = Attempt::default();
         'hosts: for host in &hosts {
             let key = host.pool_key();
+            if !inner.may_open_session(&attempt) {
+                break;
+            }
             if let Some(session) = inner.checkout(&key).await {
+                attempt.sessions += 1;
                 let peer = session.peer.clone();
                 let end = inner.deliver(session, &key, &mut message).await;
                 if !end.retryable {
@@ -145,7 +158,10 @@ impl Mailer for SmtpMailer {
                     outcome = ?end.outcome,
                     "reused connection failed before MAIL FROM; sending over a new one"
                 );
-                last_error = Some(outcome_text(end.outcome));
+                attempt.last_error = Some(outcome_text(end.outcome));
+            }
+            if !inner.may_try_address(&attempt) {
+                break;
             }
             let addresses = match inner.router.addresses(host).await {
                 Ok(addresses) => addresses,
@@ -155,15 +171,21 @@ impl Mailer for SmtpMailer {
                 }
                 Err(Unreachable::Skip(text)) => {
                     warn!(host = %host.name, %text, "skipping host");
-                    last_error = Some(text);
+                    attempt.addresses += 1;
+                    attempt.last_error = Some(text);
                     continue;
                 }
             };
+            let addresses = inner.allowed(host, addresses, &mut attempt);
+            if addresses.is_empty() {
+                // Nothing usable, but the lookup had its cost.
+                attempt.addresses += 1;
+            }
             for ip in addresses {
-                if attempts == MAX_CONNECTION_ATTEMPTS {
+                if !inner.may_try_address(&attempt) || !inner.may_open_session(&attempt) {
                     break 'hosts;
                 }
-                attempts += 1;
+                attempt.addresses += 1;
                 let peer = Peer {
                     host: host.name.clone(),
                     addr: SocketAddr::new(ip, host.port),
@@ -185,19 +207,92 @@ impl Mailer for SmtpMailer {
                         return error.outcome();
                     }
                     Err(error) => {
+                        if !matches!(error, SessionError::Connect { .. }) {
+                            attempt.sessions += 1;
+                        }
                         warn!(peer = %peer, %error, "no session; trying the next host");
-                        last_error = Some(error.to_string());
+                        attempt.last_error = Some(error.to_string());
                     }
                 }
             }
         }
-        let text = last_error.unwrap_or_else(|| format!("no host to deliver to for {domain}"));
-        info!(recipient = %message.recipient, %text, "all hosts failed");
-        DeliveryOutcome::Transient(text)
+        attempt.outcome(&domain, &message)
+    }
+}
+
+/// What one delivery attempt has spent, and what stopped it so far.
+#[derive(Default)]
+struct Attempt {
+    /// Addresses tried, and hosts whose lookup gave none (see `mx_address_limit`).
+    addresses: usize,
+    /// Sessions opened or reused (see `mx_session_limit`).
+    sessions: usize,
+    /// The last failure worth trying again later.
+    last_error: Option<String>,
+    /// The first address refused as not public.
+    refused: Option<String>,
+}
+
+impl Attempt {
+    /// How an attempt that found no server to take the message ends: transient if
+    /// anything failed that may work later; permanent if the only addresses there were
+    /// refused as private; transient with a generic text otherwise.
+    fn outcome(self, domain: &str, message: &Outgoing) -> DeliveryOutcome {
+        let outcome = match (self.last_error, self.refused) {
+            (Some(text), _) => DeliveryOutcome::Transient(text),
+            (None, Some(text)) => DeliveryOutcome::Permanent(text),
+            (None, None) => {
+                DeliveryOutcome::Transient(format!("no host to deliver to for {domain}"))
+            }
+        };
+        info!(recipient = %message.recipient, ?outcome, "all hosts failed");
+        outcome
     }
 }
 
 impl Inner {
+    /// Whether the attempt may try one more address (`mx_address_limit`).
+    fn may_try_address(&self, attempt: &Attempt) -> bool {
+        let limit = self.config.mx_address_limit;
+        limit == 0 || attempt.addresses < limit
+    }
+
+    /// Whether the attempt may open or reuse one more session (`mx_session_limit`).
+    fn may_open_session(&self, attempt: &Attempt) -> bool {
+        let limit = self.config.mx_session_limit;
+        limit == 0 || attempt.sessions < limit
+    }
+
+    /// The addresses of `host` that may be connected to: all of them for a host the
+    /// operator chose or when private destinations are allowed, else the public ones
+    /// (see `private.rs`). The first refused one is noted in `attempt`.
+    fn allowed(&self, host: &Host, addresses: Vec<IpAddr>, attempt: &mut Attempt) -> Vec<IpAddr> {
+        if !host.public_only || self.config.deliver_to_private_addresses {
+            return addresses;
+        }
+        let mut allowed = Vec::with_capacity(addresses.len());
+        for ip in addresses {
+            let Some(kind) = non_public(ip) else {
+                allowed.push(ip);
+                continue;
+            };
+            let what = match host.kind {
+                HostKind::Exchange => "MX",
+                HostKind::ImplicitMx => "host",
+                HostKind::Ip(_) => "address literal",
+                HostKind::Relay => "next hop",
+            };
+            let text = format!(
+                "5.7.1 refusing to deliver to the {kind} address {} ({what} {})",
+                ip.to_canonical(),
+                host.name
+            );
+            warn!(host = %host.name, %ip, "not a public address; not connecting");
+            attempt.refused.get_or_insert(text);
+        }
+        allowed
+    }
+
     /// Whether `addr` is one of the addresses our own SMTP server listens on.
     fn is_own_address(&self, addr: SocketAddr) -> bool {
         let ip = addr.ip().to_canonical();
@@ -251,7 +346,9 @@ impl Inner {
         match end.after {
             After::Ready => self.pool_or_quit(key, session).await,
             After::Reset => self.reset(key, session).await,
-            After::Close => {}
+            // QUIT in the background (unless the connection cannot take a command any
+            // more, see `Client::quit`): the outcome is known already.
+            After::Close => drop(tokio::spawn(session.client.quit(self.short_timeout()))),
         }
         end
     }

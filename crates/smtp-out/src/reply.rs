@@ -4,25 +4,73 @@
 use std::fmt;
 
 use mailfwd_domain::delivery::DeliveryOutcome;
-use smtp_proto::Response;
+
+/// Longest reply line accepted, CRLF excluded (RFC 5321 §4.5.3.1.5 allows 512).
+pub(crate) const MAX_LINE: usize = 4096;
+/// Most lines in one reply (an EHLO reply has one per extension).
+pub(crate) const MAX_LINES: usize = 100;
 
 /// One reply of the remote server: code, enhanced status code (if it sent one), text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reply {
     pub(crate) code: u16,
-    esc: Option<[u8; 3]>,
+    esc: Option<[u16; 3]>,
     /// The text; the lines of a multi-line reply are separated by `\n`.
     text: String,
 }
 
-impl Reply {
-    pub(crate) fn from_response(response: Response<String>) -> Self {
-        let esc = (response.esc != [0, 0, 0]).then_some(response.esc);
-        Reply {
-            code: response.code,
-            esc,
-            text: response.message,
+/// How one line of a reply reads.
+pub(crate) enum Line<'a> {
+    /// `250-text`: more lines follow.
+    More(&'a str),
+    /// `250 text` or `250`: the reply's last line.
+    Last(u16, &'a str),
+}
+
+impl<'a> Line<'a> {
+    /// Reads one reply line (without its line ending): three digits, the first 2 to
+    /// 5, then `-` (more lines follow), or a space or nothing (the last line). `None`
+    /// for anything else, which is not an SMTP reply.
+    pub(crate) fn parse(text: &'a str) -> Option<Line<'a>> {
+        let (digits, rest) = (text.get(..3)?, text.get(3..)?);
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || !digits.starts_with(['2', '3', '4', '5'])
+        {
+            return None;
         }
+        let code = digits.parse().ok()?;
+        match rest.as_bytes().first() {
+            None => Some(Line::Last(code, "")),
+            Some(b' ') => Some(Line::Last(code, &rest[1..])),
+            Some(b'-') => Some(Line::More(&rest[1..])),
+            Some(_) => None,
+        }
+    }
+}
+
+impl Reply {
+    /// The reply made of `lines` (each as [`Line::parse`] read it, the last one a
+    /// [`Line::Last`]). The code is the last line's, as Postfix reads it: the lines of
+    /// a well-formed reply all carry the same code, and where they do not
+    /// (`250-ok`, `451 try later`), the last line is the server's verdict. The enhanced
+    /// status code is taken off the start of each line's text; the last one found
+    /// is kept.
+    pub(crate) fn from_lines(code: u16, texts: &[&str]) -> Self {
+        let mut esc = None;
+        let mut text = String::new();
+        for (index, line) in texts.iter().enumerate() {
+            let line = match enhanced_code(line) {
+                Some((found, rest)) => {
+                    esc = Some(found);
+                    rest
+                }
+                None => line,
+            };
+            if index > 0 {
+                text.push('\n');
+            }
+            text.push_str(line);
+        }
+        Reply { code, esc, text }
     }
 
     /// The name a greeting or a reply to EHLO/HELO starts with (RFC 5321 §4.2: the
@@ -35,6 +83,11 @@ impl Reply {
         (200..300).contains(&self.code)
     }
 
+    /// 4xx or 5xx: the server refuses, for now or for good.
+    pub(crate) fn is_refusal(&self) -> bool {
+        (400..600).contains(&self.code)
+    }
+
     /// What this reply means as the end of a delivery attempt: 2xx delivered, 5xx
     /// permanent, anything else (4xx, or a code that makes no sense here) transient.
     pub(crate) fn outcome(&self) -> DeliveryOutcome {
@@ -44,6 +97,29 @@ impl Reply {
             _ => DeliveryOutcome::Transient(self.to_string()),
         }
     }
+}
+
+/// `2.1.5 rest` → (\[2, 1, 5\], `rest`): an enhanced status code (RFC 3463) followed
+/// by a space or nothing.
+fn enhanced_code(text: &str) -> Option<([u16; 3], &str)> {
+    let (word, rest) = match text.split_once(' ') {
+        Some((word, rest)) => (word, rest),
+        None => (text, ""),
+    };
+    let mut parts = word.split('.');
+    let mut esc = [0u16; 3];
+    for (index, slot) in esc.iter_mut().enumerate() {
+        let part = parts.next()?;
+        let max_len = if index == 0 { 1 } else { 3 };
+        if part.is_empty() || part.len() > max_len || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *slot = part.parse().ok()?;
+    }
+    if parts.next().is_some() || !(2..=5).contains(&esc[0]) {
+        return None;
+    }
+    Some((esc, rest))
 }
 
 impl fmt::Display for Reply {
@@ -109,12 +185,57 @@ impl Capabilities {
 mod tests {
     use super::*;
 
-    fn reply(code: u16, esc: [u8; 3], message: &str) -> Reply {
-        Reply::from_response(Response {
+    fn reply(code: u16, esc: [u16; 3], message: &str) -> Reply {
+        let esc = (esc != [0, 0, 0]).then_some(esc);
+        Reply {
             code,
             esc,
-            message: message.to_owned(),
-        })
+            text: message.to_owned(),
+        }
+    }
+
+    /// Parses a whole reply the way the client reads it, line by line.
+    fn parse(wire: &str) -> Option<Reply> {
+        let mut texts = Vec::new();
+        for line in wire.split("\r\n").filter(|line| !line.is_empty()) {
+            match Line::parse(line)? {
+                Line::More(text) => texts.push(text),
+                Line::Last(code, text) => {
+                    texts.push(text);
+                    return Some(Reply::from_lines(code, &texts));
+                }
+            }
+        }
+        None
+    }
+
+    #[test]
+    fn the_last_line_gives_the_code() {
+        let r = parse("250-ok\r\n451 no\r\n").expect("a reply");
+        assert_eq!((r.code, r.to_string()), (451, "451 ok no".to_owned()));
+        let r = parse("250-2.0.0 first\r\n250 2.1.5 second\r\n").expect("a reply");
+        assert_eq!(r.to_string(), "250 2.1.5 first second");
+        let r = parse("221\r\n").expect("a reply");
+        assert_eq!(r.to_string(), "221");
+        let r = parse("550 5.1.10 no such user\r\n").expect("a reply");
+        assert_eq!(r.to_string(), "550 5.1.10 no such user");
+        let r = parse("250 2.0 not an enhanced code\r\n").expect("a reply");
+        assert_eq!(r.to_string(), "250 2.0 not an enhanced code");
+    }
+
+    #[test]
+    fn lines_that_are_not_replies() {
+        for line in [
+            "hello there",
+            "25 short",
+            "2500 four digits",
+            "150 first digit 1",
+            "650 first digit 6",
+            "250x no separator",
+            "",
+        ] {
+            assert!(Line::parse(line).is_none(), "{line}");
+        }
     }
 
     #[test]

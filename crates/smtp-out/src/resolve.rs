@@ -2,6 +2,7 @@
 //! an address literal, or DNS (MX, then A/AAAA), with each DNS answer sorted into
 //! "no such domain" (permanent), "try the next host" or "try again later".
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use mailfwd_domain::delivery::DeliveryOutcome;
@@ -11,6 +12,8 @@ use crate::route::{Host, HostKind, MxPlan, address_literal, plan_mx};
 
 /// Finds hosts for a domain; one per mailer.
 pub(crate) struct Router {
+    /// Next hops by exact domain (lower case), before the relay and MX.
+    pub(crate) routes: HashMap<String, Host>,
     pub(crate) relay: Option<Host>,
     pub(crate) dns: Option<Dns>,
     /// The port of MX hosts and address literals.
@@ -26,13 +29,17 @@ pub(crate) enum Unreachable {
 }
 
 impl Router {
-    /// The hosts to try for `domain`, best first.
+    /// The hosts to try for `domain`, best first: its route, else the relay, else the
+    /// address literal or the domain's MX.
     ///
     /// # Errors
     /// The outcome of the delivery when there is no host to try: permanent for a
     /// domain that does not exist or accepts no mail, transient when DNS failed.
     pub(crate) async fn hosts(&self, domain: &str) -> Result<Vec<Host>, DeliveryOutcome> {
         let port = self.port;
+        if let Some(route) = self.routes.get(&domain.to_ascii_lowercase()) {
+            return Ok(vec![route.clone()]);
+        }
         if let Some(relay) = &self.relay {
             return Ok(vec![relay.clone()]);
         }
@@ -42,6 +49,7 @@ impl Router {
                     name: domain.to_owned(),
                     port,
                     kind: HostKind::Ip(ip),
+                    public_only: true,
                 }]),
                 None => Err(DeliveryOutcome::Permanent(format!(
                     "{domain} is not a valid address literal"
@@ -65,7 +73,12 @@ impl Router {
                 )));
             }
         };
-        let host = |name: String, kind| Host { name, port, kind };
+        let host = |name: String, kind| Host {
+            name,
+            port,
+            kind,
+            public_only: true,
+        };
         match plan_mx(records) {
             MxPlan::Null => Err(DeliveryOutcome::Permanent(format!(
                 "domain {domain} does not accept mail (null MX, RFC 7505)"
@@ -91,7 +104,7 @@ impl Router {
                 .await
                 .map(|found| found.map(|addr| addr.ip()).collect())
                 .map_err(|error| {
-                    Unreachable::Skip(format!("cannot resolve the relay host {name}: {error}"))
+                    Unreachable::Skip(format!("cannot resolve the next hop {name}: {error}"))
                 })?,
             (_, None) => Vec::new(),
             (kind, Some(dns)) => match (dns.addresses(name).await, kind) {

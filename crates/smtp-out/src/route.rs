@@ -12,6 +12,10 @@ pub(crate) struct Host {
     pub(crate) name: String,
     pub(crate) port: u16,
     pub(crate) kind: HostKind,
+    /// The destination chose this host (an MX, the domain itself, an address
+    /// literal), not the operator (the relay, a route): its addresses must be public
+    /// unless private destinations are allowed.
+    pub(crate) public_only: bool,
 }
 
 /// How a host's addresses are found.
@@ -24,7 +28,8 @@ pub(crate) enum HostKind {
     /// The domain itself, as there is no MX (implicit MX): no address means the domain
     /// cannot receive mail.
     ImplicitMx,
-    /// The relay host: the system's resolver, so `/etc/hosts` and search domains apply.
+    /// The relay host or a route's host, named by the operator: the system's resolver,
+    /// so `/etc/hosts` and search domains apply.
     Relay,
 }
 
@@ -86,7 +91,7 @@ pub(crate) fn address_literal(domain: &str) -> Option<IpAddr> {
     inner.parse().ok()
 }
 
-/// Reads a relay setting: `host`, `host:port`, `192.0.2.1:587`, `[2001:db8::1]:25`
+/// Reads a relay setting or a route's next hop: `host`, `host:port`, `192.0.2.1:587`, `[2001:db8::1]:25`
 /// or a bare IPv6 address; a missing port is `default_port`. `None` if malformed.
 pub(crate) fn parse_relay(relay: &str, default_port: u16) -> Option<Host> {
     let relay = relay.trim();
@@ -120,6 +125,7 @@ pub(crate) fn parse_relay(relay: &str, default_port: u16) -> Option<Host> {
         name: host.to_owned(),
         port,
         kind,
+        public_only: false,
     })
 }
 

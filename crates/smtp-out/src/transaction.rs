@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::config::SmtpTimeouts;
 use crate::connect::Session;
 use crate::data::{end_empty_data, send_bdat, send_data};
-use crate::envelope::{Command, Replies, exchange};
+use crate::envelope::{Command, Expect, Replies, Verdict, exchange};
 use crate::error::SessionError;
 use crate::reply::Reply;
 
@@ -38,8 +38,13 @@ pub(crate) struct TransactionEnd {
 }
 
 impl TransactionEnd {
-    /// Ended by `reply` to MAIL, RCPT, DATA or a BDAT chunk before the final one.
-    fn refused(reply: Reply, to_mail: bool) -> Self {
+    /// Ended by `reply` to MAIL, RCPT, DATA or a BDAT chunk before the final one: a
+    /// 4xx or 5xx refusal, or a reply that makes no sense there (see
+    /// [`TransactionEnd::out_of_step`]).
+    fn refused(reply: Reply, to_mail: bool, during: &'static str) -> Self {
+        if !reply.is_refusal() {
+            return TransactionEnd::out_of_step(during, &reply);
+        }
         let closing = reply.code == 421;
         TransactionEnd {
             outcome: reply.outcome(),
@@ -48,10 +53,44 @@ impl TransactionEnd {
         }
     }
 
+    /// Ended by a reply no server sends to the command it answers, such as `250` to
+    /// DATA: most likely the answer to an earlier command (a stale reply on a reused
+    /// connection moves every later one down a place, until the RCPT reply is read as
+    /// the reply to DATA, or to the end of the data). Nothing on this connection can be
+    /// trusted any more: it is a temporary protocol error, and the connection is closed.
+    fn out_of_step(during: &'static str, reply: &Reply) -> Self {
+        let error = SessionError::Unexpected {
+            during,
+            reply: reply.to_string(),
+        };
+        TransactionEnd {
+            outcome: error.outcome(),
+            after: After::Close,
+            retryable: false,
+        }
+    }
+
+    /// The final reply to the message (after the last `.` or the last BDAT): the only
+    /// reply that can deliver it.
+    fn end_of_data(reply: Reply, during: &'static str) -> Self {
+        let after = match reply.code {
+            421 => After::Close,
+            200..=299 | 400..=599 => After::Ready,
+            _ => return TransactionEnd::out_of_step(during, &reply),
+        };
+        TransactionEnd {
+            outcome: reply.outcome(),
+            after,
+            retryable: false,
+        }
+    }
+
     /// Ended by `error`; `before_mail` if MAIL FROM had not been answered yet.
     fn failed(error: SessionError, before_mail: bool) -> Self {
         match error {
-            SessionError::Reply(reply) => TransactionEnd::refused(reply, before_mail),
+            SessionError::Reply(reply) => {
+                TransactionEnd::refused(reply, before_mail, "the message data")
+            }
             error => TransactionEnd {
                 retryable: before_mail
                     && matches!(error, SessionError::Closed { .. } | SessionError::Io { .. }),
@@ -81,23 +120,34 @@ pub(crate) async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let client = &mut session.client;
     let body = message.body.as_mut();
-    let sent = if session.caps.chunking {
-        send_bdat(client, body, timeouts).await
+    let (sent, during) = if session.caps.chunking {
+        (
+            send_bdat(client, body, timeouts).await,
+            "the last BDAT chunk",
+        )
     } else {
-        send_data(client, body, timeouts).await
+        (
+            send_data(client, body, timeouts).await,
+            "the end of the data",
+        )
     };
-    match sent {
-        Ok(reply) => TransactionEnd {
-            after: if reply.code == 421 {
-                After::Close
-            } else {
-                After::Ready
-            },
-            outcome: reply.outcome(),
-            retryable: false,
-        },
+    let out_of_step = match &sent {
+        Ok(reply) => !(reply.is_positive() || reply.is_refusal()),
+        Err(SessionError::Reply(reply)) => !reply.is_refusal(),
+        Err(_) => false,
+    };
+    let mut end = match sent {
+        Ok(reply) => TransactionEnd::end_of_data(reply, during),
         Err(error) => TransactionEnd::failed(error, false),
+    };
+    // More than the final reply came: something is out of step, and a reused
+    // connection would read it as the answer to the next MAIL FROM.
+    let extra = end.after == After::Ready && client.has_unread();
+    if out_of_step || extra {
+        client.out_of_step();
+        end.after = After::Close;
     }
+    end
 }
 
 /// Whether the message can only go as an SMTPUTF8 transaction (RFC 6531 §3.4): a
@@ -140,21 +190,47 @@ async fn envelope<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), TransactionEnd> {
     let client = &mut session.client;
     let Replies { replies, error } = exchange(client, commands, session.caps.pipelining).await;
-    let refusal = commands
+    let verdicts: Vec<Verdict> = commands
         .iter()
         .zip(&replies)
-        .position(|(command, reply)| !(command.go_on)(reply));
+        .map(|(command, reply)| command.verdict(reply))
+        .collect();
+    let refusal = verdicts
+        .iter()
+        .position(|verdict| *verdict != Verdict::GoOn);
     let Some(index) = refusal else {
         return match error {
+            None if client.has_unread() => {
+                // Every command has its reply, yet more came: the replies are out of
+                // step, and the body must not follow on the strength of any of them.
+                client.out_of_step();
+                let last = commands.last().map_or("the envelope", |c| c.during);
+                Err(TransactionEnd {
+                    outcome: SessionError::Unexpected {
+                        during: last,
+                        reply: "more replies than commands".to_owned(),
+                    }
+                    .outcome(),
+                    after: After::Close,
+                    retryable: false,
+                })
+            }
             None => Ok(()),
             Some(error) => Err(TransactionEnd::failed(error, replies.is_empty())),
         };
     };
     // The first refusal decides; later replies (503 "need MAIL", 554 "no valid
     // recipients") only follow from it.
-    let mut end = TransactionEnd::refused(replies[index].clone(), index == 0);
-    if error.is_some() || replies.iter().any(|reply| reply.code == 421) {
+    let mut end =
+        TransactionEnd::refused(replies[index].clone(), index == 0, commands[index].during);
+    if error.is_some()
+        || replies.iter().any(|reply| reply.code == 421)
+        || verdicts.contains(&Verdict::Unexpected)
+    {
         end.after = After::Close;
+    }
+    if verdicts.contains(&Verdict::Unexpected) {
+        client.out_of_step();
     }
     let data_answered = replies.len() == commands.len()
         && commands
@@ -198,13 +274,13 @@ fn commands<S>(session: &Session<S>, message: &Outgoing, timeouts: &SmtpTimeouts
             line: mail,
             timeout: timeouts.mail,
             during: "MAIL FROM",
-            go_on: Reply::is_positive,
+            expect: Expect::Positive,
         },
         Command {
             line: format!("RCPT TO:<{}>", message.recipient),
             timeout: timeouts.rcpt,
             during: "RCPT TO",
-            go_on: Reply::is_positive,
+            expect: Expect::Positive,
         },
     ];
     if !session.caps.chunking {
@@ -212,7 +288,7 @@ fn commands<S>(session: &Session<S>, message: &Outgoing, timeouts: &SmtpTimeouts
             line: "DATA".to_owned(),
             timeout: timeouts.data_init,
             during: "DATA",
-            go_on: |reply| reply.code == 354,
+            expect: Expect::StartData,
         });
     }
     commands

@@ -11,8 +11,14 @@ mod dns;
 mod encoding;
 #[path = "mailer/large.rs"]
 mod large;
+#[path = "mailer/limits.rs"]
+mod limits;
 #[path = "mailer/pipelining.rs"]
 mod pipelining;
+#[path = "mailer/private.rs"]
+mod private;
+#[path = "mailer/protocol.rs"]
+mod protocol;
 #[path = "mailer/routing.rs"]
 mod routing;
 #[path = "mailer/session.rs"]
@@ -41,6 +47,8 @@ pub fn config(port: u16) -> MailerConfig {
             data_end: five,
         },
         dns_timeout: Duration::from_millis(500),
+        // The test servers are all on 127.0.0.x.
+        deliver_to_private_addresses: true,
         ..MailerConfig::default()
     }
 }

@@ -3,6 +3,13 @@
 //! with switches for CHUNKING, STARTTLS, SMTPUTF8, SIZE and scripted replies, and a
 //! [`Mode`] a test can change while mail flows (accept, destination down, slow).
 //!
+//! It is also the kit of misbehaving destinations: every scripted reply is sent as
+//! written, so it can be multi-line (`"250-2.0.0 queued\r\n451 4.3.0 no"`, lines
+//! separated by CRLF) or not SMTP at all (`"hello"`); a refused greeting is a
+//! `greeting` of `"554 5.7.1 go away"`; and [`Options`] has a destination that never greets, one
+//! that answers DATA with something other than 354, and one that sends a stale reply
+//! on a reused connection.
+//!
 //! A recipient whose local part starts with `reject` is always refused with
 //! `550 5.1.1`, whatever the options: a destination that does not exist.
 
@@ -45,8 +52,11 @@ pub const SLOW_REPLY: Duration = Duration::from_millis(200);
 /// What the sink offers and answers.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The greeting line, with its code.
+    /// The greeting line, with its code (`554 …` refuses the session).
     pub greeting: String,
+    /// Never send the greeting, as a tarpit: the client's greeting timeout runs out.
+    /// Commands are still read, recorded and answered.
+    pub no_greeting: bool,
     /// Whether EHLO is understood (else 502, and the client falls back to HELO).
     pub ehlo: bool,
     /// Offer PIPELINING.
@@ -67,8 +77,15 @@ pub struct Options {
     pub mail_reply: String,
     /// The reply to RCPT TO (unless the recipient or the mode says otherwise).
     pub rcpt_reply: String,
+    /// The reply to DATA when it is not the usual 354: a server that answers `250`
+    /// (the data is then not read, and nothing is recorded), or refuses.
+    pub data_command_reply: Option<String>,
     /// The reply at the end of a message's data.
     pub data_reply: String,
+    /// A reply no command asked for, sent just before the reply to the first MAIL
+    /// FROM after a completed transaction: on a reused connection, every reply
+    /// after it answers the command before the one it seems to.
+    pub stale_reply: Option<String>,
     /// Answer DATA with 354 even without a valid recipient (RFC 2920 §3.1 says 554).
     pub data_without_rcpt: bool,
     /// Close the connection, unanswered, at a MAIL FROM after the first transaction.
@@ -82,6 +99,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             greeting: "220 sink.test ESMTP".into(),
+            no_greeting: false,
             ehlo: true,
             pipelining: true,
             chunking: false,
@@ -92,7 +110,9 @@ impl Default for Options {
             size: None,
             mail_reply: "250 2.1.0 Ok".into(),
             rcpt_reply: "250 2.1.5 Ok".into(),
+            data_command_reply: None,
             data_reply: "250 2.0.0 Ok: queued as SINK1".into(),
+            stale_reply: None,
             data_without_rcpt: false,
             close_at_second_mail: false,
             idle_notice: None,

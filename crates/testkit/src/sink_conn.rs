@@ -26,8 +26,11 @@ const NO_RECIPIENTS: &str = "554 5.5.1 Error: no valid recipients";
 pub(crate) async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std::io::Result<()> {
     let options = &shared.options;
     let mut io: BufReader<Box<dyn Io>> = BufReader::new(Box::new(stream));
-    reply(&mut io, &options.greeting).await?;
+    if !options.no_greeting {
+        reply(&mut io, &options.greeting).await?;
+    }
     let mut tls = false;
+    let mut stale_sent = false;
     let mut tx = Transaction::default();
     // Transactions whose data this connection took, and whether the last command was one.
     let mut done = 0;
@@ -97,6 +100,10 @@ pub(crate) async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std:
             }
             "MAIL" if options.close_at_second_mail && done > 0 => return Ok(()),
             "MAIL" => {
+                if let (Some(stale), true, false) = (&options.stale_reply, done > 0, stale_sent) {
+                    io.write_all(format!("{stale}\r\n").as_bytes()).await?;
+                    stale_sent = true;
+                }
                 if options.mail_reply.starts_with('2') {
                     tx.mail_from = Some(text.clone());
                 }
@@ -120,6 +127,10 @@ pub(crate) async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std:
             }
             "DATA" if tx.rcpt_to.is_empty() && !options.data_without_rcpt => {
                 reply(&mut io, NO_RECIPIENTS).await?;
+            }
+            "DATA" if options.data_command_reply.is_some() => {
+                let answer = options.data_command_reply.as_deref().unwrap_or_default();
+                reply(&mut io, answer).await?;
             }
             "DATA" => {
                 reply(&mut io, "354 End data with <CR><LF>.<CR><LF>").await?;

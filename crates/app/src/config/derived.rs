@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use mailfwd_domain::ExpansionLimits;
 use mailfwd_domain::delivery::RetryPolicy;
+use mailfwd_domain::{Domain, ExpansionLimits};
 use mailfwd_layers::RuleCacheConfig;
 
 use super::{Config, ConfigError};
@@ -52,6 +52,7 @@ impl Config {
                 "must be host names without a port, separated by commas",
             );
         }
+        self.parse_routes()?;
         if !(1..=128).contains(&self.smtp_ipv6_client_prefix) {
             return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
         }
@@ -106,6 +107,51 @@ impl Config {
             .flat_map(|hosts| hosts.split(','))
             .map(str::trim)
             .filter(|host| !host.is_empty())
+    }
+
+    /// The routes of `routes`: (domain, next hop) for each `domain=host[:port]` entry.
+    /// Checked at load, so this holds every entry.
+    #[must_use]
+    pub fn routes(&self) -> Vec<(Domain, String)> {
+        self.parse_routes().unwrap_or_default()
+    }
+
+    /// Reads `routes`, naming the first bad entry: not `domain=next hop`, a domain
+    /// that is not a domain name, a next hop that is not `host[:port]`, or a domain
+    /// routed twice.
+    fn parse_routes(&self) -> Result<Vec<(Domain, String)>, ConfigError> {
+        let entries = self
+            .routes
+            .iter()
+            .flat_map(|routes| routes.split(','))
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty());
+        let mut routes: Vec<(Domain, String)> = Vec::new();
+        for entry in entries {
+            let bad = |rule| {
+                Err(ConfigError::Entry {
+                    setting: "routes",
+                    entry: entry.to_owned(),
+                    rule,
+                })
+            };
+            let Some((domain, next_hop)) = entry.split_once('=') else {
+                return bad("must be domain=host or domain=host:port");
+            };
+            let (domain, next_hop) = (domain.trim(), next_hop.trim());
+            let domain = match Domain::parse(domain) {
+                Ok(domain) if !domain.is_address_literal() => domain,
+                _ => return bad("does not start with a domain name"),
+            };
+            if !mailfwd_smtp_out::is_next_hop(next_hop) {
+                return bad("does not end with host or host:port");
+            }
+            if routes.iter().any(|(known, _)| *known == domain) {
+                return bad("routes a domain that already has a route");
+            }
+            routes.push((domain, next_hop.to_owned()));
+        }
+        Ok(routes)
     }
 
     /// The email store URL, derived from the data directory when not set.

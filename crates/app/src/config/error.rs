@@ -25,6 +25,16 @@ pub enum ConfigError {
         /// What it must be.
         rule: &'static str,
     },
+    /// One entry of a list setting is wrong.
+    #[error("{setting} ({}): '{entry}' {rule}", variable(setting))]
+    Entry {
+        /// The setting, as written in the TOML file.
+        setting: &'static str,
+        /// The entry as written.
+        entry: String,
+        /// What is wrong with it.
+        rule: &'static str,
+    },
     /// A storage URL names a scheme no adapter serves (`crate::storage` knows them).
     #[error(transparent)]
     Storage(crate::storage::StorageError),

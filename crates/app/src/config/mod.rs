@@ -37,6 +37,19 @@ pub struct Config {
     pub email_store: Option<String>,
     /// `host:port` of a relay host for all outbound mail; unset means MX lookup.
     pub relay: Option<String>,
+    /// Per-domain next hops, `domain=host[:port]` separated by commas, consulted
+    /// before the relay and MX (Postfix's `transport_maps`); exact domains only.
+    pub routes: Option<String>,
+    /// Whether mail may go to loopback, private, link-local and other non-public
+    /// addresses found in MX/A records or address literals (the relay and routes
+    /// always may).
+    pub deliver_to_private_addresses: bool,
+    /// Most addresses one delivery attempt tries (Postfix's `smtp_mx_address_limit`);
+    /// 0 means no limit.
+    pub mx_address_limit: usize,
+    /// Most SMTP sessions one delivery attempt opens (Postfix's
+    /// `smtp_mx_session_limit`); 0 means no limit.
+    pub mx_session_limit: usize,
     /// Name used in the SMTP greeting and headers.
     pub hostname: Option<String>,
     /// Bearer token for the admin APIs; unset means loopback clients only.
@@ -167,6 +180,10 @@ impl Default for Config {
             database_url: None,
             email_store: None,
             relay: None,
+            routes: None,
+            deliver_to_private_addresses: false,
+            mx_address_limit: 5,
+            mx_session_limit: 2,
             hostname: None,
             api_token: None,
             api_allowed_hosts: None,
@@ -215,6 +232,10 @@ const SETTINGS: &[&str] = &[
     "database_url",
     "email_store",
     "relay",
+    "routes",
+    "deliver_to_private_addresses",
+    "mx_address_limit",
+    "mx_session_limit",
     "hostname",
     "api_token",
     "api_allowed_hosts",
@@ -258,6 +279,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "database_url",
     "email_store",
     "relay",
+    "routes",
     "hostname",
     "log",
     "data_dir",

@@ -209,6 +209,78 @@ fn allowed_api_hosts_are_host_names_without_a_port() {
 }
 
 #[test]
+fn delivery_refuses_private_destinations_and_bounds_mx_work_by_default() {
+    let config = load_env(None, &[]).expect("defaults");
+    assert!(!config.deliver_to_private_addresses);
+    assert_eq!((config.mx_address_limit, config.mx_session_limit), (5, 2));
+    assert!(config.routes().is_empty());
+    let config = load_env(
+        None,
+        &[
+            ("MAILFWD_DELIVER_TO_PRIVATE_ADDRESSES", "true"),
+            ("MAILFWD_MX_ADDRESS_LIMIT", "0"),
+            ("MAILFWD_MX_SESSION_LIMIT", "1"),
+        ],
+    )
+    .expect("valid settings");
+    assert!(config.deliver_to_private_addresses);
+    assert_eq!((config.mx_address_limit, config.mx_session_limit), (0, 1));
+}
+
+#[test]
+fn routes_are_domains_with_next_hops() {
+    let config = load_env(
+        None,
+        &[(
+            "MAILFWD_ROUTES",
+            "corp.test=10.0.0.5:25, Hang.Test=127.0.0.1:5601,,v6.test=[::1]:2525,named.test=smtp.internal",
+        )],
+    )
+    .expect("valid routes");
+    let routes: Vec<(String, String)> = config
+        .routes()
+        .into_iter()
+        .map(|(domain, next_hop)| (domain.as_str().to_owned(), next_hop))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("corp.test".to_owned(), "10.0.0.5:25".to_owned()),
+            ("hang.test".to_owned(), "127.0.0.1:5601".to_owned()),
+            ("v6.test".to_owned(), "[::1]:2525".to_owned()),
+            ("named.test".to_owned(), "smtp.internal".to_owned()),
+        ]
+    );
+    for (bad, why) in [
+        (
+            "corp.test",
+            "'corp.test' must be domain=host or domain=host:port",
+        ),
+        (
+            "corp.test=host:port",
+            "'corp.test=host:port' does not end with host or host:port",
+        ),
+        (
+            "not a domain=10.0.0.5",
+            "'not a domain=10.0.0.5' does not start with a domain name",
+        ),
+        (
+            "[10.0.0.1]=10.0.0.5",
+            "'[10.0.0.1]=10.0.0.5' does not start with a domain name",
+        ),
+        (
+            "a.test=h:25,A.test=h:26",
+            "'A.test=h:26' routes a domain that already has a route",
+        ),
+    ] {
+        let error = load_env(None, &[("MAILFWD_ROUTES", bad)])
+            .expect_err(bad)
+            .to_string();
+        assert_eq!(error, format!("routes (MAILFWD_ROUTES): {why}"), "{bad}");
+    }
+}
+
+#[test]
 fn the_ipv6_client_prefix_is_a_prefix_length() {
     assert_eq!(
         load_env(None, &[])

@@ -1,10 +1,11 @@
 //! A real DNS server for the tests: answers MX and A queries over UDP on 127.0.0.1 from
 //! a small zone, built on the same hickory-proto messages the resolver parses.
 //! Names not in the zone get NXDOMAIN; a name can also be set to SERVFAIL or silence.
+//! Every question is logged, so a test can count what a delivery asked.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use hickory_resolver::proto::op::{Message, ResponseCode};
 use hickory_resolver::proto::rr::rdata::MX;
@@ -60,6 +61,8 @@ impl Zone {
 
 pub struct DnsServer {
     pub addr: SocketAddr,
+    /// (name without the final dot, record type) of every question received.
+    questions: Arc<Mutex<Vec<(String, RecordType)>>>,
     task: JoinHandle<()>,
 }
 
@@ -76,12 +79,20 @@ impl DnsServer {
             .expect("bind a UDP port");
         let addr = socket.local_addr().expect("a bound address");
         let zone = Arc::new(zone);
+        let questions: Arc<Mutex<Vec<(String, RecordType)>>> = Arc::default();
+        let log = Arc::clone(&questions);
         let task = tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];
             while let Ok((len, peer)) = socket.recv_from(&mut buf).await {
                 let Ok(request) = Message::from_vec(&buf[..len]) else {
                     continue;
                 };
+                if let Ok(mut log) = log.lock() {
+                    for query in &request.queries {
+                        let name = query.name().to_ascii().trim_end_matches('.').to_owned();
+                        log.push((name, query.query_type()));
+                    }
+                }
                 if let Some(response) = answer(&zone, &request)
                     && let Ok(bytes) = response.to_vec()
                 {
@@ -89,7 +100,28 @@ impl DnsServer {
                 }
             }
         });
-        DnsServer { addr, task }
+        DnsServer {
+            addr,
+            questions,
+            task,
+        }
+    }
+
+    /// The names asked about, each once, in the order first asked.
+    pub fn names_asked(&self) -> Vec<String> {
+        let questions = self.questions.lock().map(|q| q.clone()).unwrap_or_default();
+        let mut names: Vec<String> = Vec::new();
+        for (name, _) in questions {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// How many questions arrived (retries included).
+    pub fn questions(&self) -> usize {
+        self.questions.lock().map(|q| q.len()).unwrap_or_default()
     }
 }
 

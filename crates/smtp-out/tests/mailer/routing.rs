@@ -15,12 +15,12 @@ use crate::config;
 use crate::dns::{Behaviour, DnsServer, Zone};
 use mailfwd_testkit::sink::{Options, Sink};
 
-fn loopback(last: u8) -> Ipv4Addr {
+pub fn loopback(last: u8) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 0, last)
 }
 
 /// Sinks on 127.0.0.<n> for each (n, options), all on one port.
-async fn sinks(hosts: &[(u8, Options)]) -> (u16, Vec<Sink>) {
+pub async fn sinks(hosts: &[(u8, Options)]) -> (u16, Vec<Sink>) {
     'attempt: for _ in 0..20 {
         let first = Sink::start(hosts[0].1.clone()).await;
         let port = first.port();
@@ -40,7 +40,7 @@ async fn mailer(zone: Zone, port: u16) -> (SmtpMailer, DnsServer) {
     mailer_with(zone, config(port)).await
 }
 
-async fn mailer_with(zone: Zone, config: MailerConfig) -> (SmtpMailer, DnsServer) {
+pub async fn mailer_with(zone: Zone, config: MailerConfig) -> (SmtpMailer, DnsServer) {
     let dns = DnsServer::start(zone).await;
     let mailer = SmtpMailer::with_name_servers(config, &[dns.addr]).expect("a mailer");
     (mailer, dns)
