@@ -193,7 +193,8 @@ impl Mailer for SmtpMailer {
         }
         let text = last_error.unwrap_or_else(|| format!("no host to deliver to for {domain}"));
         info!(recipient = %message.recipient, %text, "all hosts failed");
-        DeliveryOutcome::Transient(text)
+        // No server answered: the forwarder's memory of dead destinations counts it.
+        DeliveryOutcome::Unreachable(text)
     }
 }
 
@@ -281,6 +282,7 @@ fn outcome_text(outcome: DeliveryOutcome) -> String {
     match outcome {
         DeliveryOutcome::Delivered(text)
         | DeliveryOutcome::Transient(text)
+        | DeliveryOutcome::Unreachable(text)
         | DeliveryOutcome::Permanent(text) => text,
     }
 }

@@ -25,7 +25,7 @@ async fn a_refused_connection_is_transient() {
     let outcome = mailer.send(simple("b@dest.test")).await;
     assert_eq!(
         outcome,
-        DeliveryOutcome::Transient(format!("connection to {addr} refused"))
+        DeliveryOutcome::Unreachable(format!("connection to {addr} refused"))
     );
 }
 
