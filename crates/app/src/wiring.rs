@@ -79,6 +79,8 @@ impl Ports {
             hostname: config.hostname(),
             relay: config.relay.clone(),
             own_addresses: vec![config.smtp_listen],
+            connect_timeout: config.smtp_out_connect_timeout,
+            timeouts: config.smtp_out_timeouts(),
             ..MailerConfig::default()
         };
         let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(mailer_config)?);

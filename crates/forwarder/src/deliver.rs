@@ -102,7 +102,9 @@ impl Shared {
                 let revived = self.deliverer.now() + for_;
                 match self.deliverer.defer_untried(&job, &reason, revived).await {
                     Ok(Attempt::Failed(reason)) => failed(&job, &reason),
-                    Ok(_) => tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried"),
+                    Ok(_) => {
+                        tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                    }
                     Err(error) => not_recorded(&job, &error),
                 }
                 return;

@@ -91,7 +91,9 @@ impl Destinations {
     pub(crate) fn new(limits: DestinationLimits) -> Destinations {
         let limits = DestinationLimits {
             initial_concurrency: limits.initial_concurrency.max(1),
-            concurrency_limit: limits.concurrency_limit.max(limits.initial_concurrency.max(1)),
+            concurrency_limit: limits
+                .concurrency_limit
+                .max(limits.initial_concurrency.max(1)),
             failed_cohort: limits.failed_cohort.max(1),
             max_backoff: limits.max_backoff.max(limits.min_backoff),
             ..limits
@@ -111,17 +113,15 @@ impl Destinations {
     pub(crate) fn admit(self: &Arc<Self>, name: &str) -> Admission {
         let limits = &self.limits;
         let mut known = self.known();
-        let destination = known
-            .entry(name.to_owned())
-            .or_insert_with(|| Destination {
-                active: 0,
-                window: limits.initial_concurrency,
-                failures: 0,
-                dead_until: None,
-                probing: false,
-                backoff: limits.min_backoff,
-                last_error: String::new(),
-            });
+        let destination = known.entry(name.to_owned()).or_insert_with(|| Destination {
+            active: 0,
+            window: limits.initial_concurrency,
+            failures: 0,
+            dead_until: None,
+            probing: false,
+            backoff: limits.min_backoff,
+            last_error: String::new(),
+        });
         let now = Instant::now();
         if let Some(until) = destination.dead_until {
             if now < until {

@@ -319,10 +319,19 @@ pub async fn a_release_may_postpone_the_job(queue: &dyn DeliveryQueue) {
     let held = queue.claim(now, LEASE, 10).await.unwrap().remove(0);
     // Its destination is busy: back in the queue, due in 30 s, unattempted.
     queue.release(&held, later(now, 30)).await.unwrap();
-    assert!(queue.claim(later(now, 29), LEASE, 10).await.unwrap().is_empty());
+    assert!(
+        queue
+            .claim(later(now, 29), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let again = queue.claim(later(now, 30), LEASE, 10).await.unwrap();
     assert_eq!(again.len(), 1, "due when asked");
-    assert_eq!(again[0].job.attempts, 1, "the postponed claim was not counted");
+    assert_eq!(
+        again[0].job.attempts, 1,
+        "the postponed claim was not counted"
+    );
 }
 
 pub async fn a_lost_lease_records_nothing_and_leaves_the_new_lease_alone(
@@ -345,12 +354,23 @@ pub async fn a_lost_lease_records_nothing_and_leaves_the_new_lease_alone(
     assert!(lost(queue.release(&slow, far).await));
     assert!(lost(queue.delivered(&slow, "250 slow", expired).await));
     let job = &queue.jobs_of(email).await.unwrap()[0];
-    assert_eq!((&job.state, job.attempts, job.last_reply.as_deref()), (&JobState::Pending, 2, None));
+    assert_eq!(
+        (&job.state, job.attempts, job.last_reply.as_deref()),
+        (&JobState::Pending, 2, None)
+    );
     assert!(
-        queue.claim(later(expired, 59), LEASE, 10).await.unwrap().is_empty(),
+        queue
+            .claim(later(expired, 59), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "the current lease holds until it ends, neither shortened nor given away"
     );
     let after = queue.claim(later(expired, 61), LEASE, 10).await.unwrap();
     assert_eq!(after.len(), 1, "nor extended: it ends when it was meant to");
-    assert!(lost(queue.delivered(&current, "250 late", later(expired, 61)).await));
+    assert!(lost(
+        queue
+            .delivered(&current, "250 late", later(expired, 61))
+            .await
+    ));
 }

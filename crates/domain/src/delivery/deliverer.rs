@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 
 use super::received::{PrefixedBody, received_header};
 use super::{
-    ClaimedJob, Clock, DeliveryJob, DeliveryOutcome, DeliveryQueue, Mailer, Outgoing,
-    QueueError, RetryPolicy, SystemClock,
+    ClaimedJob, Clock, DeliveryJob, DeliveryOutcome, DeliveryQueue, Mailer, Outgoing, QueueError,
+    RetryPolicy, SystemClock,
 };
 use crate::email::{EmailStore, ReceivedEmail, StoreError};
 
@@ -200,7 +200,9 @@ impl Deliverer {
     /// [`QueueError`] if the outcome could not be recorded (the job's lease then runs
     /// out and it is attempted again: at-least-once).
     pub async fn deliver(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
-        self.attempt(claimed, None, std::future::pending()).await.recorded
+        self.attempt(claimed, None, std::future::pending())
+            .await
+            .recorded
     }
 
     /// [`Deliverer::deliver`] for a caller that already holds the job's email record
@@ -270,7 +272,11 @@ impl Deliverer {
         let email = match email {
             Some(email) => email,
             None => {
-                read = self.emails.get(&claimed.job.email).await.map_err(unreadable)?;
+                read = self
+                    .emails
+                    .get(&claimed.job.email)
+                    .await
+                    .map_err(unreadable)?;
                 &read
             }
         };

@@ -39,7 +39,11 @@ async fn an_attempt_slower_than_its_lease_is_made_once_and_recorded() {
         1,
         "the destination received the message once"
     );
-    assert_eq!(world.mailer.most_at_once("slow.test"), 1, "never twice at once");
+    assert_eq!(
+        world.mailer.most_at_once("slow.test"),
+        1,
+        "never twice at once"
+    );
     let job = world.job(&email).await;
     assert_eq!(job.state, JobState::Pending);
     assert_eq!(job.attempts, 1);
@@ -54,7 +58,12 @@ async fn an_attempt_slower_than_its_lease_is_made_once_and_recorded() {
         started.elapsed()
     );
     assert!(
-        world.queue.claim(world.now(), lease, 10).await.unwrap().is_empty(),
+        world
+            .queue
+            .claim(world.now(), lease, 10)
+            .await
+            .unwrap()
+            .is_empty(),
         "no lease left to run out"
     );
     running.stop();

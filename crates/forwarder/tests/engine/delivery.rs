@@ -167,7 +167,9 @@ async fn a_stop_cuts_attempts_short_and_gives_every_claim_back() {
     running.stop();
     running.stopped().await;
     let took = asked.elapsed();
-    eprintln!("stopped {took:?} after the stop was asked for, a destination hanging (paused clock)");
+    eprintln!(
+        "stopped {took:?} after the stop was asked for, a destination hanging (paused clock)"
+    );
     assert!(
         took < Duration::from_secs(1),
         "the hanging attempt is cut short, not waited out: {took:?}"
@@ -241,12 +243,7 @@ async fn a_restart_releases_the_leases_of_the_previous_run() {
     // The previous run evaluated the email, claimed its job for 15 minutes and died.
     world
         .queue
-        .enqueue_claimed(
-            email.id,
-            &[addr("alice@dest.test")],
-            world.now(),
-            LEASE,
-        )
+        .enqueue_claimed(email.id, &[addr("alice@dest.test")], world.now(), LEASE)
         .await
         .unwrap();
     world.log.mark_evaluated(&email.id).await.unwrap();

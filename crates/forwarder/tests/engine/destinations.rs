@@ -11,7 +11,12 @@ use tokio::time::Instant;
 use crate::world::{Answer, Running, World, config};
 
 /// Receives `count` emails for `recipient` and hands each to the engine.
-async fn send(world: &World, running: &Running, recipient: &str, count: usize) -> Vec<ReceivedEmail> {
+async fn send(
+    world: &World,
+    running: &Running,
+    recipient: &str,
+    count: usize,
+) -> Vec<ReceivedEmail> {
     let mut emails = Vec::with_capacity(count);
     for _ in 0..count {
         let email = world.receive(recipient).await;
@@ -53,7 +58,9 @@ async fn a_hung_destination_does_not_hold_a_healthy_one() {
         })
         .await;
     let took = sent.elapsed();
-    eprintln!("5 messages for a healthy destination delivered in {took:?} behind 200 for a hung one (paused clock)");
+    eprintln!(
+        "5 messages for a healthy destination delivered in {took:?} behind 200 for a hung one (paused clock)"
+    );
     assert!(took < Duration::from_secs(2), "{took:?}");
     assert_eq!(
         world.mailer.most_at_once("hung.test"),
@@ -85,7 +92,9 @@ async fn a_slow_destination_does_not_hold_a_fast_one() {
         })
         .await;
     let took = sent.elapsed();
-    eprintln!("a message for a fast destination delivered {took:?} after 500 for a slow one (paused clock)");
+    eprintln!(
+        "a message for a fast destination delivered {took:?} after 500 for a slow one (paused clock)"
+    );
     assert!(took < Duration::from_secs(1), "{took:?}");
 
     let waiting = async {
@@ -106,7 +115,11 @@ async fn a_slow_destination_does_not_hold_a_fast_one() {
         20,
         "its concurrency grew with each delivery to the limit of 20, and no further"
     );
-    assert_eq!(world.mailer.sent_to("crawl@slow.test"), 500, "each sent once");
+    assert_eq!(
+        world.mailer.sent_to("crawl@slow.test"),
+        500,
+        "each sent once"
+    );
     running.stop();
     running.stopped().await;
 }
@@ -133,7 +146,9 @@ async fn an_unreachable_destination_gets_a_bounded_number_of_connection_attempts
 
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     let attempts = world.mailer.sent_to("down@down.test");
-    eprintln!("1,000 messages for an unreachable destination: {attempts} connection attempts in 30 minutes (paused clock)");
+    eprintln!(
+        "1,000 messages for an unreachable destination: {attempts} connection attempts in 30 minutes (paused clock)"
+    );
     // A cohort of 5, then one probe after each backoff: 1, 2, 4, 8, 10, 10 minutes.
     assert!((6..=15).contains(&attempts), "{attempts} attempts");
     let mut untried = 0;
@@ -145,7 +160,10 @@ async fn an_unreachable_destination_gets_a_bounded_number_of_connection_attempts
             "destination down.test is unreachable, not tried: connection to 192.0.2.9:25 refused",
         ));
     }
-    assert!(untried > 900, "{untried} of 1000 deferred without a connection");
+    assert!(
+        untried > 900,
+        "{untried} of 1000 deferred without a connection"
+    );
     running.stop();
     running.stopped().await;
 }
