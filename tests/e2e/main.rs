@@ -10,6 +10,7 @@ mod python_grpc;
 mod reprocess;
 mod rules;
 mod schemathesis;
+mod slow;
 mod smtp;
 mod smuggling;
 mod startup;
