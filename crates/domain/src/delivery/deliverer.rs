@@ -242,9 +242,10 @@ impl Deliverer {
             Ok(Err(unreadable)) => (Contact::None, unreadable),
             Err(Interruption::Deadline(after)) => (
                 Contact::Unreachable,
+                // Rounded: a deadline measured from the lease's start is a hair short.
                 DeliveryOutcome::Unreachable(format!(
-                    "attempt deadline of {} s exceeded",
-                    after.as_secs()
+                    "attempt deadline of {:.0} s exceeded",
+                    after.as_secs_f64()
                 )),
             ),
             Err(Interruption::Stop) => {

@@ -28,7 +28,7 @@ pub enum DeliveryOutcome {
     /// 4xx, a DNS problem, a connection lost half-way: try again later.
     Transient(String),
     /// No session could be had with any host of the destination (refused, timed out,
-    /// no greeting): try again later. Unlike [`DeliveryOutcome::Transient`], no server
+    /// no greeting or a refusing one): try again later. Unlike [`DeliveryOutcome::Transient`], no server
     /// answered, so this counts towards marking the destination dead (ADR 0016).
     Unreachable(String),
     /// 5xx, a null MX, an invalid destination: do not try again.
