@@ -362,9 +362,9 @@ async fn every_accepted_message_is_delivered_soon_after_repeated_sigkills() {
     drop(server);
 }
 
-/// A graceful stop (SIGTERM) gives back the deliveries that were claimed but not yet
-/// attempted: after the restart they go out at once, not when their 10-minute lease
-/// runs out.
+/// A graceful stop (SIGTERM) cuts short the attempts under way and gives back every
+/// delivery claimed: after the restart they go out at once, not when their 10-minute
+/// lease runs out.
 #[tokio::test]
 async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
     const MESSAGES: usize = 300;
@@ -393,20 +393,33 @@ async fn after_a_graceful_stop_no_delivery_waits_for_its_lease() {
     sink.set_mode(Mode::Accept);
     let _server = start(data.path(), &env);
     let started = Instant::now();
-    let delivered = sink
-        .wait_for_messages(MESSAGES, Duration::from_secs(60))
-        .await;
+    // Counted by id, not by message: an attempt cut short by the stop after the sink
+    // took its data is sent again after the restart (at-least-once).
+    let missing = |delivered: &[_]| {
+        accepted
+            .iter()
+            .filter(|id| {
+                !delivered.iter().any(|m: &mailfwd_testkit::sink::Received| {
+                    String::from_utf8_lossy(&m.data).contains(id.as_str())
+                })
+            })
+            .count()
+    };
+    loop {
+        let left = missing(&sink.received());
+        if left == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{left} of {MESSAGES} not delivered a minute after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     println!(
         "graceful stop: {MESSAGES} accepted, {before_restart} delivered before SIGTERM, \
-         all delivered {:?} after restart",
-        started.elapsed()
+         all delivered {:?} after restart ({} copies in all)",
+        started.elapsed(),
+        sink.received().len()
     );
-    for id in &accepted {
-        assert!(
-            delivered
-                .iter()
-                .any(|m| String::from_utf8_lossy(&m.data).contains(id.as_str())),
-            "{id} was delivered"
-        );
-    }
 }

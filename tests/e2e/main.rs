@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod destinations;
 mod encoding;
 mod forward;
 mod harness;
@@ -10,6 +11,7 @@ mod python_grpc;
 mod reprocess;
 mod rules;
 mod schemathesis;
+mod slow;
 mod smtp;
 mod smuggling;
 mod startup;

@@ -34,6 +34,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         ForwarderConfig {
             workers: config.delivery_workers,
             lease: config.delivery_lease,
+            attempt_timeout: config.attempt_timeout(),
+            destinations: config.destination_limits(),
             ..ForwarderConfig::default()
         },
     );
@@ -72,8 +74,8 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         error = listeners.failure() => Some(error),
     };
 
-    // Stop in order: no new mail first; then the forwarder finishes the attempts it is
-    // making and gives back the jobs it holds.
+    // Stop in order: no new mail first; then the forwarder cuts short the attempts it
+    // is making and gives back every job it holds.
     let stopped = listeners.stop().await;
     let _ = stop_forwarder.send(true);
     workers.join_all().await;

@@ -84,6 +84,8 @@ impl Ports {
             mx_address_limit: config.mx_address_limit,
             mx_session_limit: config.mx_session_limit,
             own_addresses: vec![config.smtp_listen],
+            connect_timeout: config.smtp_out_connect_timeout,
+            timeouts: config.smtp_out_timeouts(),
             ..MailerConfig::default()
         };
         let mailer: Arc<dyn Mailer> = Arc::new(SmtpMailer::new(mailer_config)?);

@@ -1,16 +1,20 @@
-//! The delivery workers: jobs claimed at evaluation, and jobs claimed from the queue.
+//! The delivery workers: jobs claimed at evaluation, and jobs claimed from the queue,
+//! each attempted within its deadline if its destination has room (ADR 0016).
 
 use std::sync::Arc;
 
-use mailfwd_domain::delivery::{Attempt, ClaimedJob, QueueError};
+use mailfwd_domain::ReceivedEmail;
+use mailfwd_domain::delivery::{Attempt, ClaimedJob, Interruption, QueueError};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::destinations::Admission;
 use crate::evaluate::Fresh;
 use crate::{LOOK_EVERY, Shared};
 
 impl Shared {
-    /// One worker, until `stop`: each attempt it starts, it finishes and records.
+    /// One worker, until `stop`. An attempt under way when `stop` comes is cut short
+    /// and its job given back.
     pub(crate) async fn deliver(
         self: Arc<Self>,
         fresh: flume::Receiver<Fresh>,
@@ -26,17 +30,19 @@ impl Shared {
                 return;
             }
             if let Ok(job) = fresh.try_recv() {
-                self.deliver_fresh(job).await;
+                self.deliver_fresh(job, &stop).await;
                 busy = true;
             }
             if *stop.borrow() {
                 return;
             }
             if Instant::now() >= claim_at {
+                // Taken before the claim: the lease in the queue ends no earlier.
+                let lease_ends = Instant::now() + self.config.lease;
                 match self.deliverer.claim(self.config.lease, 1).await {
                     Ok(jobs) if !jobs.is_empty() => {
-                        for job in &jobs {
-                            record(self.deliverer.deliver(job).await, job);
+                        for job in jobs {
+                            self.attempt(job, None, lease_ends, &stop).await;
                         }
                         busy = true;
                     }
@@ -55,41 +61,109 @@ impl Shared {
                 _ = stop.changed() => return,
                 // A job due in the queue: a reprocessed email, a job given back.
                 () = self.wake.notified() => claim_at = Instant::now(),
-                Ok(job) = fresh.recv_async() => self.deliver_fresh(job).await,
+                Ok(job) = fresh.recv_async() => self.deliver_fresh(job, &stop).await,
                 () = tokio::time::sleep_until(claim_at) => {}
             }
         }
     }
 
-    async fn deliver_fresh(&self, fresh: Fresh) {
-        // Less than half the lease left: it waited long for a worker (deliveries are
-        // slow), and an attempt might outlast the lease and be made twice. Give it back
-        // to the queue, where it is due at once.
-        let left = fresh.lease_ends.saturating_duration_since(Instant::now());
-        if left < self.config.lease / 2 {
-            self.give_back(&fresh.job).await;
+    async fn deliver_fresh(&self, fresh: Fresh, stop: &watch::Receiver<bool>) {
+        self.attempt(fresh.job, Some(fresh.email), fresh.lease_ends, stop)
+            .await;
+    }
+
+    /// One job: failed if past its give-up time, deferred untried if its destination
+    /// is dead, postponed if its destination has no free slot, else attempted until its
+    /// deadline — well inside its lease, so no other worker repeats it meanwhile.
+    async fn attempt(
+        &self,
+        job: ClaimedJob,
+        email: Option<Arc<ReceivedEmail>>,
+        lease_ends: Instant,
+        stop: &watch::Receiver<bool>,
+    ) {
+        if self.deliverer.is_past_give_up(&job.job) {
+            report(self.deliverer.give_up(&job).await, &job);
             return;
         }
-        record(
-            self.deliverer.deliver_email(&fresh.job, &fresh.email).await,
-            &fresh.job,
-        );
+        let name = self.deliverer.destination(&job.job);
+        let slot = match self.destinations.admit(&name) {
+            Admission::Go(slot) => slot,
+            Admission::Busy(delay) => {
+                metrics::counter!("mailfwd_postponed_total").increment(1);
+                if let Err(error) = self.deliverer.postpone(&job, delay).await {
+                    lease_kept(&job, &error);
+                }
+                return;
+            }
+            Admission::Dead { for_, reason } => {
+                metrics::counter!("mailfwd_deferred_untried_total").increment(1);
+                let reason = format!("destination {name} is unreachable, not tried: {reason}");
+                let revived = self.deliverer.now() + for_;
+                match self.deliverer.defer_untried(&job, &reason, revived).await {
+                    Ok(Attempt::Failed(reason)) => failed(&job, &reason),
+                    Ok(_) => {
+                        tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                    }
+                    Err(error) => not_recorded(&job, &error),
+                }
+                return;
+            }
+        };
+        // The attempt must end, and be recorded, before the lease does: the slack the
+        // configuration leaves between lease and attempt timeout is kept whole.
+        let deadline = lease_ends
+            .checked_sub(self.config.lease - self.config.attempt_timeout)
+            .unwrap_or(lease_ends);
+        let started = Instant::now();
+        if deadline.saturating_duration_since(started) < self.config.attempt_timeout / 2 {
+            // It waited long for a worker: given back, and claimed afresh with a whole
+            // deadline ahead of it.
+            drop(slot);
+            self.give_back(&job).await;
+            return;
+        }
+        let mut stopping = stop.clone();
+        let interruption = async move {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {
+                    metrics::counter!("mailfwd_attempt_deadline_exceeded_total").increment(1);
+                    Interruption::Deadline(deadline - started)
+                }
+                _ = stopping.wait_for(|stop| *stop) => Interruption::Stop,
+            }
+        };
+        let attempted = self
+            .deliverer
+            .attempt(&job, email.as_deref(), interruption)
+            .await;
+        let error = match &attempted.recorded {
+            Ok(Attempt::Deferred(_, reply) | Attempt::Failed(reply)) => reply.as_str(),
+            _ => "",
+        };
+        slot.finish(attempted.contact, error);
+        report(attempted.recorded, &job);
     }
 
     /// Returns a claimed job to the queue unattempted, due at once.
     pub(crate) async fn give_back(&self, job: &ClaimedJob) {
         match self.deliverer.release(job).await {
-            // Its lease ran out and a worker took it from the queue: nothing to give back.
-            Ok(()) | Err(QueueError::LeaseLost { .. }) => self.wake.notify_one(),
-            Err(error) => {
-                tracing::warn!(email = %job.job.email, destination = %job.job.destination, %error,
-                    "cannot give a delivery back to the queue; it is attempted when its lease runs out")
-            }
+            Ok(()) => self.wake.notify_one(),
+            Err(error) => lease_kept(job, &error),
         }
     }
 }
 
-fn record(attempt: Result<Attempt, QueueError>, job: &ClaimedJob) {
+/// A job could not be given back: its lease brings it back.
+fn lease_kept(job: &ClaimedJob, error: &QueueError) {
+    // Lost: its lease ran out and a worker took it from the queue; nothing to give back.
+    if !matches!(error, QueueError::LeaseLost { .. }) {
+        tracing::warn!(email = %job.job.email, destination = %job.job.destination, %error,
+            "cannot give a delivery back to the queue; it is attempted when its lease runs out");
+    }
+}
+
+fn report(attempt: Result<Attempt, QueueError>, job: &ClaimedJob) {
     let (email, destination) = (job.job.email, &job.job.destination);
     match attempt {
         Ok(Attempt::Delivered(reply)) => {
@@ -101,12 +175,21 @@ fn record(attempt: Result<Attempt, QueueError>, job: &ClaimedJob) {
             let at = humantime::format_rfc3339_seconds(at);
             tracing::warn!(%email, %destination, %reply, retry_at = %at, "deferred");
         }
-        Ok(Attempt::Failed(reason)) => {
-            metrics::counter!("mailfwd_failed_total").increment(1);
-            tracing::warn!(%email, %destination, %reason, "failed for good");
+        Ok(Attempt::Failed(reason)) => failed(job, &reason),
+        Ok(Attempt::GivenBack) => {
+            tracing::info!(%email, %destination, "stopped; the delivery is given back to the queue");
         }
-        Err(error) => {
-            tracing::error!(%email, %destination, %error, "cannot record the delivery attempt")
-        }
+        Err(error) => not_recorded(job, &error),
     }
+}
+
+fn failed(job: &ClaimedJob, reason: &str) {
+    metrics::counter!("mailfwd_failed_total").increment(1);
+    let (email, destination) = (job.job.email, &job.job.destination);
+    tracing::warn!(%email, %destination, %reason, "failed for good");
+}
+
+fn not_recorded(job: &ClaimedJob, error: &QueueError) {
+    let (email, destination) = (job.job.email, &job.job.destination);
+    tracing::error!(%email, %destination, %error, "cannot record the delivery attempt");
 }

@@ -2,7 +2,6 @@
 //! backlog alike, each evaluated with its new jobs claimed and handed to the workers.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use mailfwd_domain::delivery::{ClaimedJob, Evaluation};
 use mailfwd_domain::{CutReason, EmailId, ReceivedEmail};
@@ -88,7 +87,7 @@ impl Shared {
             id: email.id,
         };
         // Taken before the claim: the lease in the queue ends no earlier than `lease_ends`.
-        let (now, lease_ends) = (SystemTime::now(), Instant::now() + self.config.lease);
+        let (now, lease_ends) = (self.deliverer.now(), Instant::now() + self.config.lease);
         let evaluated = self
             .evaluator
             .evaluate_and_claim(&email, now, self.config.lease)

@@ -15,6 +15,7 @@
 
 mod backlog;
 mod deliver;
+mod destinations;
 mod evaluate;
 
 use std::collections::HashSet;
@@ -27,6 +28,8 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::task::JoinSet;
 
 use backlog::Backlog;
+pub use destinations::DestinationLimits;
+use destinations::Destinations;
 
 /// How often idle workers look in the queue for due retries, and how long a backlog
 /// read that failed waits before it is tried again.
@@ -35,10 +38,18 @@ const LOOK_EVERY: Duration = Duration::from_secs(5);
 /// How the engine runs.
 #[derive(Debug, Clone)]
 pub struct ForwarderConfig {
-    /// Concurrent deliveries.
+    /// Concurrent deliveries, all destinations together; each destination gets at most
+    /// [`DestinationLimits::concurrency_limit`] of them.
     pub workers: usize,
     /// How long a claimed job is held before another worker may take it over.
     pub lease: Duration,
+    /// The longest one attempt may take, connection to final reply; it is cut short
+    /// then and recorded as a temporary failure. Kept below the lease (at most four
+    /// fifths of it), so that an attempt is recorded before its lease runs out and is
+    /// never made twice at once.
+    pub attempt_timeout: Duration,
+    /// Per-destination concurrency and the memory of unreachable destinations.
+    pub destinations: DestinationLimits,
     /// Accepted emails waiting in memory for the evaluator; beyond this they wait in
     /// the received log for the backlog reader.
     pub handoff: usize,
@@ -51,8 +62,10 @@ pub struct ForwarderConfig {
 impl Default for ForwarderConfig {
     fn default() -> Self {
         ForwarderConfig {
-            workers: 16,
+            workers: 100,
             lease: Duration::from_secs(15 * 60),
+            attempt_timeout: Duration::from_secs(10 * 60),
+            destinations: DestinationLimits::default(),
             handoff: 10_000,
             evaluating: 64,
             backlog_page: 256,
@@ -79,6 +92,7 @@ struct Shared {
     /// Emails in the hand-off or being evaluated: the backlog reader leaves them alone.
     in_flight: Mutex<HashSet<EmailId>>,
     backlog: Arc<Backlog>,
+    destinations: Arc<Destinations>,
 }
 
 impl Shared {
@@ -102,6 +116,7 @@ impl Forwarder {
     ) -> Forwarder {
         let config = ForwarderConfig {
             workers: config.workers.max(1),
+            attempt_timeout: config.attempt_timeout.min(config.lease * 4 / 5),
             handoff: config.handoff.max(1),
             evaluating: config.evaluating.max(1),
             backlog_page: config.backlog_page.max(1),
@@ -113,6 +128,7 @@ impl Forwarder {
             workers: config.workers,
         }));
         let (sender, accepted) = mpsc::channel(config.handoff);
+        let destinations = Arc::new(Destinations::new(config.destinations.clone()));
         let shared = Arc::new(Shared {
             emails,
             evaluator,
@@ -121,6 +137,7 @@ impl Forwarder {
             wake,
             in_flight: Mutex::new(HashSet::new()),
             backlog: Arc::new(Backlog::default()),
+            destinations,
         });
         let handoff = Arc::new(Handoff {
             sender,
@@ -151,9 +168,10 @@ impl Forwarder {
     /// Starts the engine. First the leases the previous run of this instance held are
     /// released (a crash left them), so their jobs are due at once; then the evaluator,
     /// the backlog reader (which starts with whatever is left unevaluated) and the
-    /// workers start. They stop when `stop` turns true: each worker finishes the attempt
-    /// it is making, the evaluations under way finish, and the claims of jobs no worker
-    /// took are given back to the queue, due at once for the next start.
+    /// workers start. They stop when `stop` turns true: each worker cuts short the
+    /// attempt it is making and gives its job back, the evaluations under way finish,
+    /// and the claims of jobs no worker took are given back too, all due at once for
+    /// the next start.
     pub async fn start(self, stop: watch::Receiver<bool>) -> JoinSet<()> {
         match self.shared.deliverer.release_all_leases().await {
             Ok(0) => {}

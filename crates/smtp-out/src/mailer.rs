@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use mailfwd_domain::EmailAddress;
 use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
 use tracing::{debug, info, warn};
 
@@ -127,6 +128,10 @@ impl SmtpMailer {
 
 #[async_trait]
 impl Mailer for SmtpMailer {
+    fn destination(&self, recipient: &EmailAddress) -> String {
+        self.inner.router.destination(recipient.domain().as_str())
+    }
+
     async fn send(&self, mut message: Outgoing) -> DeliveryOutcome {
         let inner = &self.inner;
         let domain = message.recipient.domain().as_str().to_owned();
@@ -234,15 +239,17 @@ struct Attempt {
 }
 
 impl Attempt {
-    /// How an attempt that found no server to take the message ends: transient if
-    /// anything failed that may work later; permanent if the only addresses there were
-    /// refused as private; transient with a generic text otherwise.
+    /// How an attempt that found no server to take the message ends: unreachable (to be
+    /// tried later) if anything failed that may work later; permanent if the only
+    /// addresses there were refused as private; unreachable with a generic text
+    /// otherwise.
     fn outcome(self, domain: &str, message: &Outgoing) -> DeliveryOutcome {
         let outcome = match (self.last_error, self.refused) {
-            (Some(text), _) => DeliveryOutcome::Transient(text),
+            // No server answered: the forwarder's memory of dead destinations counts it.
+            (Some(text), _) => DeliveryOutcome::Unreachable(text),
             (None, Some(text)) => DeliveryOutcome::Permanent(text),
             (None, None) => {
-                DeliveryOutcome::Transient(format!("no host to deliver to for {domain}"))
+                DeliveryOutcome::Unreachable(format!("no host to deliver to for {domain}"))
             }
         };
         info!(recipient = %message.recipient, ?outcome, "all hosts failed");
@@ -378,6 +385,7 @@ fn outcome_text(outcome: DeliveryOutcome) -> String {
     match outcome {
         DeliveryOutcome::Delivered(text)
         | DeliveryOutcome::Transient(text)
+        | DeliveryOutcome::Unreachable(text)
         | DeliveryOutcome::Permanent(text) => text,
     }
 }

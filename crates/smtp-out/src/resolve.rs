@@ -35,6 +35,17 @@ impl Router {
     /// # Errors
     /// The outcome of the delivery when there is no host to try: permanent for a
     /// domain that does not exist or accepts no mail, transient when DNS failed.
+    /// The next hop mail for `domain` goes to, as the forwarder schedules it (ADR 0016):
+    /// the route's or the relay's host (every domain it takes shares its concurrency
+    /// and its memory of failures), otherwise the domain, whose MX hosts are the hop.
+    pub(crate) fn destination(&self, domain: &str) -> String {
+        let domain = domain.to_ascii_lowercase();
+        match self.routes.get(&domain).or(self.relay.as_ref()) {
+            Some(host) => host.pool_key(),
+            None => domain,
+        }
+    }
+
     pub(crate) async fn hosts(&self, domain: &str) -> Result<Vec<Host>, DeliveryOutcome> {
         let port = self.port;
         if let Some(route) = self.routes.get(&domain.to_ascii_lowercase()) {

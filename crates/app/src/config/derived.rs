@@ -57,6 +57,7 @@ impl Config {
             return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
         }
         self.check_smtp_stress()?;
+        self.check_delivery()?;
         if self.smtp_max_line_length < 512 {
             return rule(
                 "smtp_max_line_length",

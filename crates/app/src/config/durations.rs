@@ -150,3 +150,36 @@ pub mod seconds {
         deserializer.deserialize_any(Seconds)
     }
 }
+
+/// An optional duration written with a unit; unset when absent.
+pub mod optional {
+    use super::{Deserializer, Duration, Serializer, parse};
+    use serde::Deserialize;
+    use serde::de::Error;
+
+    /// Writes the duration as humantime text, or nothing.
+    ///
+    /// # Errors
+    /// Those of the serializer.
+    pub fn serialize<S: Serializer>(
+        value: &Option<Duration>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(value) => serializer.collect_str(&humantime::format_duration(*value)),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    /// Reads a duration with a unit.
+    ///
+    /// # Errors
+    /// A message quoting the value when it is not a duration.
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(deserializer)?
+            .map(|text| parse(&text).map_err(D::Error::custom))
+            .transpose()
+    }
+}

@@ -12,6 +12,7 @@ use figment::{Figment, Metadata, Profile, Provider};
 use mailfwd_domain::ExpansionLimits;
 use serde::{Deserialize, Serialize};
 
+mod delivery;
 mod derived;
 mod durations;
 mod error;
@@ -109,7 +110,7 @@ pub struct Config {
     pub forward_max_depth: usize,
     /// Most final destinations one email may expand to, all recipients together.
     pub forward_max_expansion: usize,
-    /// Concurrent deliveries.
+    /// Concurrent deliveries, all destinations together.
     pub delivery_workers: usize,
     /// How long a worker holds a claimed job before another may take it over.
     #[serde(with = "durations::duration")]
@@ -123,6 +124,45 @@ pub struct Config {
     /// Give up once the next attempt would be this long after the email arrived.
     #[serde(with = "durations::duration")]
     pub retry_give_up: Duration,
+
+    // Delivery scheduling and outbound SMTP timeouts (ADR 0016); checked in `delivery.rs`.
+    /// The longest one delivery attempt may take, connection to final reply; at most
+    /// four fifths of `delivery_lease`. Unset: four fifths of the lease, at most 10m.
+    #[serde(default, with = "durations::optional")]
+    pub delivery_attempt_timeout: Option<Duration>,
+    /// Concurrent deliveries one destination gets at first.
+    pub destination_initial_concurrency: usize,
+    /// The most concurrent deliveries one destination gets.
+    pub destination_concurrency_limit: usize,
+    /// Connection-level failures in a row that mark a destination unreachable.
+    pub destination_failed_cohort: u32,
+    /// How long a destination is unreachable at first, before one attempt probes it.
+    #[serde(with = "durations::duration")]
+    pub destination_min_backoff: Duration,
+    /// The longest a destination is unreachable before one attempt probes it.
+    #[serde(with = "durations::duration")]
+    pub destination_max_backoff: Duration,
+    /// Waiting for a TCP connection to a next hop (Postfix's `smtp_connect_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_connect_timeout: Duration,
+    /// Waiting for the greeting and the reply to EHLO/HELO (`smtp_helo_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_helo_timeout: Duration,
+    /// Waiting for the reply to MAIL FROM (`smtp_mail_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_mail_timeout: Duration,
+    /// Waiting for the reply to RCPT TO (`smtp_rcpt_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_rcpt_timeout: Duration,
+    /// Waiting for the reply to DATA (`smtp_data_init_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_data_init_timeout: Duration,
+    /// Sending one block of message data (`smtp_data_xfer_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_data_xfer_timeout: Duration,
+    /// Waiting for the reply to the end of the data (`smtp_data_done_timeout`).
+    #[serde(with = "durations::seconds")]
+    pub smtp_out_data_done_timeout: Duration,
     /// How long a rule lookup is cached (`0s`: no cache). Changes made through this
     /// instance are seen at once; this bounds how long another instance's are not.
     #[serde(with = "durations::duration")]
@@ -205,11 +245,24 @@ impl Default for Config {
             smtp_stress_junk_command_limit: 1,
             smtp_client_connection_rate_limit: 0,
             smtp_max_line_length: 4096,
-            delivery_workers: 16,
+            delivery_workers: 100,
             delivery_lease: MINUTE * 15,
             retry_schedule: [1, 5, 15, 30, 60, 120, 240].map(|m| MINUTE * m).to_vec(),
             retry_every: HOUR * 4,
             retry_give_up: HOUR * 24 * 5,
+            delivery_attempt_timeout: None,
+            destination_initial_concurrency: 5,
+            destination_concurrency_limit: 20,
+            destination_failed_cohort: 5,
+            destination_min_backoff: MINUTE,
+            destination_max_backoff: MINUTE * 10,
+            smtp_out_connect_timeout: Duration::from_secs(30),
+            smtp_out_helo_timeout: MINUTE * 5,
+            smtp_out_mail_timeout: MINUTE * 5,
+            smtp_out_rcpt_timeout: MINUTE * 5,
+            smtp_out_data_init_timeout: MINUTE * 2,
+            smtp_out_data_xfer_timeout: MINUTE * 3,
+            smtp_out_data_done_timeout: MINUTE * 10,
             max_destinations: mailfwd_domain::rule::DEFAULT_MAX_DESTINATIONS,
             forward_max_depth: ExpansionLimits::default().max_depth,
             forward_max_expansion: ExpansionLimits::default().max_destinations,
@@ -265,6 +318,20 @@ const SETTINGS: &[&str] = &[
     "retry_schedule",
     "retry_every",
     "retry_give_up",
+    // Delivery scheduling and outbound SMTP timeouts.
+    "delivery_attempt_timeout",
+    "destination_initial_concurrency",
+    "destination_concurrency_limit",
+    "destination_failed_cohort",
+    "destination_min_backoff",
+    "destination_max_backoff",
+    "smtp_out_connect_timeout",
+    "smtp_out_helo_timeout",
+    "smtp_out_mail_timeout",
+    "smtp_out_rcpt_timeout",
+    "smtp_out_data_init_timeout",
+    "smtp_out_data_xfer_timeout",
+    "smtp_out_data_done_timeout",
     "rule_cache_ttl",
     "rule_cache_capacity",
     "import_body_limit",
@@ -289,6 +356,9 @@ const TEXT_SETTINGS: &[&str] = &[
     "retry_schedule",
     "retry_every",
     "retry_give_up",
+    "delivery_attempt_timeout",
+    "destination_min_backoff",
+    "destination_max_backoff",
     "rule_cache_ttl",
 ];
 

@@ -371,3 +371,77 @@ fn stress_settings_have_postfix_like_defaults_and_are_checked() {
         "{error}"
     );
 }
+
+#[test]
+fn delivery_scheduling_and_outbound_timeouts_default_to_postfix_s() {
+    let config = load_env(None, &[]).expect("the defaults are valid");
+    assert_eq!(config.delivery_workers, 100);
+    assert_eq!(config.attempt_timeout(), 10 * MINUTE);
+    let limits = config.destination_limits();
+    assert_eq!(
+        (limits.initial_concurrency, limits.concurrency_limit),
+        (5, 20)
+    );
+    assert_eq!(
+        (limits.min_backoff, limits.max_backoff),
+        (MINUTE, 10 * MINUTE)
+    );
+    let timeouts = config.smtp_out_timeouts();
+    let seconds = [
+        config.smtp_out_connect_timeout,
+        timeouts.greeting,
+        timeouts.ehlo,
+        timeouts.mail,
+        timeouts.rcpt,
+        timeouts.data_init,
+        timeouts.data_block,
+        timeouts.data_end,
+    ]
+    .map(|timeout| timeout.as_secs());
+    assert_eq!(seconds, [30, 300, 300, 300, 300, 120, 180, 600]);
+
+    let short = load_env(
+        None,
+        &[
+            ("MAILFWD_DELIVERY_LEASE", "30s"),
+            ("MAILFWD_SMTP_OUT_DATA_DONE_TIMEOUT", "20"),
+            ("MAILFWD_DESTINATION_CONCURRENCY_LIMIT", "8"),
+        ],
+    )
+    .expect("valid");
+    assert_eq!(
+        short.attempt_timeout(),
+        Duration::from_secs(24),
+        "four fifths of a short lease"
+    );
+    assert_eq!(short.smtp_out_timeouts().data_end, Duration::from_secs(20));
+    assert_eq!(short.destination_limits().concurrency_limit, 8);
+}
+
+#[test]
+fn an_attempt_timeout_the_lease_cannot_cover_is_refused() {
+    let error = load_env(
+        None,
+        &[
+            ("MAILFWD_DELIVERY_LEASE", "15m"),
+            ("MAILFWD_DELIVERY_ATTEMPT_TIMEOUT", "14m"),
+        ],
+    )
+    .expect_err("the lease would run out during an attempt")
+    .to_string();
+    assert!(
+        error.starts_with(
+            "delivery_attempt_timeout (MAILFWD_DELIVERY_ATTEMPT_TIMEOUT) must be at most four \
+             fifths of delivery_lease (MAILFWD_DELIVERY_LEASE)"
+        ),
+        "{error}"
+    );
+    let error = load_env(None, &[("MAILFWD_DESTINATION_CONCURRENCY_LIMIT", "2")])
+        .expect_err("below the initial concurrency")
+        .to_string();
+    assert_eq!(
+        error,
+        "destination_concurrency_limit (MAILFWD_DESTINATION_CONCURRENCY_LIMIT) must be at \
+         least destination_initial_concurrency"
+    );
+}

@@ -308,3 +308,69 @@ pub async fn release_all_leases_makes_held_jobs_due_at_once_and_keeps_their_atte
         "nothing is held any more"
     );
 }
+
+pub async fn a_release_may_postpone_the_job(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let email = EmailId::new();
+    queue
+        .enqueue(email, &[addr("a@x.test")], false, now)
+        .await
+        .unwrap();
+    let held = queue.claim(now, LEASE, 10).await.unwrap().remove(0);
+    // Its destination is busy: back in the queue, due in 30 s, unattempted.
+    queue.release(&held, later(now, 30)).await.unwrap();
+    assert!(
+        queue
+            .claim(later(now, 29), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let again = queue.claim(later(now, 30), LEASE, 10).await.unwrap();
+    assert_eq!(again.len(), 1, "due when asked");
+    assert_eq!(
+        again[0].job.attempts, 1,
+        "the postponed claim was not counted"
+    );
+}
+
+pub async fn a_lost_lease_records_nothing_and_leaves_the_new_lease_alone(
+    queue: &dyn DeliveryQueue,
+) {
+    let now = now_millis();
+    let email = EmailId::new();
+    queue
+        .enqueue(email, &[addr("a@x.test")], false, now)
+        .await
+        .unwrap();
+    let slow = queue.claim(now, LEASE, 10).await.unwrap().remove(0);
+    let expired = later(now, 61);
+    let current = queue.claim(expired, LEASE, 10).await.unwrap().remove(0);
+    // The slow worker's attempt ends at last; none of what it says may stick.
+    let far = later(now, 86_400);
+    let lost = |result: Result<(), QueueError>| matches!(result, Err(QueueError::LeaseLost { .. }));
+    assert!(lost(queue.retry_later(&slow, "451 slow", far).await));
+    assert!(lost(queue.failed(&slow, "550 slow", expired).await));
+    assert!(lost(queue.release(&slow, far).await));
+    assert!(lost(queue.delivered(&slow, "250 slow", expired).await));
+    let job = &queue.jobs_of(email).await.unwrap()[0];
+    assert_eq!(
+        (&job.state, job.attempts, job.last_reply.as_deref()),
+        (&JobState::Pending, 2, None)
+    );
+    assert!(
+        queue
+            .claim(later(expired, 59), LEASE, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the current lease holds until it ends, neither shortened nor given away"
+    );
+    let after = queue.claim(later(expired, 61), LEASE, 10).await.unwrap();
+    assert_eq!(after.len(), 1, "nor extended: it ends when it was meant to");
+    assert!(lost(
+        queue
+            .delivered(&current, "250 late", later(expired, 61))
+            .await
+    ));
+}

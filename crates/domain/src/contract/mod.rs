@@ -54,6 +54,8 @@ macro_rules! delivery_queue_contract_tests {
         $crate::contract_cases!(delivery_queue, $make; enqueue_is_idempotent_unless_forced,
             enqueue_claimed_holds_new_jobs_for_the_caller,
             a_released_claim_is_due_at_once_and_uncounted,
+            a_release_may_postpone_the_job,
+            a_lost_lease_records_nothing_and_leaves_the_new_lease_alone,
             claims_are_exclusive_until_the_lease_expires,
             retries_come_back_when_due_and_failures_are_final,
             claim_respects_the_limit_and_hands_out_distinct_jobs,

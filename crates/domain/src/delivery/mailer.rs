@@ -25,8 +25,12 @@ pub struct Outgoing {
 pub enum DeliveryOutcome {
     /// 2xx: the next hop took responsibility.
     Delivered(String),
-    /// 4xx, a connection or DNS problem: try again later.
+    /// 4xx, a DNS problem, a connection lost half-way: try again later.
     Transient(String),
+    /// No session could be had with any host of the destination (refused, timed out,
+    /// no greeting or a refusing one): try again later. Unlike [`DeliveryOutcome::Transient`], no server
+    /// answered, so this counts towards marking the destination dead (ADR 0016).
+    Unreachable(String),
     /// 5xx, a null MX, an invalid destination: do not try again.
     Permanent(String),
 }
@@ -36,4 +40,12 @@ pub enum DeliveryOutcome {
 pub trait Mailer: Send + Sync {
     /// Sends `message`; never fails outside the outcome.
     async fn send(&self, message: Outgoing) -> DeliveryOutcome;
+
+    /// The destination mail for `recipient` goes to, as far as scheduling is concerned:
+    /// deliveries to one destination share its concurrency limit and its memory of
+    /// failures (ADR 0016). The recipient's domain unless the mailer knows better (a
+    /// relay host that takes every domain is one destination).
+    fn destination(&self, recipient: &EmailAddress) -> String {
+        recipient.domain().as_str().to_owned()
+    }
 }

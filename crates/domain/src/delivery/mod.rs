@@ -1,6 +1,8 @@
 //! Delivery: one job per (email, destination), the durable queue that owns them, the
 //! retry schedule, and the `Mailer` port that sends a message onward.
 
+mod clock;
+mod deliverer;
 mod mailer;
 mod queue;
 mod received;
@@ -12,13 +14,13 @@ use std::time::SystemTime;
 use crate::address::EmailAddress;
 use crate::email::EmailId;
 
+pub use clock::{Clock, SystemClock};
+pub use deliverer::{Attempt, Attempted, Contact, Deliverer, Interruption};
 pub use mailer::{DeliveryOutcome, Mailer, Outgoing};
 pub use queue::{ClaimedJob, DeliveryQueue, EnqueueOutcome, QueueError, QueueStats};
 pub use received::{PrefixedBody, received_header, rfc5322_date};
 pub use retry::RetryPolicy;
-pub use service::{
-    Attempt, Deliverer, EnqueueListener, Evaluation, ForwardError, ForwardEvaluator,
-};
+pub use service::{EnqueueListener, Evaluation, ForwardError, ForwardEvaluator};
 
 /// Where a job stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

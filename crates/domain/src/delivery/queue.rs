@@ -115,13 +115,14 @@ pub trait DeliveryQueue: Send + Sync {
         limit: usize,
     ) -> Result<Vec<ClaimedJob>, QueueError>;
 
-    /// Gives a claim back without an attempt having been made (a graceful shutdown, or
-    /// a job that waited too long for a worker): the job is due at `now` for any worker,
-    /// and the attempt its claim counted is taken back.
+    /// Gives a claim back without an attempt having been made (a graceful shutdown, a
+    /// job that waited too long for a worker, a destination busy with other jobs): the
+    /// job is due at `due_at` (now, or later to postpone it) for any worker, and the
+    /// attempt its claim counted is taken back.
     ///
     /// # Errors
     /// [`QueueError::LeaseLost`] if another worker holds the job now (nothing changes).
-    async fn release(&self, job: &ClaimedJob, now: SystemTime) -> Result<(), QueueError>;
+    async fn release(&self, job: &ClaimedJob, due_at: SystemTime) -> Result<(), QueueError>;
 
     /// Releases every lease this instance's earlier incarnation held, so that their
     /// jobs are due at `now` instead of when the leases run out: called once at start,

@@ -1,17 +1,14 @@
-//! The forward evaluator and the delivery step of a worker.
+//! The forward evaluator: an email's recipients, resolved against the rules, become its
+//! delivery jobs.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
-use super::received::{PrefixedBody, received_header};
-use super::{
-    ClaimedJob, DeliveryOutcome, DeliveryQueue, EnqueueOutcome, Mailer, Outgoing, QueueError,
-    RetryPolicy,
-};
+use super::{ClaimedJob, DeliveryQueue, EnqueueOutcome, QueueError};
 use crate::address::EmailAddress;
-use crate::email::{EmailId, EmailStore, ReceivedEmail, StoreError};
+use crate::email::{EmailId, ReceivedEmail};
 use crate::expansion::{Cut, Expansion, ExpansionLimits, expand};
 use crate::rule_store::{RuleError, RuleStore};
 
@@ -161,167 +158,6 @@ impl ForwardEvaluator {
             self.limits,
         )
         .await
-    }
-}
-
-/// How one attempt ended, as recorded in the queue.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Attempt {
-    /// Delivered, with the remote reply.
-    Delivered(String),
-    /// Will be tried again at this time.
-    Deferred(SystemTime, String),
-    /// Failed for good.
-    Failed(String),
-}
-
-/// Delivers claimed jobs: stream the body with a new `Received:` header to the
-/// `Mailer`, and record the outcome in the queue.
-#[derive(Clone)]
-pub struct Deliverer {
-    emails: Arc<dyn EmailStore>,
-    queue: Arc<dyn DeliveryQueue>,
-    mailer: Arc<dyn Mailer>,
-    policy: RetryPolicy,
-    hostname: String,
-}
-
-impl Deliverer {
-    /// A deliverer over these ports.
-    #[must_use]
-    pub fn new(
-        emails: Arc<dyn EmailStore>,
-        queue: Arc<dyn DeliveryQueue>,
-        mailer: Arc<dyn Mailer>,
-        policy: RetryPolicy,
-        hostname: String,
-    ) -> Self {
-        Deliverer {
-            emails,
-            queue,
-            mailer,
-            policy,
-            hostname,
-        }
-    }
-
-    /// Claims up to `limit` due jobs for `lease`.
-    ///
-    /// # Errors
-    /// [`QueueError`] if the queue fails.
-    pub async fn claim(
-        &self,
-        lease: Duration,
-        limit: usize,
-    ) -> Result<Vec<ClaimedJob>, QueueError> {
-        self.queue.claim(SystemTime::now(), lease, limit).await
-    }
-
-    /// Releases the leases this instance's earlier incarnation held (see
-    /// [`DeliveryQueue::release_all_leases`]); returns how many jobs were released.
-    ///
-    /// # Errors
-    /// [`QueueError`] if the queue fails.
-    pub async fn release_all_leases(&self) -> Result<u64, QueueError> {
-        self.queue.release_all_leases(SystemTime::now()).await
-    }
-
-    /// Gives `claimed` back to the queue unattempted (see [`DeliveryQueue::release`]).
-    ///
-    /// # Errors
-    /// As [`DeliveryQueue::release`].
-    pub async fn release(&self, claimed: &ClaimedJob) -> Result<(), QueueError> {
-        self.queue.release(claimed, SystemTime::now()).await
-    }
-
-    /// Makes one attempt and records it.
-    ///
-    /// # Errors
-    /// [`QueueError`] if the outcome could not be recorded (the job's lease then runs
-    /// out and it is attempted again: at-least-once).
-    pub async fn deliver(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
-        match self.emails.get(&claimed.job.email).await {
-            Ok(email) => self.deliver_email(claimed, &email).await,
-            Err(error) => self.record(claimed, unreadable(error)).await,
-        }
-    }
-
-    /// [`Deliverer::deliver`] for a caller that already holds the job's email record
-    /// (a fresh email handed over in memory): saves reading it back.
-    ///
-    /// # Errors
-    /// As [`Deliverer::deliver`].
-    pub async fn deliver_email(
-        &self,
-        claimed: &ClaimedJob,
-        email: &ReceivedEmail,
-    ) -> Result<Attempt, QueueError> {
-        let outcome = match self.outgoing(claimed, email).await {
-            Ok(message) => self.mailer.send(message).await,
-            Err(error) => unreadable(error),
-        };
-        self.record(claimed, outcome).await
-    }
-
-    /// Turns the outcome of an attempt into the job's next state and records it.
-    async fn record(
-        &self,
-        claimed: &ClaimedJob,
-        outcome: DeliveryOutcome,
-    ) -> Result<Attempt, QueueError> {
-        let now = SystemTime::now();
-        let job = &claimed.job;
-        let attempt = match outcome {
-            DeliveryOutcome::Delivered(reply) => Attempt::Delivered(reply),
-            DeliveryOutcome::Permanent(reply) => Attempt::Failed(reply),
-            DeliveryOutcome::Transient(reply) => {
-                match self.policy.next_attempt(job.attempts, job.created_at, now) {
-                    Some(at) => Attempt::Deferred(at, reply),
-                    None => Attempt::Failed(format!(
-                        "gave up after {} attempts; last: {reply}",
-                        job.attempts
-                    )),
-                }
-            }
-        };
-        match &attempt {
-            Attempt::Delivered(reply) => self.queue.delivered(claimed, reply, now).await?,
-            Attempt::Deferred(at, reply) => self.queue.retry_later(claimed, reply, *at).await?,
-            Attempt::Failed(reason) => self.queue.failed(claimed, reason, now).await?,
-        }
-        Ok(attempt)
-    }
-
-    async fn outgoing(
-        &self,
-        claimed: &ClaimedJob,
-        email: &ReceivedEmail,
-    ) -> Result<Outgoing, StoreError> {
-        let header = received_header(
-            email,
-            &claimed.job.destination,
-            &self.hostname,
-            SystemTime::now(),
-        );
-        let size = email.size + header.len() as u64;
-        let body = self.emails.open_body(&email.id).await?;
-        Ok(Outgoing {
-            sender: email.email.envelope.sender.clone(),
-            recipient: claimed.job.destination.clone(),
-            body: Box::new(PrefixedBody::new(header, body)),
-            size,
-            encoding: email.email.encoding,
-        })
-    }
-}
-
-/// The outcome of an attempt whose stored email could not be read.
-fn unreadable(error: StoreError) -> DeliveryOutcome {
-    match error {
-        StoreError::NotFound(id) => {
-            DeliveryOutcome::Permanent(format!("the stored email {id} is missing"))
-        }
-        error => DeliveryOutcome::Transient(format!("cannot read the stored email: {error}")),
     }
 }
 

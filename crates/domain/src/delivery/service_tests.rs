@@ -3,8 +3,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use super::*;
-use crate::delivery::JobState;
-use crate::email::{Envelope, NewEmail, SplitEmailStore};
+use crate::delivery::{
+    Attempt, Deliverer, DeliveryOutcome, JobState, Mailer, Outgoing, RetryPolicy,
+};
+use crate::email::{EmailStore, Envelope, NewEmail, SplitEmailStore};
 use crate::memory::{MemoryBodyStore, MemoryDeliveryQueue, MemoryEmailLog, MemoryRuleStore};
 use crate::{RecipientPattern, Rule};
 

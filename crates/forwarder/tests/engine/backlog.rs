@@ -31,6 +31,7 @@ async fn a_backlog_larger_than_the_handoff_is_delivered_without_waiting_for_scan
             handoff: 4,
             evaluating: 8,
             backlog_page: 16,
+            ..ForwarderConfig::default()
         })
         .await;
     for n in 0..BURST {

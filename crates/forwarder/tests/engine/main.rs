@@ -3,5 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod backlog;
+mod deadline;
 mod delivery;
+mod destinations;
 mod world;

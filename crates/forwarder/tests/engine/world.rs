@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use mailfwd_domain::delivery::{
-    Deliverer, DeliveryJob, DeliveryOutcome, DeliveryQueue, ForwardEvaluator, Mailer, Outgoing,
-    RetryPolicy,
+    Clock, Deliverer, DeliveryJob, DeliveryOutcome, DeliveryQueue, ForwardEvaluator, Mailer,
+    Outgoing, RetryPolicy,
 };
 use mailfwd_domain::email::{EmailId, Envelope, NewEmail, SplitEmailStore};
 use mailfwd_domain::memory::{
@@ -39,6 +39,10 @@ pub enum Answer {
     Refuse,
     /// Nothing until the gate opens, then `250`.
     Hang(watch::Receiver<bool>),
+    /// `250` after this long: a destination that crawls.
+    Slow(Duration),
+    /// No connection could be made.
+    Unreachable,
 }
 
 /// One message the mailer was given.
@@ -54,6 +58,8 @@ pub struct Sent {
 pub struct ScriptedMailer {
     script: Mutex<HashMap<String, Answer>>,
     sent: Mutex<Vec<Sent>>,
+    /// Sends under way and the most there ever were at once, per recipient domain.
+    in_flight: Mutex<HashMap<String, (usize, usize)>>,
     /// Notified at the start of every send.
     pub started: Notify,
 }
@@ -68,6 +74,30 @@ impl ScriptedMailer {
 
     pub fn sent(&self) -> Vec<Sent> {
         self.sent.lock().unwrap().clone()
+    }
+
+    /// Sends that went to `destination` (an address).
+    pub fn sent_to(&self, destination: &str) -> usize {
+        self.sent()
+            .iter()
+            .filter(|sent| sent.destination == destination)
+            .count()
+    }
+
+    /// The most sends to `domain` that were ever under way at once.
+    pub fn most_at_once(&self, domain: &str) -> usize {
+        self.in_flight
+            .lock()
+            .unwrap()
+            .get(domain)
+            .map_or(0, |(_, most)| *most)
+    }
+
+    fn count_in(&self, domain: &str, change: isize) {
+        let mut in_flight = self.in_flight.lock().unwrap();
+        let (now, most) = in_flight.entry(domain.to_owned()).or_default();
+        *now = now.saturating_add_signed(change);
+        *most = (*most).max(*now);
     }
 
     /// Waits (at most a minute on the test's clock) until `count` sends have started.
@@ -105,6 +135,10 @@ impl Mailer for ScriptedMailer {
         });
         self.started.notify_waiters();
         let answer = self.script.lock().unwrap().get(&destination).cloned();
+        let domain = message.recipient.domain().as_str().to_owned();
+        self.count_in(&domain, 1);
+        // Counted out however the send ends, cut short included.
+        let _out = CountOut(self, domain);
         match answer.unwrap_or(Answer::Deliver) {
             Answer::Deliver => DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
             Answer::Defer => DeliveryOutcome::Transient("451 4.3.0 try later".into()),
@@ -113,7 +147,36 @@ impl Mailer for ScriptedMailer {
                 let _ = gate.wait_for(|open| *open).await;
                 DeliveryOutcome::Delivered("250 2.0.0 ok at last".into())
             }
+            Answer::Slow(takes) => {
+                tokio::time::sleep(takes).await;
+                DeliveryOutcome::Delivered("250 2.0.0 ok, slowly".into())
+            }
+            Answer::Unreachable => {
+                DeliveryOutcome::Unreachable("connection to 192.0.2.9:25 refused".into())
+            }
         }
+    }
+}
+
+/// Counts a send out of the mailer's in-flight figures when dropped.
+struct CountOut<'a>(&'a ScriptedMailer, String);
+
+impl Drop for CountOut<'_> {
+    fn drop(&mut self) {
+        self.0.count_in(&self.1, -1);
+    }
+}
+
+/// The wall clock as the engine's tests see it: it moves with tokio's clock, paused
+/// or not, so leases, retries and give-up times pass in virtual time.
+pub struct TestClock {
+    base: SystemTime,
+    start: Instant,
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> SystemTime {
+        self.base + self.start.elapsed()
     }
 }
 
@@ -164,6 +227,7 @@ pub struct World {
     pub emails: Arc<dyn EmailStore>,
     pub queue: Arc<MemoryDeliveryQueue>,
     pub mailer: Arc<ScriptedMailer>,
+    pub clock: Arc<TestClock>,
 }
 
 /// A started engine.
@@ -200,7 +264,16 @@ impl World {
             log,
             queue: Arc::new(MemoryDeliveryQueue::new()),
             mailer: Arc::new(ScriptedMailer::default()),
+            clock: Arc::new(TestClock {
+                base: SystemTime::now(),
+                start: Instant::now(),
+            }),
         }
+    }
+
+    /// Now, by the engine's clock.
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
     }
 
     /// Mail for `recipient` goes to `destination`.
@@ -240,7 +313,8 @@ impl World {
             self.mailer.clone(),
             RetryPolicy::default(),
             "mx.mailfwd.test".into(),
-        );
+        )
+        .with_clock(self.clock.clone());
         Forwarder::new(Arc::clone(&self.emails), evaluator, deliverer, config)
     }
 

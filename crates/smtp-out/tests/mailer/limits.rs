@@ -41,7 +41,7 @@ async fn twenty_mx_hosts_whose_lookups_time_out_cost_five_lookups() {
     .await;
     let started = Instant::now();
     let outcome = mailer.send(simple("b@slow.test")).await;
-    let DeliveryOutcome::Transient(text) = &outcome else {
+    let DeliveryOutcome::Unreachable(text) = &outcome else {
         panic!("a lookup that timed out is worth another try: {outcome:?}");
     };
     assert!(text.starts_with("address lookup for mx"), "{text}");
@@ -84,7 +84,10 @@ async fn seven_busy_hosts(config: MailerConfig) -> (DeliveryOutcome, Vec<usize>)
 #[tokio::test]
 async fn at_most_two_sessions_per_attempt_by_default() {
     let (outcome, connections) = seven_busy_hosts(config(25)).await;
-    assert_eq!(outcome, DeliveryOutcome::Transient("421 4.3.2 busy".into()));
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Unreachable("421 4.3.2 busy".into())
+    );
     assert_eq!(connections, [1, 1, 0, 0, 0, 0, 0]);
 }
 
@@ -95,7 +98,10 @@ async fn at_most_five_addresses_per_attempt_by_default() {
         ..config(25)
     };
     let (outcome, connections) = seven_busy_hosts(unlimited_sessions).await;
-    assert_eq!(outcome, DeliveryOutcome::Transient("421 4.3.2 busy".into()));
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Unreachable("421 4.3.2 busy".into())
+    );
     assert_eq!(connections, [1, 1, 1, 1, 1, 0, 0]);
 
     let no_limits = MailerConfig {

@@ -106,7 +106,7 @@ async fn a_private_mx_beside_one_that_fails_for_now_is_transient() {
     let (mailer, _dns) = mailer_with(zone, strict(25)).await;
     let outcome = mailer.send(simple("b@mixed.test")).await;
     assert!(
-        matches!(outcome, DeliveryOutcome::Transient(ref t) if t.starts_with("address lookup for down.mixed.test failed")),
+        matches!(outcome, DeliveryOutcome::Unreachable(ref t) if t.starts_with("address lookup for down.mixed.test failed")),
         "{outcome:?}"
     );
 }
@@ -165,6 +165,16 @@ async fn routes_come_before_the_relay_and_mx_and_may_be_private() {
         rcpts(&relay),
         ["RCPT TO:<c@sub.corp.test>", "RCPT TO:<d@other.test>"]
     );
+    // The forwarder schedules by next hop: a route or the relay is one destination,
+    // whatever the domains it takes.
+    let destination = |recipient: &str| mailer.destination(&simple(recipient).recipient);
+    assert_eq!(destination("a@corp.test"), corp.addr.to_string());
+    assert_eq!(
+        destination("b@Hang.Test"),
+        format!("localhost:{}", hang.port())
+    );
+    assert_eq!(destination("c@sub.corp.test"), relay.addr.to_string());
+    assert_eq!(destination("d@other.test"), destination("e@elsewhere.test"));
 }
 
 #[tokio::test]

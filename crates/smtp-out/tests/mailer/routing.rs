@@ -106,7 +106,7 @@ async fn when_every_exchange_fails_the_last_error_is_transient() {
     let outcome = mailer.send(simple("b@down.test")).await;
     assert_eq!(
         outcome,
-        DeliveryOutcome::Transient(format!(
+        DeliveryOutcome::Unreachable(format!(
             "connection to mx2.down.test[127.0.0.6]:{port} refused"
         ))
     );

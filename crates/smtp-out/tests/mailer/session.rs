@@ -25,7 +25,7 @@ async fn a_refused_connection_is_transient() {
     let outcome = mailer.send(simple("b@dest.test")).await;
     assert_eq!(
         outcome,
-        DeliveryOutcome::Transient(format!("connection to {addr} refused"))
+        DeliveryOutcome::Unreachable(format!("connection to {addr} refused"))
     );
 }
 
@@ -59,9 +59,10 @@ async fn a_4xx_greeting_from_the_relay_is_transient() {
     })
     .await;
     let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    // No session could be had: temporary, and counted against the destination.
     assert_eq!(
         outcome,
-        DeliveryOutcome::Transient("421 4.3.2 too busy, come back later".into())
+        DeliveryOutcome::Unreachable("421 4.3.2 too busy, come back later".into())
     );
 }
 

@@ -1,0 +1,398 @@
+//! The delivery step of a worker: one attempt of one claimed job, cut short by its
+//! deadline or a stop, and its record in the queue.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::{Duration, SystemTime};
+
+use super::received::{PrefixedBody, received_header};
+use super::{
+    ClaimedJob, Clock, DeliveryJob, DeliveryOutcome, DeliveryQueue, Mailer, Outgoing, QueueError,
+    RetryPolicy, SystemClock,
+};
+use crate::email::{EmailStore, ReceivedEmail, StoreError};
+
+/// How one attempt ended, as recorded in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Delivered, with the remote reply.
+    Delivered(String),
+    /// Will be tried again at this time.
+    Deferred(SystemTime, String),
+    /// Failed for good.
+    Failed(String),
+    /// Stopped half-way and given back to the queue, due at once and uncounted.
+    GivenBack,
+}
+
+/// Why an attempt is cut short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interruption {
+    /// It has run for its whole deadline, this long: it is recorded as a temporary
+    /// failure, well before its lease runs out and another worker could repeat it.
+    Deadline(Duration),
+    /// The service is stopping: the job is given back to the queue.
+    Stop,
+}
+
+/// What an attempt learned of its destination, for the scheduler (ADR 0016).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contact {
+    /// A server took the message.
+    Delivered,
+    /// A server answered, deferring or refusing: the destination is alive.
+    Answered,
+    /// No server could be reached, or the attempt ran out of time.
+    Unreachable,
+    /// Nothing: the message never left (stored email unreadable, a stop).
+    None,
+}
+
+/// One attempt: what it learned of the destination, and how it was recorded.
+#[derive(Debug)]
+pub struct Attempted {
+    /// What the attempt learned of its destination.
+    pub contact: Contact,
+    /// The job's new state, or why it could not be recorded (the lease then runs out
+    /// and the job is attempted again: at-least-once).
+    pub recorded: Result<Attempt, QueueError>,
+}
+
+/// Delivers claimed jobs: stream the body with a new `Received:` header to the
+/// `Mailer`, and record the outcome in the queue.
+#[derive(Clone)]
+pub struct Deliverer {
+    emails: Arc<dyn EmailStore>,
+    queue: Arc<dyn DeliveryQueue>,
+    mailer: Arc<dyn Mailer>,
+    policy: RetryPolicy,
+    hostname: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl Deliverer {
+    /// A deliverer over these ports, on the system clock.
+    #[must_use]
+    pub fn new(
+        emails: Arc<dyn EmailStore>,
+        queue: Arc<dyn DeliveryQueue>,
+        mailer: Arc<dyn Mailer>,
+        policy: RetryPolicy,
+        hostname: String,
+    ) -> Self {
+        Deliverer {
+            emails,
+            queue,
+            mailer,
+            policy,
+            hostname,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The same deliverer, reading the time from `clock` for every claim, lease, retry
+    /// and give-up.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The time by this deliverer's clock.
+    #[must_use]
+    pub fn now(&self) -> SystemTime {
+        self.clock.now()
+    }
+
+    /// The destination `job` goes to, as the mailer sees destinations (see
+    /// [`Mailer::destination`]).
+    #[must_use]
+    pub fn destination(&self, job: &DeliveryJob) -> String {
+        self.mailer.destination(&job.destination)
+    }
+
+    /// Claims up to `limit` due jobs for `lease`.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the queue fails.
+    pub async fn claim(
+        &self,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<ClaimedJob>, QueueError> {
+        self.queue.claim(self.now(), lease, limit).await
+    }
+
+    /// Releases the leases this instance's earlier incarnation held (see
+    /// [`DeliveryQueue::release_all_leases`]); returns how many jobs were released.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the queue fails.
+    pub async fn release_all_leases(&self) -> Result<u64, QueueError> {
+        self.queue.release_all_leases(self.now()).await
+    }
+
+    /// Gives `claimed` back to the queue unattempted, due at once (see
+    /// [`DeliveryQueue::release`]).
+    ///
+    /// # Errors
+    /// As [`DeliveryQueue::release`].
+    pub async fn release(&self, claimed: &ClaimedJob) -> Result<(), QueueError> {
+        self.queue.release(claimed, self.now()).await
+    }
+
+    /// Gives `claimed` back to the queue unattempted and uncounted, due `after` from
+    /// now: its destination is busy.
+    ///
+    /// # Errors
+    /// As [`DeliveryQueue::release`].
+    pub async fn postpone(&self, claimed: &ClaimedJob, after: Duration) -> Result<(), QueueError> {
+        self.queue.release(claimed, self.now() + after).await
+    }
+
+    /// Whether `job` is past its give-up time (enqueued longer ago than the retry
+    /// policy allows): it must fail, not be attempted.
+    #[must_use]
+    pub fn is_past_give_up(&self, job: &DeliveryJob) -> bool {
+        self.now() >= job.created_at + self.policy.give_up_after
+    }
+
+    /// Records that `claimed`, past its give-up time, failed without this attempt.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the failure could not be recorded.
+    pub async fn give_up(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
+        let job = &claimed.job;
+        // The claim counted an attempt that is not made.
+        let made = job.attempts.saturating_sub(1);
+        let last = job.last_reply.as_deref().unwrap_or("no attempt was made");
+        let reason = self.gave_up(made, last);
+        self.queue.failed(claimed, &reason, self.now()).await?;
+        Ok(Attempt::Failed(reason))
+    }
+
+    /// Defers `claimed` without attempting it, for `reason` (its destination is known
+    /// to be unreachable), to its next retry by the schedule and no earlier than
+    /// `not_before`; past the schedule's end it fails.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the outcome could not be recorded.
+    pub async fn defer_untried(
+        &self,
+        claimed: &ClaimedJob,
+        reason: &str,
+        not_before: SystemTime,
+    ) -> Result<Attempt, QueueError> {
+        let (now, job) = (self.now(), &claimed.job);
+        let attempt = match self.policy.next_attempt(job.attempts, job.created_at, now) {
+            Some(at) => Attempt::Deferred(at.max(not_before), reason.to_owned()),
+            None => Attempt::Failed(self.gave_up(job.attempts, reason)),
+        };
+        self.write(claimed, &attempt, now).await?;
+        Ok(attempt)
+    }
+
+    /// Makes one attempt and records it.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the outcome could not be recorded (the job's lease then runs
+    /// out and it is attempted again: at-least-once).
+    pub async fn deliver(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
+        self.attempt(claimed, None, std::future::pending())
+            .await
+            .recorded
+    }
+
+    /// [`Deliverer::deliver`] for a caller that already holds the job's email record
+    /// (a fresh email handed over in memory): saves reading it back.
+    ///
+    /// # Errors
+    /// As [`Deliverer::deliver`].
+    pub async fn deliver_email(
+        &self,
+        claimed: &ClaimedJob,
+        email: &ReceivedEmail,
+    ) -> Result<Attempt, QueueError> {
+        self.attempt(claimed, Some(email), std::future::pending())
+            .await
+            .recorded
+    }
+
+    /// Makes one attempt of `claimed` (with its email's record if the caller holds it)
+    /// until `interruption` comes, and records it. A job past its give-up time fails
+    /// without an attempt. An attempt cut short by its deadline is a temporary failure
+    /// of an unreachable destination; one cut short by a stop is given back.
+    pub async fn attempt(
+        &self,
+        claimed: &ClaimedJob,
+        email: Option<&ReceivedEmail>,
+        interruption: impl Future<Output = Interruption>,
+    ) -> Attempted {
+        if self.is_past_give_up(&claimed.job) {
+            let recorded = self.give_up(claimed).await;
+            return Attempted {
+                contact: Contact::None,
+                recorded,
+            };
+        }
+        let (contact, outcome) = match first(self.send(claimed, email), interruption).await {
+            Ok(Ok(outcome)) => (contact_of(&outcome), outcome),
+            Ok(Err(unreadable)) => (Contact::None, unreadable),
+            Err(Interruption::Deadline(after)) => (
+                Contact::Unreachable,
+                // Rounded: a deadline measured from the lease's start is a hair short.
+                DeliveryOutcome::Unreachable(format!(
+                    "attempt deadline of {:.0} s exceeded",
+                    after.as_secs_f64()
+                )),
+            ),
+            Err(Interruption::Stop) => {
+                let recorded = self.release(claimed).await.map(|()| Attempt::GivenBack);
+                return Attempted {
+                    contact: Contact::None,
+                    recorded,
+                };
+            }
+        };
+        Attempted {
+            contact,
+            recorded: self.record(claimed, outcome).await,
+        }
+    }
+
+    /// Reads the email (unless given) and sends it; `Err` holds the outcome of an email
+    /// that could not be read, which never reached the mailer.
+    async fn send(
+        &self,
+        claimed: &ClaimedJob,
+        email: Option<&ReceivedEmail>,
+    ) -> Result<DeliveryOutcome, DeliveryOutcome> {
+        let read;
+        let email = match email {
+            Some(email) => email,
+            None => {
+                read = self
+                    .emails
+                    .get(&claimed.job.email)
+                    .await
+                    .map_err(unreadable)?;
+                &read
+            }
+        };
+        let message = self.outgoing(claimed, email).await.map_err(unreadable)?;
+        Ok(self.mailer.send(message).await)
+    }
+
+    /// Turns the outcome of an attempt into the job's next state and records it.
+    async fn record(
+        &self,
+        claimed: &ClaimedJob,
+        outcome: DeliveryOutcome,
+    ) -> Result<Attempt, QueueError> {
+        let now = self.now();
+        let job = &claimed.job;
+        let attempt = match outcome {
+            DeliveryOutcome::Delivered(reply) => Attempt::Delivered(reply),
+            DeliveryOutcome::Permanent(reply) => Attempt::Failed(reply),
+            DeliveryOutcome::Transient(reply) | DeliveryOutcome::Unreachable(reply) => {
+                match self.policy.next_attempt(job.attempts, job.created_at, now) {
+                    Some(at) => Attempt::Deferred(at, reply),
+                    None => Attempt::Failed(self.gave_up(job.attempts, &reply)),
+                }
+            }
+        };
+        self.write(claimed, &attempt, now).await?;
+        Ok(attempt)
+    }
+
+    async fn write(
+        &self,
+        claimed: &ClaimedJob,
+        attempt: &Attempt,
+        now: SystemTime,
+    ) -> Result<(), QueueError> {
+        match attempt {
+            Attempt::Delivered(reply) => self.queue.delivered(claimed, reply, now).await,
+            Attempt::Deferred(at, reply) => self.queue.retry_later(claimed, reply, *at).await,
+            Attempt::Failed(reason) => self.queue.failed(claimed, reason, now).await,
+            Attempt::GivenBack => self.queue.release(claimed, now).await,
+        }
+    }
+
+    /// The reason of a job that ran out of retries.
+    fn gave_up(&self, attempts: u32, last: &str) -> String {
+        format!(
+            "gave up after {attempts} attempts over {}; last: {last}",
+            span(self.policy.give_up_after)
+        )
+    }
+
+    async fn outgoing(
+        &self,
+        claimed: &ClaimedJob,
+        email: &ReceivedEmail,
+    ) -> Result<Outgoing, StoreError> {
+        let header = received_header(email, &claimed.job.destination, &self.hostname, self.now());
+        let size = email.size + header.len() as u64;
+        let body = self.emails.open_body(&email.id).await?;
+        Ok(Outgoing {
+            sender: email.email.envelope.sender.clone(),
+            recipient: claimed.job.destination.clone(),
+            body: Box::new(PrefixedBody::new(header, body)),
+            size,
+            encoding: email.email.encoding,
+        })
+    }
+}
+
+/// What an outcome says of the destination.
+fn contact_of(outcome: &DeliveryOutcome) -> Contact {
+    match outcome {
+        DeliveryOutcome::Delivered(_) => Contact::Delivered,
+        DeliveryOutcome::Transient(_) | DeliveryOutcome::Permanent(_) => Contact::Answered,
+        DeliveryOutcome::Unreachable(_) => Contact::Unreachable,
+    }
+}
+
+/// The outcome of an attempt whose stored email could not be read.
+fn unreadable(error: StoreError) -> DeliveryOutcome {
+    match error {
+        StoreError::NotFound(id) => {
+            DeliveryOutcome::Permanent(format!("the stored email {id} is missing"))
+        }
+        error => DeliveryOutcome::Transient(format!("cannot read the stored email: {error}")),
+    }
+}
+
+/// A give-up period as people write it: `5d`, `36h`, `90m`, `45s`.
+fn span(period: Duration) -> String {
+    let seconds = period.as_secs();
+    match seconds {
+        s if s >= 86_400 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s >= 3_600 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Runs `work` until `interruption` comes first (the domain has no runtime to select
+/// with); `work` is dropped, cancelled, if it does.
+async fn first<T>(
+    work: impl Future<Output = T>,
+    interruption: impl Future<Output = Interruption>,
+) -> Result<T, Interruption> {
+    let (mut work, mut interruption) = (pin!(work), pin!(interruption));
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(done) = work.as_mut().poll(cx) {
+            return Poll::Ready(Ok(done));
+        }
+        interruption.as_mut().poll(cx).map(Err)
+    })
+    .await
+}
+
+#[cfg(test)]
+#[path = "deliverer_tests.rs"]
+mod tests;

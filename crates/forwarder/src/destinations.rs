@@ -1,0 +1,252 @@
+//! Per-destination scheduling (ADR 0016): how many attempts one destination gets at
+//! once, and the memory of destinations no server of which could be reached.
+//!
+//! As Postfix's queue manager: a destination starts with a few concurrent attempts and
+//! gets one more with each delivery, up to a limit, so a destination that hangs or
+//! crawls holds only its own share of the workers. After a cohort of connection-level
+//! failures in a row it is dead for a backoff period: its jobs are deferred without a
+//! connection being tried; then one probe attempt decides whether it is alive again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use mailfwd_domain::delivery::Contact;
+use tokio::time::Instant;
+
+/// The per-destination limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationLimits {
+    /// Concurrent attempts a destination gets at first, and after it was dead
+    /// (Postfix's `initial_destination_concurrency`).
+    pub initial_concurrency: usize,
+    /// The most concurrent attempts one destination ever gets; it grows by one with
+    /// each delivery (Postfix's `default_destination_concurrency_limit`).
+    pub concurrency_limit: usize,
+    /// Connection-level failures in a row (no server answered, or an attempt ran out of
+    /// its deadline) that mark a destination dead: one cohort at the initial
+    /// concurrency.
+    pub failed_cohort: u32,
+    /// How long a destination is dead at first; doubled by each failed probe
+    /// (Postfix's `minimal_backoff_time`).
+    pub min_backoff: Duration,
+    /// The longest a destination is dead before it is probed (Postfix's
+    /// `maximal_backoff_time`).
+    pub max_backoff: Duration,
+    /// How long a job for a destination with no free slot waits before it is claimed
+    /// again (with ±20 % jitter).
+    pub busy_delay: Duration,
+}
+
+impl Default for DestinationLimits {
+    fn default() -> Self {
+        DestinationLimits {
+            initial_concurrency: 5,
+            concurrency_limit: 20,
+            failed_cohort: 5,
+            min_backoff: Duration::from_secs(60),
+            max_backoff: Duration::from_secs(10 * 60),
+            busy_delay: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Whether a job for a destination may be attempted now.
+pub(crate) enum Admission {
+    /// Yes, in this slot.
+    Go(Slot),
+    /// Not now: every slot is taken; claim it again after this long.
+    Busy(Duration),
+    /// Not until the destination's backoff ends, this long from now: it is dead.
+    Dead {
+        /// Until the destination is probed again.
+        for_: Duration,
+        /// What the last failed attempt said.
+        reason: String,
+    },
+}
+
+/// What is known of one destination.
+#[derive(Debug)]
+struct Destination {
+    active: usize,
+    window: usize,
+    failures: u32,
+    /// Dead until then.
+    dead_until: Option<Instant>,
+    /// Its backoff ran out: the one attempt in flight decides whether it is alive.
+    probing: bool,
+    /// The backoff of its next death.
+    backoff: Duration,
+    last_error: String,
+}
+
+/// Every destination mail is going to or was lately, by name.
+pub(crate) struct Destinations {
+    limits: DestinationLimits,
+    known: Mutex<HashMap<String, Destination>>,
+}
+
+impl Destinations {
+    pub(crate) fn new(limits: DestinationLimits) -> Destinations {
+        let limits = DestinationLimits {
+            initial_concurrency: limits.initial_concurrency.max(1),
+            concurrency_limit: limits
+                .concurrency_limit
+                .max(limits.initial_concurrency.max(1)),
+            failed_cohort: limits.failed_cohort.max(1),
+            max_backoff: limits.max_backoff.max(limits.min_backoff),
+            ..limits
+        };
+        Destinations {
+            limits,
+            known: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn known(&self) -> MutexGuard<'_, HashMap<String, Destination>> {
+        // Each critical section leaves the map whole: a panic cannot tear it.
+        self.known.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether a job for `name` may be attempted now.
+    pub(crate) fn admit(self: &Arc<Self>, name: &str) -> Admission {
+        let limits = &self.limits;
+        let mut known = self.known();
+        let destination = known.entry(name.to_owned()).or_insert_with(|| Destination {
+            active: 0,
+            window: limits.initial_concurrency,
+            failures: 0,
+            dead_until: None,
+            probing: false,
+            backoff: limits.min_backoff,
+            last_error: String::new(),
+        });
+        let now = Instant::now();
+        if let Some(until) = destination.dead_until {
+            if now < until {
+                return Admission::Dead {
+                    for_: until - now,
+                    reason: destination.last_error.clone(),
+                };
+            }
+            // Its backoff is over: one attempt probes it.
+            destination.dead_until = None;
+            destination.probing = true;
+            destination.active += 1;
+            dead_destinations(&known);
+            tracing::info!(
+                destination = name,
+                "probing a destination that was unreachable"
+            );
+            return self.slot(name);
+        }
+        if destination.probing {
+            // Others wait for the probe rather than come back every few seconds.
+            return Admission::Busy(limits.min_backoff);
+        }
+        if destination.active >= destination.window {
+            return Admission::Busy(jitter(limits.busy_delay));
+        }
+        destination.active += 1;
+        self.slot(name)
+    }
+
+    fn slot(self: &Arc<Self>, name: &str) -> Admission {
+        Admission::Go(Slot {
+            destinations: Arc::clone(self),
+            name: name.to_owned(),
+            contact: Contact::None,
+            error: String::new(),
+        })
+    }
+
+    /// An attempt in a slot of `name` ended having learned `contact`.
+    fn finished(&self, name: &str, contact: Contact, error: &str) {
+        let limits = &self.limits;
+        let mut known = self.known();
+        let Some(destination) = known.get_mut(name) else {
+            return;
+        };
+        destination.active = destination.active.saturating_sub(1);
+        let was_probing = destination.probing;
+        match contact {
+            Contact::Delivered | Contact::Answered => {
+                if contact == Contact::Delivered {
+                    destination.window = (destination.window + 1).min(limits.concurrency_limit);
+                }
+                destination.failures = 0;
+                destination.probing = false;
+                destination.backoff = limits.min_backoff;
+                if was_probing {
+                    tracing::info!(destination = name, "destination reachable again");
+                }
+            }
+            Contact::Unreachable => {
+                destination.failures += 1;
+                destination.window = (destination.window / 2).max(1);
+                destination.last_error = error.to_owned();
+                let cohort_failed = destination.failures >= limits.failed_cohort;
+                if destination.dead_until.is_none() && (was_probing || cohort_failed) {
+                    let backoff = destination.backoff;
+                    destination.dead_until = Some(Instant::now() + backoff);
+                    destination.backoff = (backoff * 2).min(limits.max_backoff);
+                    destination.probing = false;
+                    destination.failures = 0;
+                    destination.window = limits.initial_concurrency;
+                    tracing::warn!(
+                        destination = name,
+                        backoff_seconds = backoff.as_secs(),
+                        last_error = error,
+                        "destination unreachable; its deliveries are deferred without trying until the backoff ends"
+                    );
+                    dead_destinations(&known);
+                }
+            }
+            Contact::None => {}
+        }
+        // Forget what has nothing to remember: mail went to a million domains.
+        if let Some(destination) = known.get(name)
+            && destination.active == 0
+            && destination.dead_until.is_none()
+            && !destination.probing
+            && destination.failures == 0
+        {
+            known.remove(name);
+        }
+    }
+}
+
+/// Sets the `mailfwd_dead_destinations` gauge.
+fn dead_destinations(known: &HashMap<String, Destination>) {
+    let dead = known.values().filter(|d| d.dead_until.is_some()).count();
+    metrics::gauge!("mailfwd_dead_destinations").set(dead as f64);
+}
+
+/// `delay` ± 20 %, so that jobs put off together do not all come back together.
+fn jitter(delay: Duration) -> Duration {
+    delay.mul_f64(0.8 + fastrand::f64() * 0.4)
+}
+
+/// One attempt's place in its destination's concurrency; given back when dropped.
+pub(crate) struct Slot {
+    destinations: Arc<Destinations>,
+    name: String,
+    contact: Contact,
+    error: String,
+}
+
+impl Slot {
+    /// The attempt ended having learned `contact`; `error` is its reply if it failed.
+    pub(crate) fn finish(mut self, contact: Contact, error: &str) {
+        self.contact = contact;
+        error.clone_into(&mut self.error);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.destinations
+            .finished(&self.name, self.contact, &self.error);
+    }
+}

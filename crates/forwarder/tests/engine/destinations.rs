@@ -1,0 +1,169 @@
+//! One destination's trouble stays its own: a hung or slow destination holds only its
+//! share of the workers, and an unreachable one is not hammered.
+
+use std::time::Duration;
+
+use mailfwd_domain::ReceivedEmail;
+use mailfwd_domain::delivery::JobState;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::world::{Answer, Running, World, config};
+
+/// Receives `count` emails for `recipient` and hands each to the engine.
+async fn send(
+    world: &World,
+    running: &Running,
+    recipient: &str,
+    count: usize,
+) -> Vec<ReceivedEmail> {
+    let mut emails = Vec::with_capacity(count);
+    for _ in 0..count {
+        let email = world.receive(recipient).await;
+        running.handoff.accepted(&email);
+        emails.push(email);
+    }
+    emails
+}
+
+/// How many of `emails` are delivered.
+async fn delivered(world: &World, emails: &[ReceivedEmail]) -> usize {
+    let mut count = 0;
+    for email in emails {
+        count += usize::from(matches!(
+            world.find_job(email).await.map(|job| job.state),
+            Some(JobState::Delivered { .. })
+        ));
+    }
+    count
+}
+
+/// The issue: 200 messages for a destination that never greets took all 16 workers,
+/// and 0 of 5 for a healthy domain were delivered after 458 s.
+#[tokio::test(start_paused = true)]
+async fn a_hung_destination_does_not_hold_a_healthy_one() {
+    let world = World::new();
+    let (_never, gate) = watch::channel(false);
+    world.mailer.script("hang@hung.test", Answer::Hang(gate));
+    world.rule("stuck@acme.test", "hang@hung.test").await;
+    world.rule("fine@acme.test", "ok@healthy.test").await;
+    let running = world.start(config(16)).await;
+
+    send(&world, &running, "stuck@acme.test", 200).await;
+    let sent = Instant::now();
+    let healthy = send(&world, &running, "fine@acme.test", 5).await;
+    world
+        .until("the healthy destination's mail is delivered", async || {
+            delivered(&world, &healthy).await == healthy.len()
+        })
+        .await;
+    let took = sent.elapsed();
+    eprintln!(
+        "5 messages for a healthy destination delivered in {took:?} behind 200 for a hung one (paused clock)"
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(
+        world.mailer.most_at_once("hung.test"),
+        5,
+        "the hung destination holds its initial concurrency of workers, no more"
+    );
+    running.stop();
+    running.stopped().await;
+}
+
+/// The issue: with a destination taking 2 s a message, a message for a fast one sent
+/// after 500 slow ones waited 60 s.
+#[tokio::test(start_paused = true)]
+async fn a_slow_destination_does_not_hold_a_fast_one() {
+    let world = World::new();
+    world
+        .mailer
+        .script("crawl@slow.test", Answer::Slow(Duration::from_secs(2)));
+    world.rule("slow@acme.test", "crawl@slow.test").await;
+    world.rule("fast@acme.test", "quick@fast.test").await;
+    let running = world.start(config(100)).await;
+
+    let slow = send(&world, &running, "slow@acme.test", 500).await;
+    let sent = Instant::now();
+    let fast = send(&world, &running, "fast@acme.test", 1).await;
+    world
+        .until("the fast destination's message is delivered", async || {
+            delivered(&world, &fast).await == 1
+        })
+        .await;
+    let took = sent.elapsed();
+    eprintln!(
+        "a message for a fast destination delivered {took:?} after 500 for a slow one (paused clock)"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    let waiting = async {
+        while delivered(&world, &slow).await < slow.len() {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(600), waiting)
+        .await
+        .expect("every slow message is delivered within 10 minutes");
+    eprintln!(
+        "500 slow messages delivered in {:?}, at most {} at once",
+        sent.elapsed(),
+        world.mailer.most_at_once("slow.test")
+    );
+    assert_eq!(
+        world.mailer.most_at_once("slow.test"),
+        20,
+        "its concurrency grew with each delivery to the limit of 20, and no further"
+    );
+    assert_eq!(
+        world.mailer.sent_to("crawl@slow.test"),
+        500,
+        "each sent once"
+    );
+    running.stop();
+    running.stopped().await;
+}
+
+/// The issue: with the relay down, 50,000 pending deliveries made 114,119 connection
+/// attempts in 95 s.
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_destination_gets_a_bounded_number_of_connection_attempts() {
+    let world = World::new();
+    world.mailer.script("down@down.test", Answer::Unreachable);
+    world.rule("down@acme.test", "down@down.test").await;
+    world.rule("fine@acme.test", "ok@healthy.test").await;
+    let running = world.start(config(100)).await;
+
+    let down = send(&world, &running, "down@acme.test", 1000).await;
+    let started = Instant::now();
+    let healthy = send(&world, &running, "fine@acme.test", 5).await;
+    world
+        .until("the healthy destination's mail is delivered", async || {
+            delivered(&world, &healthy).await == healthy.len()
+        })
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    let attempts = world.mailer.sent_to("down@down.test");
+    eprintln!(
+        "1,000 messages for an unreachable destination: {attempts} connection attempts in 30 minutes (paused clock)"
+    );
+    // A cohort of 5, then one probe after each backoff: 1, 2, 4, 8, 10, 10 minutes.
+    assert!((6..=15).contains(&attempts), "{attempts} attempts");
+    let mut untried = 0;
+    for email in &down {
+        let job = world.job(email).await;
+        assert_eq!(job.state, JobState::Pending, "deferred, not failed");
+        let reply = job.last_reply.unwrap_or_default();
+        untried += usize::from(reply.starts_with(
+            "destination down.test is unreachable, not tried: connection to 192.0.2.9:25 refused",
+        ));
+    }
+    assert!(
+        untried > 900,
+        "{untried} of 1000 deferred without a connection"
+    );
+    running.stop();
+    running.stopped().await;
+}
