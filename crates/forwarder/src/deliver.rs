@@ -1,5 +1,6 @@
-//! The delivery workers: jobs claimed at evaluation, and jobs claimed from the queue,
-//! each attempted within its deadline if its destination has room (ADR 0016).
+//! The delivery workers: groups of jobs claimed at evaluation (one email's jobs for one
+//! destination, ADR 0017), and jobs claimed from the queue one at a time, each attempted
+//! within its deadline if its destination has room (ADR 0016).
 
 use std::sync::Arc;
 
@@ -42,7 +43,7 @@ impl Shared {
                 match self.deliverer.claim(self.config.lease, 1).await {
                     Ok(jobs) if !jobs.is_empty() => {
                         for job in jobs {
-                            self.attempt(job, None, lease_ends, &stop).await;
+                            self.attempt(vec![job], None, lease_ends, &stop).await;
                         }
                         busy = true;
                     }
@@ -68,44 +69,59 @@ impl Shared {
     }
 
     async fn deliver_fresh(&self, fresh: Fresh, stop: &watch::Receiver<bool>) {
-        self.attempt(fresh.job, Some(fresh.email), fresh.lease_ends, stop)
+        self.attempt(fresh.jobs, Some(fresh.email), fresh.lease_ends, stop)
             .await;
     }
 
-    /// One job: failed if past its give-up time, deferred untried if its destination
-    /// is dead, postponed if its destination has no free slot, else attempted until its
-    /// deadline — well inside its lease, so no other worker repeats it meanwhile.
+    /// One group of jobs of one email for one destination: those past their give-up
+    /// time fail; the others are deferred untried if the destination is dead, postponed
+    /// if it has no free slot, else attempted in one transaction (one slot) until its
+    /// deadline — well inside the leases, so no other worker repeats them meanwhile.
     async fn attempt(
         &self,
-        job: ClaimedJob,
+        mut group: Vec<ClaimedJob>,
         email: Option<Arc<ReceivedEmail>>,
         lease_ends: Instant,
         stop: &watch::Receiver<bool>,
     ) {
-        if self.deliverer.is_past_give_up(&job.job) {
-            report(self.deliverer.give_up(&job).await, &job);
-            return;
+        let mut given_up = Vec::new();
+        group.retain(|job| {
+            let past = self.deliverer.is_past_give_up(&job.job);
+            if past {
+                given_up.push(job.clone());
+            }
+            !past
+        });
+        for job in &given_up {
+            report(self.deliverer.give_up(job).await, job);
         }
-        let name = self.deliverer.destination(&job.job);
+        let Some(first) = group.first() else {
+            return;
+        };
+        let name = self.deliverer.destination(&first.job);
         let slot = match self.destinations.admit(&name) {
             Admission::Go(slot) => slot,
             Admission::Busy(delay) => {
-                metrics::counter!("mailfwd_postponed_total").increment(1);
-                if let Err(error) = self.deliverer.postpone(&job, delay).await {
-                    lease_kept(&job, &error);
+                for job in &group {
+                    metrics::counter!("mailfwd_postponed_total").increment(1);
+                    if let Err(error) = self.deliverer.postpone(job, delay).await {
+                        lease_kept(job, &error);
+                    }
                 }
                 return;
             }
             Admission::Dead { for_, reason } => {
-                metrics::counter!("mailfwd_deferred_untried_total").increment(1);
                 let reason = format!("destination {name} is unreachable, not tried: {reason}");
                 let revived = self.deliverer.now() + for_;
-                match self.deliverer.defer_untried(&job, &reason, revived).await {
-                    Ok(Attempt::Failed(reason)) => failed(&job, &reason),
-                    Ok(_) => {
-                        tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                for job in &group {
+                    metrics::counter!("mailfwd_deferred_untried_total").increment(1);
+                    match self.deliverer.defer_untried(job, &reason, revived).await {
+                        Ok(Attempt::Failed(reason)) => failed(job, &reason),
+                        Ok(_) => {
+                            tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                        }
+                        Err(error) => not_recorded(job, &error),
                     }
-                    Err(error) => not_recorded(&job, &error),
                 }
                 return;
             }
@@ -120,7 +136,9 @@ impl Shared {
             // It waited long for a worker: given back, and claimed afresh with a whole
             // deadline ahead of it.
             drop(slot);
-            self.give_back(&job).await;
+            for job in &group {
+                self.give_back(job).await;
+            }
             return;
         }
         let mut stopping = stop.clone();
@@ -135,14 +153,20 @@ impl Shared {
         };
         let attempted = self
             .deliverer
-            .attempt(&job, email.as_deref(), interruption)
+            .attempt(&group, email.as_deref(), interruption)
             .await;
-        let error = match &attempted.recorded {
-            Ok(Attempt::Deferred(_, reply) | Attempt::Failed(reply)) => reply.as_str(),
-            _ => "",
-        };
+        let error = attempted
+            .recorded
+            .iter()
+            .find_map(|recorded| match recorded {
+                Ok(Attempt::Deferred(_, reply) | Attempt::Failed(reply)) => Some(reply.as_str()),
+                _ => None,
+            })
+            .unwrap_or_default();
         slot.finish(attempted.contact, error);
-        report(attempted.recorded, &job);
+        for (recorded, job) in attempted.recorded.into_iter().zip(&group) {
+            report(recorded, job);
+        }
     }
 
     /// Returns a claimed job to the queue unattempted, due at once.

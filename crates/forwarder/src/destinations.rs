@@ -36,6 +36,10 @@ pub struct DestinationLimits {
     /// How long a job for a destination with no free slot waits before it is claimed
     /// again (with ±20 % jitter).
     pub busy_delay: Duration,
+    /// The most recipients of one message sent to a destination in one transaction
+    /// (Postfix's `smtp_destination_recipient_limit`); more go in further
+    /// transactions (ADR 0017).
+    pub recipient_limit: usize,
 }
 
 impl Default for DestinationLimits {
@@ -47,6 +51,7 @@ impl Default for DestinationLimits {
             min_backoff: Duration::from_secs(60),
             max_backoff: Duration::from_secs(10 * 60),
             busy_delay: Duration::from_secs(5),
+            recipient_limit: 50,
         }
     }
 }
@@ -96,6 +101,7 @@ impl Destinations {
                 .max(limits.initial_concurrency.max(1)),
             failed_cohort: limits.failed_cohort.max(1),
             max_backoff: limits.max_backoff.max(limits.min_backoff),
+            recipient_limit: limits.recipient_limit.max(1),
             ..limits
         };
         Destinations {

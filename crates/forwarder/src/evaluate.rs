@@ -1,5 +1,6 @@
 //! The evaluator: up to `evaluating` emails at once, from the hand-off and from the
-//! backlog alike, each evaluated with its new jobs claimed and handed to the workers.
+//! backlog alike, each evaluated with its new jobs claimed and handed to the workers,
+//! grouped by next hop: one transaction per destination (ADR 0017).
 
 use std::sync::Arc;
 
@@ -11,9 +12,11 @@ use tokio::time::Instant;
 
 use crate::Shared;
 
-/// A job claimed at evaluation, on its way to a worker with its email's record.
+/// Jobs of one email claimed at evaluation, all for one destination (at most
+/// [`crate::DestinationLimits::recipient_limit`] of them), on their way to a worker
+/// with their email's record: one transaction carries them all.
 pub(crate) struct Fresh {
-    pub(crate) job: ClaimedJob,
+    pub(crate) jobs: Vec<ClaimedJob>,
     pub(crate) email: Arc<ReceivedEmail>,
     /// When the claim runs out (at the latest: measured from before it was made).
     pub(crate) lease_ends: Instant,
@@ -57,7 +60,9 @@ impl Shared {
         drop(fresh_tx);
         let give_back = async {
             while let Ok(fresh) = fresh_rx.recv_async().await {
-                self.give_back(&fresh.job).await;
+                for job in &fresh.jobs {
+                    self.give_back(job).await;
+                }
             }
         };
         let finish = async {
@@ -108,17 +113,36 @@ impl Shared {
         // starts now does not read it.
         drop(in_flight);
         let email = Arc::new(email);
-        for job in claimed {
+        for jobs in self.by_destination(claimed) {
             let email = Arc::clone(&email);
-            // Fails only once the engine has stopped: the lease brings the job back.
+            // Fails only once the engine has stopped: the leases bring the jobs back.
             let _ = fresh
                 .send_async(Fresh {
-                    job,
+                    jobs,
                     email,
                     lease_ends,
                 })
                 .await;
         }
+    }
+
+    /// One email's `jobs` in groups that can share a transaction: the same destination
+    /// (as the mailer sees destinations), at most `recipient_limit` to a group, in the
+    /// order of their first job.
+    fn by_destination(&self, jobs: Vec<ClaimedJob>) -> Vec<Vec<ClaimedJob>> {
+        let limit = self.config.destinations.recipient_limit.max(1);
+        let mut groups: Vec<(String, Vec<ClaimedJob>)> = Vec::new();
+        for job in jobs {
+            let destination = self.deliverer.destination(&job.job);
+            match groups
+                .iter_mut()
+                .find(|(name, group)| *name == destination && group.len() < limit)
+            {
+                Some((_, group)) => group.push(job),
+                None => groups.push((destination, vec![job])),
+            }
+        }
+        groups.into_iter().map(|(_, group)| group).collect()
     }
 
     /// Marks `email` evaluated and reports the recipients no rule matches any more and

@@ -1,7 +1,7 @@
-//! The envelope of a transaction on the wire: MAIL FROM, RCPT TO and, when the message
-//! goes by DATA, the DATA command. With PIPELINING (RFC 2920) they are written as one
-//! group and the replies read in order afterwards, one round trip instead of three;
-//! without it, each command waits for its reply.
+//! The envelope of a transaction on the wire: MAIL FROM, one RCPT TO per recipient and,
+//! when the message goes by DATA, the DATA command. With PIPELINING (RFC 2920) they are
+//! written as one group and the replies read in order afterwards, one round trip
+//! instead of one per command; without it, each command waits for its reply.
 
 use std::time::Duration;
 
@@ -24,8 +24,11 @@ pub(crate) struct Command {
 /// The reply a command needs for the transaction to go on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Expect {
-    /// 2xx (MAIL FROM, RCPT TO).
+    /// 2xx (MAIL FROM).
     Positive,
+    /// 2xx (RCPT TO); a refusal concerns this recipient only, and the transaction goes
+    /// on with the others.
+    Recipient,
     /// 354 (DATA).
     StartData,
 }
@@ -46,7 +49,7 @@ impl Command {
     /// What `reply` means as the answer to this command.
     pub(crate) fn verdict(&self, reply: &Reply) -> Verdict {
         let wanted = match self.expect {
-            Expect::Positive => reply.is_positive(),
+            Expect::Positive | Expect::Recipient => reply.is_positive(),
             Expect::StartData => reply.code == 354,
         };
         if wanted {
@@ -72,14 +75,16 @@ pub(crate) struct Replies {
 /// command of the group, and an unread reply would be taken for the answer to the next
 /// command. Reading stops early only at an error, at a 421, after which the server
 /// closes the connection and sends nothing more, or at an unexpected reply, after
-/// which no reply can be matched with its command. In lock-step, the first reply that
-/// does not let the transaction go on ends it: the remaining commands are not sent.
+/// which no reply can be matched with its command. In lock-step, the first refusal of
+/// anything but a RCPT TO ends it, and DATA is sent only once a RCPT TO was accepted:
+/// the remaining commands are not sent.
 pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client<S>,
     commands: &[Command],
     pipelining: bool,
 ) -> Replies {
     let mut replies = Vec::with_capacity(commands.len());
+    let mut recipient_accepted = false;
     if pipelining && let Err(error) = write_group(client, commands).await {
         return Replies {
             replies,
@@ -87,6 +92,9 @@ pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         };
     }
     for command in commands {
+        if !pipelining && command.expect == Expect::StartData && !recipient_accepted {
+            break;
+        }
         let reply = if pipelining {
             client.read_reply(command.timeout, command.during).await
         } else {
@@ -104,9 +112,11 @@ pub(crate) async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
             }
         };
         let verdict = command.verdict(&reply);
+        let recipient = command.expect == Expect::Recipient;
+        recipient_accepted |= recipient && verdict == Verdict::GoOn;
         let stop = reply.code == 421
             || verdict == Verdict::Unexpected
-            || (!pipelining && verdict != Verdict::GoOn);
+            || (!pipelining && verdict != Verdict::GoOn && !recipient);
         replies.push(reply);
         if stop {
             break;

@@ -40,6 +40,7 @@ mod private;
 mod reply;
 mod resolve;
 mod route;
+mod spent;
 mod tls;
 mod transaction;
 

@@ -2,7 +2,7 @@
 //! session, runs the transaction, keeps the connection for next time.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,9 +16,9 @@ use crate::connect::{Connector, Peer, Session};
 use crate::dns::Dns;
 use crate::error::{MailerError, SessionError};
 use crate::pool::{Idle, Pool, still_usable};
-use crate::private::non_public;
 use crate::resolve::{Router, Unreachable};
-use crate::route::{Host, HostKind, parse_relay};
+use crate::route::parse_relay;
+use crate::spent::Spent;
 use crate::tls::{Stream, opportunistic_connector};
 use crate::transaction::{After, TransactionEnd, transaction};
 
@@ -132,28 +132,57 @@ impl Mailer for SmtpMailer {
         self.inner.router.destination(recipient.domain().as_str())
     }
 
-    async fn send(&self, mut message: Outgoing) -> DeliveryOutcome {
-        let inner = &self.inner;
-        let domain = message.recipient.domain().as_str().to_owned();
+    async fn send(&self, mut message: Outgoing) -> Vec<DeliveryOutcome> {
+        let recipients = message.recipients.len();
+        match self.inner.send(&mut message).await {
+            Sent::Transaction(end) => end.outcomes(recipients),
+            Sent::Nowhere(outcome) => vec![outcome; recipients],
+        }
+    }
+}
+
+/// How sending a message ended.
+enum Sent {
+    /// In a transaction, which decided each recipient's outcome.
+    Transaction(TransactionEnd),
+    /// Before any transaction: one outcome for every recipient.
+    Nowhere(DeliveryOutcome),
+}
+
+impl From<DeliveryOutcome> for Sent {
+    fn from(outcome: DeliveryOutcome) -> Self {
+        Sent::Nowhere(outcome)
+    }
+}
+
+impl Inner {
+    /// Sends `message` to its recipients, all at one destination: the next hop is
+    /// found for the first one's domain.
+    async fn send(&self, message: &mut Outgoing) -> Sent {
+        let inner = self;
+        let Some(first) = message.recipients.first() else {
+            return DeliveryOutcome::Permanent("the message has no recipient".into()).into();
+        };
+        let domain = first.domain().as_str().to_owned();
         let hosts = match inner.router.hosts(&domain).await {
             Ok(hosts) => hosts,
             Err(outcome) => {
-                info!(recipient = %message.recipient, ?outcome, "no route");
-                return outcome;
+                info!(recipients = ?message.recipients, ?outcome, "no route");
+                return outcome.into();
             }
         };
-        let mut attempt = Attempt::default();
+        let mut attempt = Spent::default();
         'hosts: for host in &hosts {
             let key = host.pool_key();
-            if !inner.may_open_session(&attempt) {
+            if !attempt.may_open_session(&inner.config) {
                 break;
             }
             if let Some(session) = inner.checkout(&key).await {
                 attempt.sessions += 1;
                 let peer = session.peer.clone();
-                let end = inner.deliver(session, &key, &mut message).await;
+                let end = inner.deliver(session, &key, message).await;
                 if !end.retryable {
-                    return end.outcome;
+                    return Sent::Transaction(end);
                 }
                 // Nothing reached the server: a fresh connection to this host gets it now
                 // rather than a later retry of the whole delivery. Once: a fresh session
@@ -165,14 +194,14 @@ impl Mailer for SmtpMailer {
                 );
                 attempt.last_error = Some(outcome_text(end.outcome));
             }
-            if !inner.may_try_address(&attempt) {
+            if !attempt.may_try_address(&inner.config) {
                 break;
             }
             let addresses = match inner.router.addresses(host).await {
                 Ok(addresses) => addresses,
                 Err(Unreachable::Permanent(text)) => {
-                    info!(recipient = %message.recipient, %text, "no route");
-                    return DeliveryOutcome::Permanent(text);
+                    info!(recipients = ?message.recipients, %text, "no route");
+                    return DeliveryOutcome::Permanent(text).into();
                 }
                 Err(Unreachable::Skip(text)) => {
                     warn!(host = %host.name, %text, "skipping host");
@@ -181,13 +210,15 @@ impl Mailer for SmtpMailer {
                     continue;
                 }
             };
-            let addresses = inner.allowed(host, addresses, &mut attempt);
+            let addresses = attempt.allowed(&inner.config, host, addresses);
             if addresses.is_empty() {
                 // Nothing usable, but the lookup had its cost.
                 attempt.addresses += 1;
             }
             for ip in addresses {
-                if !inner.may_try_address(&attempt) || !inner.may_open_session(&attempt) {
+                if !attempt.may_try_address(&inner.config)
+                    || !attempt.may_open_session(&inner.config)
+                {
                     break 'hosts;
                 }
                 attempt.addresses += 1;
@@ -200,16 +231,16 @@ impl Mailer for SmtpMailer {
                         peer: peer.to_string(),
                         how: "is an address I listen on",
                     };
-                    warn!(recipient = %message.recipient, %error, "not sending to myself");
-                    return error.outcome();
+                    warn!(recipients = ?message.recipients, %error, "not sending to myself");
+                    return error.outcome().into();
                 }
                 match inner.connector.open(&peer).await {
                     Ok(session) => {
-                        return inner.deliver(session, &key, &mut message).await.outcome;
+                        return Sent::Transaction(inner.deliver(session, &key, message).await);
                     }
                     Err(error @ SessionError::LoopsBack { .. }) => {
-                        warn!(recipient = %message.recipient, %error, "not sending to myself");
-                        return error.outcome();
+                        warn!(recipients = ?message.recipients, %error, "not sending to myself");
+                        return error.outcome().into();
                     }
                     Err(error) => {
                         if !matches!(error, SessionError::Connect { .. }) {
@@ -221,85 +252,11 @@ impl Mailer for SmtpMailer {
                 }
             }
         }
-        attempt.outcome(&domain, &message)
-    }
-}
-
-/// What one delivery attempt has spent, and what stopped it so far.
-#[derive(Default)]
-struct Attempt {
-    /// Addresses tried, and hosts whose lookup gave none (see `mx_address_limit`).
-    addresses: usize,
-    /// Sessions opened or reused (see `mx_session_limit`).
-    sessions: usize,
-    /// The last failure worth trying again later.
-    last_error: Option<String>,
-    /// The first address refused as not public.
-    refused: Option<String>,
-}
-
-impl Attempt {
-    /// How an attempt that found no server to take the message ends: unreachable (to be
-    /// tried later) if anything failed that may work later; permanent if the only
-    /// addresses there were refused as private; unreachable with a generic text
-    /// otherwise.
-    fn outcome(self, domain: &str, message: &Outgoing) -> DeliveryOutcome {
-        let outcome = match (self.last_error, self.refused) {
-            // No server answered: the forwarder's memory of dead destinations counts it.
-            (Some(text), _) => DeliveryOutcome::Unreachable(text),
-            (None, Some(text)) => DeliveryOutcome::Permanent(text),
-            (None, None) => {
-                DeliveryOutcome::Unreachable(format!("no host to deliver to for {domain}"))
-            }
-        };
-        info!(recipient = %message.recipient, ?outcome, "all hosts failed");
-        outcome
+        attempt.outcome(&domain, message).into()
     }
 }
 
 impl Inner {
-    /// Whether the attempt may try one more address (`mx_address_limit`).
-    fn may_try_address(&self, attempt: &Attempt) -> bool {
-        let limit = self.config.mx_address_limit;
-        limit == 0 || attempt.addresses < limit
-    }
-
-    /// Whether the attempt may open or reuse one more session (`mx_session_limit`).
-    fn may_open_session(&self, attempt: &Attempt) -> bool {
-        let limit = self.config.mx_session_limit;
-        limit == 0 || attempt.sessions < limit
-    }
-
-    /// The addresses of `host` that may be connected to: all of them for a host the
-    /// operator chose or when private destinations are allowed, else the public ones
-    /// (see `private.rs`). The first refused one is noted in `attempt`.
-    fn allowed(&self, host: &Host, addresses: Vec<IpAddr>, attempt: &mut Attempt) -> Vec<IpAddr> {
-        if !host.public_only || self.config.deliver_to_private_addresses {
-            return addresses;
-        }
-        let mut allowed = Vec::with_capacity(addresses.len());
-        for ip in addresses {
-            let Some(kind) = non_public(ip) else {
-                allowed.push(ip);
-                continue;
-            };
-            let what = match host.kind {
-                HostKind::Exchange => "MX",
-                HostKind::ImplicitMx => "host",
-                HostKind::Ip(_) => "address literal",
-                HostKind::Relay => "next hop",
-            };
-            let text = format!(
-                "5.7.1 refusing to deliver to the {kind} address {} ({what} {})",
-                ip.to_canonical(),
-                host.name
-            );
-            warn!(host = %host.name, %ip, "not a public address; not connecting");
-            attempt.refused.get_or_insert(text);
-        }
-        allowed
-    }
-
     /// Whether `addr` is one of the addresses our own SMTP server listens on.
     fn is_own_address(&self, addr: SocketAddr) -> bool {
         let ip = addr.ip().to_canonical();
@@ -346,8 +303,9 @@ impl Inner {
         info!(
             peer = %session.peer,
             tls = session.tls,
-            recipient = %message.recipient,
+            recipients = ?message.recipients,
             outcome = ?end.outcome,
+            refused = ?end.refused,
             "delivery attempt finished"
         );
         match end.after {

@@ -1,5 +1,6 @@
-//! One mail transaction on an open session: MAIL FROM, RCPT TO, the message, what the
-//! replies mean for the delivery, and what state they leave the connection in.
+//! One mail transaction on an open session: MAIL FROM, a RCPT TO per recipient, the
+//! message, what the replies mean for each recipient, and what state they leave the
+//! connection in.
 
 use mailfwd_domain::delivery::{DeliveryOutcome, Outgoing};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -28,7 +29,13 @@ pub(crate) enum After {
 /// How a transaction ended.
 #[derive(Debug)]
 pub(crate) struct TransactionEnd {
+    /// The outcome of every recipient not in `refused`: what ended the transaction for
+    /// all (the final reply, a refused MAIL FROM or DATA, a lost session). When every
+    /// recipient was refused, the first refusal.
     pub(crate) outcome: DeliveryOutcome,
+    /// The recipients whose RCPT TO was refused, by their place in the message's
+    /// recipients, each with the outcome its own reply gave.
+    pub(crate) refused: Vec<(usize, DeliveryOutcome)>,
     pub(crate) after: After,
     /// The session failed (closed, I/O error, or 421) before the server accepted MAIL
     /// FROM, so nothing of the message reached it. On a reused connection this is
@@ -48,6 +55,7 @@ impl TransactionEnd {
         let closing = reply.code == 421;
         TransactionEnd {
             outcome: reply.outcome(),
+            refused: Vec::new(),
             after: if closing { After::Close } else { After::Reset },
             retryable: closing && to_mail,
         }
@@ -65,6 +73,7 @@ impl TransactionEnd {
         };
         TransactionEnd {
             outcome: error.outcome(),
+            refused: Vec::new(),
             after: After::Close,
             retryable: false,
         }
@@ -80,6 +89,7 @@ impl TransactionEnd {
         };
         TransactionEnd {
             outcome: reply.outcome(),
+            refused: Vec::new(),
             after,
             retryable: false,
         }
@@ -95,13 +105,25 @@ impl TransactionEnd {
                 retryable: before_mail
                     && matches!(error, SessionError::Closed { .. } | SessionError::Io { .. }),
                 outcome: error.outcome(),
+                refused: Vec::new(),
                 after: After::Close,
             },
         }
     }
+
+    /// One outcome per recipient of a transaction for `recipients`, in their order.
+    pub(crate) fn outcomes(self, recipients: usize) -> Vec<DeliveryOutcome> {
+        let mut outcomes = vec![self.outcome; recipients];
+        for (index, outcome) in self.refused {
+            if let Some(slot) = outcomes.get_mut(index) {
+                *slot = outcome;
+            }
+        }
+        outcomes
+    }
 }
 
-/// Runs one transaction for `message` on `session`.
+/// Runs one transaction for `message`, to all its recipients, on `session`.
 pub(crate) async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<S>,
     message: &mut Outgoing,
@@ -110,14 +132,16 @@ pub(crate) async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
     if let Some(refusal) = refuse_locally(session, message) {
         return TransactionEnd {
             outcome: DeliveryOutcome::Permanent(refusal),
+            refused: Vec::new(),
             after: After::Ready,
             retryable: false,
         };
     }
     let commands = commands(session, message, timeouts);
-    if let Err(end) = envelope(session, &commands, timeouts).await {
-        return end;
-    }
+    let refused = match envelope(session, &commands, timeouts).await {
+        Ok(refused) => refused,
+        Err(end) => return end,
+    };
     let client = &mut session.client;
     let body = message.body.as_mut();
     let (sent, during) = if session.caps.chunking {
@@ -147,19 +171,24 @@ pub(crate) async fn transaction<S: AsyncRead + AsyncWrite + Unpin>(
         client.out_of_step();
         end.after = After::Close;
     }
+    end.refused = refused;
     end
 }
 
 /// Whether the message can only go as an SMTPUTF8 transaction (RFC 6531 §3.4): a
-/// local part is not ASCII (domains are always in their ASCII form), or it was received
-/// as SMTPUTF8 with UTF-8 in its header fields.
+/// local part of the sender or of any recipient is not ASCII (domains are always in
+/// their ASCII form), or it was received as SMTPUTF8 with UTF-8 in its header fields.
 fn needs_smtputf8(message: &Outgoing) -> bool {
     let sender_ascii = message
         .sender
         .as_ref()
         .is_none_or(|sender| sender.local_part().is_ascii());
+    let recipients_ascii = message
+        .recipients
+        .iter()
+        .all(|recipient| recipient.local_part().is_ascii());
     let utf8_headers = message.encoding.smtputf8 && message.encoding.utf8_headers;
-    !(sender_ascii && message.recipient.local_part().is_ascii()) || utf8_headers
+    !(sender_ascii && recipients_ascii) || utf8_headers
 }
 
 /// What the server's EHLO already tells us it would refuse.
@@ -181,61 +210,98 @@ fn refuse_locally<S>(session: &Session<S>, message: &Outgoing) -> Option<String>
     }
 }
 
-/// Sends the envelope's `commands`. `Ok` when the server accepted them all (DATA with
-/// 354); otherwise how the transaction ended.
+/// Sends the envelope's `commands`. `Ok` when the server accepted MAIL FROM, at least
+/// one RCPT TO and DATA (with 354), with the recipients it refused; otherwise how the
+/// transaction ended.
 async fn envelope<S: AsyncRead + AsyncWrite + Unpin>(
     session: &mut Session<S>,
     commands: &[Command],
     timeouts: &SmtpTimeouts,
-) -> Result<(), TransactionEnd> {
+) -> Result<Vec<(usize, DeliveryOutcome)>, TransactionEnd> {
     let client = &mut session.client;
     let Replies { replies, error } = exchange(client, commands, session.caps.pipelining).await;
-    let verdicts: Vec<Verdict> = commands
+    let answered: Vec<(&Command, &Reply)> = commands.iter().zip(&replies).collect();
+    if let Some((command, reply)) = answered
         .iter()
-        .zip(&replies)
-        .map(|(command, reply)| command.verdict(reply))
-        .collect();
-    let refusal = verdicts
-        .iter()
-        .position(|verdict| *verdict != Verdict::GoOn);
-    let Some(index) = refusal else {
-        return match error {
-            None if client.has_unread() => {
-                // Every command has its reply, yet more came: the replies are out of
-                // step, and the body must not follow on the strength of any of them.
-                client.out_of_step();
-                let last = commands.last().map_or("the envelope", |c| c.during);
-                Err(TransactionEnd {
-                    outcome: SessionError::Unexpected {
-                        during: last,
-                        reply: "more replies than commands".to_owned(),
-                    }
-                    .outcome(),
-                    after: After::Close,
-                    retryable: false,
-                })
-            }
-            None => Ok(()),
-            Some(error) => Err(TransactionEnd::failed(error, replies.is_empty())),
-        };
-    };
-    // The first refusal decides; later replies (503 "need MAIL", 554 "no valid
-    // recipients") only follow from it.
-    let mut end =
-        TransactionEnd::refused(replies[index].clone(), index == 0, commands[index].during);
-    if error.is_some()
-        || replies.iter().any(|reply| reply.code == 421)
-        || verdicts.contains(&Verdict::Unexpected)
+        .find(|(command, reply)| command.verdict(reply) == Verdict::Unexpected)
     {
-        end.after = After::Close;
-    }
-    if verdicts.contains(&Verdict::Unexpected) {
+        // The replies no longer line up with the commands: none of them, a refusal
+        // included, can be taken as the answer to its own.
         client.out_of_step();
+        return Err(TransactionEnd::out_of_step(command.during, reply));
+    }
+    let mut refused = Vec::new();
+    let mut accepted = 0;
+    let mut end = None;
+    for (index, (command, reply)) in answered.iter().enumerate() {
+        let recipient = command.expect == Expect::Recipient;
+        if command.verdict(reply) == Verdict::GoOn {
+            accepted += usize::from(recipient);
+        } else if recipient && reply.code != 421 {
+            // The first command is MAIL FROM: recipient `n` is command `n + 1`.
+            refused.push((index - 1, reply.outcome()));
+        } else if command.expect == Expect::StartData && accepted == 0 && reply.code != 421 {
+            // "No valid recipients": it only follows from the refusals.
+            break;
+        } else {
+            // MAIL FROM or DATA refused, or a 421: the end for every recipient not
+            // refused yet. Replies after it only follow from it.
+            end = Some(TransactionEnd::refused(
+                (*reply).clone(),
+                index == 0,
+                command.during,
+            ));
+            if index == 0 {
+                refused.clear();
+            }
+            break;
+        }
+    }
+    // Lost, or closing: nothing more can go over this connection.
+    let broken = error.is_some() || replies.iter().any(|reply| reply.code == 421);
+    let mut end = match (end, error) {
+        (Some(end), _) => end,
+        (None, Some(error)) => TransactionEnd::failed(error, replies.is_empty()),
+        (None, None) if accepted == 0 => match refused.first() {
+            Some((_, first)) => TransactionEnd {
+                outcome: first.clone(),
+                refused: Vec::new(),
+                after: After::Reset,
+                retryable: false,
+            },
+            None => TransactionEnd {
+                outcome: DeliveryOutcome::Permanent("the message has no recipient".into()),
+                refused: Vec::new(),
+                after: After::Reset,
+                retryable: false,
+            },
+        },
+        (None, None) if client.has_unread() => {
+            // Every command has its reply, yet more came: the replies are out of
+            // step, and the body must not follow on the strength of any of them.
+            client.out_of_step();
+            let last = commands.last().map_or("the envelope", |c| c.during);
+            return Err(TransactionEnd {
+                outcome: SessionError::Unexpected {
+                    during: last,
+                    reply: "more replies than commands".to_owned(),
+                }
+                .outcome(),
+                refused: Vec::new(),
+                after: After::Close,
+                retryable: false,
+            });
+        }
+        (None, None) => return Ok(refused),
+    };
+    end.refused = refused;
+    if broken {
+        end.after = After::Close;
     }
     let data_answered = replies.len() == commands.len()
         && commands
             .last()
-            .is_some_and(|command| command.line == "DATA")
+            .is_some_and(|command| command.expect == Expect::StartData)
         && replies.last().is_some_and(|reply| reply.code == 354);
     if data_answered && end.after == After::Reset {
         // A pipelined DATA answered 354 although the envelope was refused: the server
@@ -269,20 +335,18 @@ fn commands<S>(session: &Session<S>, message: &Outgoing, timeouts: &SmtpTimeouts
     if (message.encoding.smtputf8 || needs_smtputf8(message)) && session.caps.smtputf8 {
         mail.push_str(" SMTPUTF8");
     }
-    let mut commands = vec![
-        Command {
-            line: mail,
-            timeout: timeouts.mail,
-            during: "MAIL FROM",
-            expect: Expect::Positive,
-        },
-        Command {
-            line: format!("RCPT TO:<{}>", message.recipient),
-            timeout: timeouts.rcpt,
-            during: "RCPT TO",
-            expect: Expect::Positive,
-        },
-    ];
+    let mut commands = vec![Command {
+        line: mail,
+        timeout: timeouts.mail,
+        during: "MAIL FROM",
+        expect: Expect::Positive,
+    }];
+    commands.extend(message.recipients.iter().map(|recipient| Command {
+        line: format!("RCPT TO:<{recipient}>"),
+        timeout: timeouts.rcpt,
+        during: "RCPT TO",
+        expect: Expect::Recipient,
+    }));
     if !session.caps.chunking {
         commands.push(Command {
             line: "DATA".to_owned(),
@@ -297,3 +361,7 @@ fn commands<S>(session: &Session<S>, message: &Outgoing, timeouts: &SmtpTimeouts
 #[cfg(test)]
 #[path = "transaction_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "transaction_group_tests.rs"]
+mod group_tests;

@@ -17,7 +17,7 @@ use crate::client::Client;
 use crate::connect::Peer;
 use crate::reply::Capabilities;
 
-const BODY: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
+pub(super) const BODY: &[u8] = b"Subject: hi\r\n\r\nhello\r\n";
 const GROUP: &[u8] = b"MAIL FROM:<a@sender.test>\r\nRCPT TO:<b@dest.test>\r\nDATA\r\n";
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -35,7 +35,8 @@ impl BodyReader for Body {
     }
 }
 
-fn message() -> (Outgoing, Arc<AtomicBool>) {
+/// The test message from `a@sender.test` to `recipients`, and whether its body was read.
+pub(super) fn message_to(recipients: &[&str]) -> (Outgoing, Arc<AtomicBool>) {
     let read = Arc::new(AtomicBool::new(false));
     let body = Body {
         chunk: Some(Bytes::from_static(BODY)),
@@ -44,7 +45,7 @@ fn message() -> (Outgoing, Arc<AtomicBool>) {
     let address = |text| EmailAddress::parse(text).expect("an address");
     let message = Outgoing {
         sender: Some(address("a@sender.test")),
-        recipient: address("b@dest.test"),
+        recipients: recipients.iter().map(|text| address(text)).collect(),
         body: Box::new(body),
         size: BODY.len() as u64,
         encoding: mailfwd_domain::Encoding::default(),
@@ -67,7 +68,7 @@ fn session(caps: Capabilities) -> (Session<DuplexStream>, DuplexStream) {
     (session, server)
 }
 
-const PIPELINING: Capabilities = Capabilities {
+pub(super) const PIPELINING: Capabilities = Capabilities {
     starttls: false,
     pipelining: true,
     chunking: false,
@@ -78,7 +79,7 @@ const PIPELINING: Capabilities = Capabilities {
 
 /// One read by the server, as the bytes it got; empty when nothing came within a
 /// second (the client waits for a reply) or the client closed.
-async fn read_once(server: &mut DuplexStream) -> Vec<u8> {
+pub(super) async fn read_once(server: &mut DuplexStream) -> Vec<u8> {
     let mut buf = vec![0; 4096];
     let read = tokio::time::timeout(SECOND, server.read(&mut buf)).await;
     buf.truncate(read.ok().and_then(Result::ok).unwrap_or(0));
@@ -86,7 +87,7 @@ async fn read_once(server: &mut DuplexStream) -> Vec<u8> {
 }
 
 /// Reads until what arrived ends with `end`, or nothing more comes.
-async fn read_until(server: &mut DuplexStream, end: &[u8]) -> Vec<u8> {
+pub(super) async fn read_until(server: &mut DuplexStream, end: &[u8]) -> Vec<u8> {
     let mut data = Vec::new();
     while !data.ends_with(end) {
         let more = read_once(server).await;
@@ -105,9 +106,22 @@ where
     F: FnOnce(DuplexStream) -> Fut,
     Fut: Future<Output = DuplexStream> + Send + 'static,
 {
+    run_to(&["b@dest.test"], caps, script).await
+}
+
+/// [`run`] for a message to `recipients`.
+pub(super) async fn run_to<F, Fut>(
+    recipients: &[&str],
+    caps: Capabilities,
+    script: F,
+) -> (TransactionEnd, bool, Vec<u8>)
+where
+    F: FnOnce(DuplexStream) -> Fut,
+    Fut: Future<Output = DuplexStream> + Send + 'static,
+{
     let (mut session, server) = session(caps);
     let server = tokio::spawn(script(server));
-    let (mut message, read) = message();
+    let (mut message, read) = message_to(recipients);
     let end = transaction(&mut session, &mut message, &SmtpTimeouts::default()).await;
     drop(session);
     let mut rest = Vec::new();
@@ -117,7 +131,7 @@ where
     (end, read.load(Ordering::SeqCst), rest)
 }
 
-fn permanent(text: &str) -> DeliveryOutcome {
+pub(super) fn permanent(text: &str) -> DeliveryOutcome {
     DeliveryOutcome::Permanent(text.to_owned())
 }
 
@@ -332,7 +346,7 @@ async fn a_final_reply_of_any_class_ends_the_transaction_cleanly_but_421() {
     }
 }
 
-fn transient(text: &str) -> DeliveryOutcome {
+pub(super) fn transient(text: &str) -> DeliveryOutcome {
     DeliveryOutcome::Transient(text.to_owned())
 }
 

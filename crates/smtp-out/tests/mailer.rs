@@ -26,9 +26,27 @@ mod session;
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
 use mailfwd_smtp_out::{MailerConfig, SmtpMailer, SmtpTimeouts};
 
 use mailfwd_testkit::sink::Sink;
+
+/// Sending a message to one recipient, whose one outcome is the answer.
+#[async_trait]
+pub trait SendOne {
+    /// Sends `message` (to one recipient) and returns its outcome.
+    async fn send_one(&self, message: Outgoing) -> DeliveryOutcome;
+}
+
+#[async_trait]
+impl<M: Mailer> SendOne for M {
+    async fn send_one(&self, message: Outgoing) -> DeliveryOutcome {
+        let mut outcomes = self.send(message).await;
+        assert_eq!(outcomes.len(), 1, "one outcome per recipient: {outcomes:?}");
+        outcomes.remove(0)
+    }
+}
 
 /// Short timeouts, so that a test that goes wrong fails instead of hanging.
 pub fn config(port: u16) -> MailerConfig {

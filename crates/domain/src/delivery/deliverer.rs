@@ -1,18 +1,13 @@
-//! The delivery step of a worker: one attempt of one claimed job, cut short by its
-//! deadline or a stop, and its record in the queue.
+//! The delivery step of a worker: the deliverer, and what it does with claimed jobs
+//! other than attempting them (see `attempt.rs`): claims, give-backs, give-ups.
 
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::{Duration, SystemTime};
 
-use super::received::{PrefixedBody, received_header};
 use super::{
-    ClaimedJob, Clock, DeliveryJob, DeliveryOutcome, DeliveryQueue, Mailer, Outgoing, QueueError,
-    RetryPolicy, SystemClock,
+    ClaimedJob, Clock, DeliveryJob, DeliveryQueue, Mailer, QueueError, RetryPolicy, SystemClock,
 };
-use crate::email::{EmailStore, ReceivedEmail, StoreError};
+use crate::email::EmailStore;
 
 /// How one attempt ended, as recorded in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,26 +45,27 @@ pub enum Contact {
     None,
 }
 
-/// One attempt: what it learned of the destination, and how it was recorded.
+/// One attempt of a group of jobs: what it learned of their destination, and how each
+/// job was recorded.
 #[derive(Debug)]
 pub struct Attempted {
     /// What the attempt learned of its destination.
     pub contact: Contact,
-    /// The job's new state, or why it could not be recorded (the lease then runs out
-    /// and the job is attempted again: at-least-once).
-    pub recorded: Result<Attempt, QueueError>,
+    /// Each job's new state, in the group's order, or why it could not be recorded (the
+    /// lease then runs out and the job is attempted again: at-least-once).
+    pub recorded: Vec<Result<Attempt, QueueError>>,
 }
 
 /// Delivers claimed jobs: stream the body with a new `Received:` header to the
 /// `Mailer`, and record the outcome in the queue.
 #[derive(Clone)]
 pub struct Deliverer {
-    emails: Arc<dyn EmailStore>,
-    queue: Arc<dyn DeliveryQueue>,
-    mailer: Arc<dyn Mailer>,
-    policy: RetryPolicy,
-    hostname: String,
-    clock: Arc<dyn Clock>,
+    pub(super) emails: Arc<dyn EmailStore>,
+    pub(super) queue: Arc<dyn DeliveryQueue>,
+    pub(super) mailer: Arc<dyn Mailer>,
+    pub(super) policy: RetryPolicy,
+    pub(super) hostname: String,
+    pub(super) clock: Arc<dyn Clock>,
 }
 
 impl Deliverer {
@@ -194,120 +190,7 @@ impl Deliverer {
         Ok(attempt)
     }
 
-    /// Makes one attempt and records it.
-    ///
-    /// # Errors
-    /// [`QueueError`] if the outcome could not be recorded (the job's lease then runs
-    /// out and it is attempted again: at-least-once).
-    pub async fn deliver(&self, claimed: &ClaimedJob) -> Result<Attempt, QueueError> {
-        self.attempt(claimed, None, std::future::pending())
-            .await
-            .recorded
-    }
-
-    /// [`Deliverer::deliver`] for a caller that already holds the job's email record
-    /// (a fresh email handed over in memory): saves reading it back.
-    ///
-    /// # Errors
-    /// As [`Deliverer::deliver`].
-    pub async fn deliver_email(
-        &self,
-        claimed: &ClaimedJob,
-        email: &ReceivedEmail,
-    ) -> Result<Attempt, QueueError> {
-        self.attempt(claimed, Some(email), std::future::pending())
-            .await
-            .recorded
-    }
-
-    /// Makes one attempt of `claimed` (with its email's record if the caller holds it)
-    /// until `interruption` comes, and records it. A job past its give-up time fails
-    /// without an attempt. An attempt cut short by its deadline is a temporary failure
-    /// of an unreachable destination; one cut short by a stop is given back.
-    pub async fn attempt(
-        &self,
-        claimed: &ClaimedJob,
-        email: Option<&ReceivedEmail>,
-        interruption: impl Future<Output = Interruption>,
-    ) -> Attempted {
-        if self.is_past_give_up(&claimed.job) {
-            let recorded = self.give_up(claimed).await;
-            return Attempted {
-                contact: Contact::None,
-                recorded,
-            };
-        }
-        let (contact, outcome) = match first(self.send(claimed, email), interruption).await {
-            Ok(Ok(outcome)) => (contact_of(&outcome), outcome),
-            Ok(Err(unreadable)) => (Contact::None, unreadable),
-            Err(Interruption::Deadline(after)) => (
-                Contact::Unreachable,
-                // Rounded: a deadline measured from the lease's start is a hair short.
-                DeliveryOutcome::Unreachable(format!(
-                    "attempt deadline of {:.0} s exceeded",
-                    after.as_secs_f64()
-                )),
-            ),
-            Err(Interruption::Stop) => {
-                let recorded = self.release(claimed).await.map(|()| Attempt::GivenBack);
-                return Attempted {
-                    contact: Contact::None,
-                    recorded,
-                };
-            }
-        };
-        Attempted {
-            contact,
-            recorded: self.record(claimed, outcome).await,
-        }
-    }
-
-    /// Reads the email (unless given) and sends it; `Err` holds the outcome of an email
-    /// that could not be read, which never reached the mailer.
-    async fn send(
-        &self,
-        claimed: &ClaimedJob,
-        email: Option<&ReceivedEmail>,
-    ) -> Result<DeliveryOutcome, DeliveryOutcome> {
-        let read;
-        let email = match email {
-            Some(email) => email,
-            None => {
-                read = self
-                    .emails
-                    .get(&claimed.job.email)
-                    .await
-                    .map_err(unreadable)?;
-                &read
-            }
-        };
-        let message = self.outgoing(claimed, email).await.map_err(unreadable)?;
-        Ok(self.mailer.send(message).await)
-    }
-
-    /// Turns the outcome of an attempt into the job's next state and records it.
-    async fn record(
-        &self,
-        claimed: &ClaimedJob,
-        outcome: DeliveryOutcome,
-    ) -> Result<Attempt, QueueError> {
-        let now = self.now();
-        let job = &claimed.job;
-        let attempt = match outcome {
-            DeliveryOutcome::Delivered(reply) => Attempt::Delivered(reply),
-            DeliveryOutcome::Permanent(reply) => Attempt::Failed(reply),
-            DeliveryOutcome::Transient(reply) | DeliveryOutcome::Unreachable(reply) => {
-                match self.policy.next_attempt(job.attempts, job.created_at, now) {
-                    Some(at) => Attempt::Deferred(at, reply),
-                    None => Attempt::Failed(self.gave_up(job.attempts, &reply)),
-                }
-            }
-        };
-        self.write(claimed, &attempt, now).await?;
-        Ok(attempt)
-    }
-
-    async fn write(
+    pub(super) async fn write(
         &self,
         claimed: &ClaimedJob,
         attempt: &Attempt,
@@ -322,47 +205,11 @@ impl Deliverer {
     }
 
     /// The reason of a job that ran out of retries.
-    fn gave_up(&self, attempts: u32, last: &str) -> String {
+    pub(super) fn gave_up(&self, attempts: u32, last: &str) -> String {
         format!(
             "gave up after {attempts} attempts over {}; last: {last}",
             span(self.policy.give_up_after)
         )
-    }
-
-    async fn outgoing(
-        &self,
-        claimed: &ClaimedJob,
-        email: &ReceivedEmail,
-    ) -> Result<Outgoing, StoreError> {
-        let header = received_header(email, &claimed.job.destination, &self.hostname, self.now());
-        let size = email.size + header.len() as u64;
-        let body = self.emails.open_body(&email.id).await?;
-        Ok(Outgoing {
-            sender: email.email.envelope.sender.clone(),
-            recipient: claimed.job.destination.clone(),
-            body: Box::new(PrefixedBody::new(header, body)),
-            size,
-            encoding: email.email.encoding,
-        })
-    }
-}
-
-/// What an outcome says of the destination.
-fn contact_of(outcome: &DeliveryOutcome) -> Contact {
-    match outcome {
-        DeliveryOutcome::Delivered(_) => Contact::Delivered,
-        DeliveryOutcome::Transient(_) | DeliveryOutcome::Permanent(_) => Contact::Answered,
-        DeliveryOutcome::Unreachable(_) => Contact::Unreachable,
-    }
-}
-
-/// The outcome of an attempt whose stored email could not be read.
-fn unreadable(error: StoreError) -> DeliveryOutcome {
-    match error {
-        StoreError::NotFound(id) => {
-            DeliveryOutcome::Permanent(format!("the stored email {id} is missing"))
-        }
-        error => DeliveryOutcome::Transient(format!("cannot read the stored email: {error}")),
     }
 }
 
@@ -375,22 +222,6 @@ fn span(period: Duration) -> String {
         s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
     }
-}
-
-/// Runs `work` until `interruption` comes first (the domain has no runtime to select
-/// with); `work` is dropped, cancelled, if it does.
-async fn first<T>(
-    work: impl Future<Output = T>,
-    interruption: impl Future<Output = Interruption>,
-) -> Result<T, Interruption> {
-    let (mut work, mut interruption) = (pin!(work), pin!(interruption));
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(done) = work.as_mut().poll(cx) {
-            return Poll::Ready(Ok(done));
-        }
-        interruption.as_mut().poll(cx).map(Err)
-    })
-    .await
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use async_trait::async_trait;
 use super::*;
 use crate::EmailAddress;
 use crate::delivery::JobState;
+use crate::delivery::{DeliveryOutcome, Mailer, Outgoing};
+use crate::email::ReceivedEmail;
 use crate::email::{Envelope, NewEmail, SplitEmailStore};
 use crate::memory::{MemoryBodyStore, MemoryDeliveryQueue, MemoryEmailLog};
 
@@ -17,7 +19,7 @@ struct Silent(AtomicUsize);
 
 #[async_trait]
 impl Mailer for Silent {
-    async fn send(&self, _message: Outgoing) -> DeliveryOutcome {
+    async fn send(&self, _message: Outgoing) -> Vec<DeliveryOutcome> {
         self.0.fetch_add(1, Ordering::SeqCst);
         std::future::pending().await
     }
@@ -101,12 +103,15 @@ async fn a_job_past_its_give_up_time_fails_without_an_attempt() {
     let claimed = world.claim().await;
     assert!(world.deliverer.is_past_give_up(&claimed.job));
 
-    let attempted = world
+    let mut attempted = world
         .deliverer
-        .attempt(&claimed, None, std::future::pending())
+        .attempt(std::slice::from_ref(&claimed), None, std::future::pending())
         .await;
     let reason = "gave up after 0 attempts over 5d; last: no attempt was made";
-    assert_eq!(attempted.recorded.unwrap(), Attempt::Failed(reason.into()));
+    assert_eq!(
+        attempted.recorded.remove(0).unwrap(),
+        Attempt::Failed(reason.into())
+    );
     assert_eq!(attempted.contact, Contact::None);
     assert_eq!(world.mailer.0.load(Ordering::SeqCst), 0, "never sent");
     assert_eq!(
@@ -124,11 +129,14 @@ async fn an_attempt_cut_short_by_its_deadline_is_deferred_as_unreachable() {
     let claimed = world.claim().await;
     let deadline = async { Interruption::Deadline(Duration::from_secs(600)) };
 
-    let attempted = world.deliverer.attempt(&claimed, None, deadline).await;
+    let attempted = world
+        .deliverer
+        .attempt(std::slice::from_ref(&claimed), None, deadline)
+        .await;
     assert_eq!(attempted.contact, Contact::Unreachable);
     let reply = "attempt deadline of 600 s exceeded";
     assert!(
-        matches!(attempted.recorded, Ok(Attempt::Deferred(at, ref r)) if r == reply && at > now)
+        matches!(attempted.recorded[0], Ok(Attempt::Deferred(at, ref r)) if r == reply && at > now)
     );
     assert_eq!(world.mailer.0.load(Ordering::SeqCst), 1);
     let job = world.job().await;
@@ -148,11 +156,13 @@ async fn an_attempt_stopped_half_way_is_given_back_due_at_once_and_uncounted() {
     let world = world(now, now).await;
     let claimed = world.claim().await;
 
-    let attempted = world
+    let mut attempted = world
         .deliverer
-        .attempt(&claimed, None, async { Interruption::Stop })
+        .attempt(std::slice::from_ref(&claimed), None, async {
+            Interruption::Stop
+        })
         .await;
-    assert_eq!(attempted.recorded.unwrap(), Attempt::GivenBack);
+    assert_eq!(attempted.recorded.remove(0).unwrap(), Attempt::GivenBack);
     let job = world.job().await;
     assert_eq!((job.state, job.attempts), (JobState::Pending, 0));
     assert_eq!(world.queue.claim(now, LEASE, 1).await.unwrap().len(), 1);

@@ -1,16 +1,18 @@
-//! The `Mailer` port: hands one message to the next hop.
+//! The `Mailer` port: hands one message to the next hop, for one or more recipients
+//! there.
 
 use async_trait::async_trait;
 
 use crate::address::EmailAddress;
 use crate::email::BodyReader;
 
-/// One message to send to one destination.
+/// One message to send to one or more recipients at one destination (ADR 0017).
 pub struct Outgoing {
     /// The envelope sender (`None`: the null reverse path).
     pub sender: Option<EmailAddress>,
-    /// The envelope recipient.
-    pub recipient: EmailAddress,
+    /// The envelope recipients, at least one, all at the same destination (see
+    /// [`Mailer::destination`]): one transaction carries them all.
+    pub recipients: Vec<EmailAddress>,
     /// The message: the stored body with mailfwd's `Received:` header in front.
     pub body: Box<dyn BodyReader>,
     /// Size of `body` in octets, for the SIZE parameter.
@@ -38,8 +40,12 @@ pub enum DeliveryOutcome {
 /// Sends messages onward (SMTP to a relay host or the destination's MX).
 #[async_trait]
 pub trait Mailer: Send + Sync {
-    /// Sends `message`; never fails outside the outcome.
-    async fn send(&self, message: Outgoing) -> DeliveryOutcome;
+    /// Sends `message` in one transaction and returns one outcome per recipient, in the
+    /// order of [`Outgoing::recipients`]; never fails outside the outcomes. What ends
+    /// the whole transaction (no session, a refused MAIL FROM or DATA, the final reply
+    /// to the data) is the outcome of every recipient the server had not refused; a
+    /// refused RCPT TO is that recipient's own outcome.
+    async fn send(&self, message: Outgoing) -> Vec<DeliveryOutcome>;
 
     /// The destination mail for `recipient` goes to, as far as scheduling is concerned:
     /// deliveries to one destination share its concurrency limit and its memory of

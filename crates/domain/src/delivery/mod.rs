@@ -1,6 +1,7 @@
 //! Delivery: one job per (email, destination), the durable queue that owns them, the
 //! retry schedule, and the `Mailer` port that sends a message onward.
 
+mod attempt;
 mod clock;
 mod deliverer;
 mod mailer;

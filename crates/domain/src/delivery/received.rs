@@ -9,23 +9,29 @@ use crate::address::EmailAddress;
 use crate::calendar::civil_date;
 use crate::email::{BodyReader, ReceivedEmail, StoreError};
 
-/// The `Received:` trace header (RFC 5321 §4.4) for forwarding `email` to `destination`.
-/// Folded onto several lines, each far below the 998-octet limit.
+/// The `Received:` trace header (RFC 5321 §4.4) for forwarding `email` to `recipients`.
+/// Folded onto several lines, each far below the 998-octet limit. The `for` clause
+/// names the recipient of a copy sent to one; a copy for several names none, as
+/// Postfix does: one copy's header must not tell each recipient who else got it.
 #[must_use]
 pub fn received_header(
     email: &ReceivedEmail,
-    destination: &EmailAddress,
+    recipients: &[EmailAddress],
     hostname: &str,
     now: SystemTime,
 ) -> String {
     let helo = printable_helo(email.email.helo.as_deref().unwrap_or(""));
     let ip = email.email.peer.as_deref().map_or("unknown", peer_ip);
     let protocol = if email.email.tls { "ESMTPS" } else { "ESMTP" };
-    format!(
-        "Received: from {helo} ([{ip}])\r\n\tby {hostname} (mailfwd) with {protocol} id {}\r\n\tfor <{destination}>; {}\r\n",
-        email.id,
-        rfc5322_date(now)
-    )
+    let date = rfc5322_date(now);
+    let id = email.id;
+    let head = format!(
+        "Received: from {helo} ([{ip}])\r\n\tby {hostname} (mailfwd) with {protocol} id {id}"
+    );
+    match recipients {
+        [recipient] => format!("{head}\r\n\tfor <{recipient}>; {date}\r\n"),
+        _ => format!("{head};\r\n\t{date}\r\n"),
+    }
 }
 
 /// Longest HELO name kept in the header: a domain name is at most 255 octets.
@@ -144,7 +150,7 @@ mod tests {
             size: 1,
             received_at: UNIX_EPOCH,
         };
-        let dest = EmailAddress::parse("alice@gmail.test").unwrap();
+        let dest = [EmailAddress::parse("alice@gmail.test").unwrap()];
         let header = received_header(&email, &dest, "mx.mailfwd.test", UNIX_EPOCH);
         assert_eq!(
             header,
@@ -155,6 +161,37 @@ mod tests {
             )
         );
         assert!(header.lines().all(|l| l.len() < 998));
+    }
+
+    #[test]
+    fn a_copy_for_several_recipients_names_none_of_them() {
+        let email = ReceivedEmail {
+            id: EmailId::new(),
+            email: NewEmail {
+                envelope: Envelope {
+                    sender: None,
+                    recipients: vec![],
+                },
+                peer: Some("192.0.2.1:25".into()),
+                helo: Some("client.example".into()),
+                tls: false,
+                encoding: crate::email::Encoding::default(),
+            },
+            size: 1,
+            received_at: UNIX_EPOCH,
+        };
+        let recipients = ["alice@gmail.test", "bob@gmail.test"]
+            .map(|address| EmailAddress::parse(address).unwrap());
+        let header = received_header(&email, &recipients, "mx.mailfwd.test", UNIX_EPOCH);
+        assert_eq!(
+            header,
+            format!(
+                "Received: from client.example ([192.0.2.1])\r\n\tby mx.mailfwd.test (mailfwd) with ESMTP id {};\r\n\
+                 \tThu, 01 Jan 1970 00:00:00 +0000\r\n",
+                email.id
+            )
+        );
+        assert!(!header.contains("gmail.test"));
     }
 
     #[test]
@@ -174,7 +211,7 @@ mod tests {
             size: 1,
             received_at: UNIX_EPOCH,
         };
-        let dest = EmailAddress::parse("alice@gmail.test").unwrap();
+        let dest = [EmailAddress::parse("alice@gmail.test").unwrap()];
         let header = received_header(&email, &dest, "mx.test", UNIX_EPOCH);
         let first = header.lines().next().unwrap();
         assert_eq!(

@@ -14,7 +14,8 @@ fn addr(s: &str) -> EmailAddress {
     EmailAddress::parse(s).unwrap()
 }
 
-/// A mailer that records what it was given and answers from a script.
+/// A mailer that records what it was given (the recipients, comma-separated, and the
+/// bytes) and answers each recipient from a script, in order.
 struct ScriptedMailer {
     answers: Mutex<Vec<DeliveryOutcome>>,
     sent: Mutex<Vec<(String, Vec<u8>)>>,
@@ -22,17 +23,19 @@ struct ScriptedMailer {
 
 #[async_trait]
 impl Mailer for ScriptedMailer {
-    async fn send(&self, mut message: Outgoing) -> DeliveryOutcome {
+    async fn send(&self, mut message: Outgoing) -> Vec<DeliveryOutcome> {
         let mut bytes = Vec::new();
         while let Some(chunk) = message.body.next_chunk().await.unwrap() {
             bytes.extend_from_slice(&chunk);
         }
         assert_eq!(bytes.len() as u64, message.size);
+        let recipients: Vec<String> = message.recipients.iter().map(ToString::to_string).collect();
         self.sent
             .lock()
             .unwrap()
-            .push((message.recipient.to_string(), bytes));
-        self.answers.lock().unwrap().remove(0)
+            .push((recipients.join(","), bytes));
+        let mut answers = self.answers.lock().unwrap();
+        answers.drain(..message.recipients.len()).collect()
     }
 }
 
@@ -225,6 +228,58 @@ async fn a_fresh_email_is_claimed_at_evaluation_and_delivered_without_a_claim() 
         jobs.iter()
             .all(|job| job.state.is_final() && job.attempts == 1)
     );
+}
+
+#[tokio::test]
+async fn a_group_goes_as_one_message_and_each_job_is_recorded_on_its_own() {
+    let world = world().await;
+    let body = b"Subject: group\r\n\r\nhello\r\n";
+    let email = store(&world, &["sales@acme.test"], body).await;
+    let lease = Duration::from_secs(60);
+    let (_, claimed) = world
+        .evaluator
+        .evaluate_and_claim(&email, SystemTime::now(), lease)
+        .await
+        .unwrap();
+    let mailer = Arc::new(ScriptedMailer {
+        answers: Mutex::new(vec![
+            DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
+            DeliveryOutcome::Permanent("550 5.1.1 no such user".into()),
+        ]),
+        sent: Mutex::new(Vec::new()),
+    });
+    let deliverer = Deliverer::new(
+        world.emails.clone(),
+        world.queue.clone(),
+        mailer.clone(),
+        RetryPolicy::default(),
+        "mx.test".into(),
+    );
+
+    let attempted = deliverer
+        .attempt(&claimed, Some(&email), std::future::pending())
+        .await;
+    assert_eq!(attempted.contact, crate::delivery::Contact::Delivered);
+    let recorded: Vec<Attempt> = attempted.recorded.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        recorded,
+        vec![
+            Attempt::Delivered("250 2.0.0 ok".into()),
+            Attempt::Failed("550 5.1.1 no such user".into())
+        ]
+    );
+    let sent = mailer.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "one message for both");
+    assert_eq!(sent[0].0, "alice@gmail.test,bob@corp.test");
+    let text = String::from_utf8(sent[0].1.clone()).unwrap();
+    let header = text.split("Subject:").next().unwrap();
+    assert!(
+        !header.contains("for <"),
+        "a copy for two names neither: {header}"
+    );
+    let jobs = world.queue.jobs_of(email.id).await.unwrap();
+    let states: Vec<&str> = jobs.iter().map(|job| job.state.name()).collect();
+    assert_eq!(states, ["delivered", "failed"]);
 }
 
 /// Counts what an evaluator reports to its listener.

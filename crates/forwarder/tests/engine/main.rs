@@ -6,4 +6,5 @@ mod backlog;
 mod deadline;
 mod delivery;
 mod destinations;
+mod grouping;
 mod world;

@@ -45,7 +45,7 @@ pub enum Answer {
     Unreachable,
 }
 
-/// One message the mailer was given.
+/// One recipient of a message the mailer was given.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub destination: String,
@@ -53,11 +53,14 @@ pub struct Sent {
     pub at: Instant,
 }
 
-/// Answers per destination (`Deliver` when unscripted) and records every send.
+/// Answers per destination (`Deliver` when unscripted) and records every send, once
+/// per recipient and once as a transaction.
 #[derive(Default)]
 pub struct ScriptedMailer {
     script: Mutex<HashMap<String, Answer>>,
     sent: Mutex<Vec<Sent>>,
+    /// The recipients of each send, in the order the sends started.
+    transactions: Mutex<Vec<Vec<String>>>,
     /// Sends under way and the most there ever were at once, per recipient domain.
     in_flight: Mutex<HashMap<String, (usize, usize)>>,
     /// Notified at the start of every send.
@@ -74,6 +77,11 @@ impl ScriptedMailer {
 
     pub fn sent(&self) -> Vec<Sent> {
         self.sent.lock().unwrap().clone()
+    }
+
+    /// The recipients of each send so far.
+    pub fn transactions(&self) -> Vec<Vec<String>> {
+        self.transactions.lock().unwrap().clone()
     }
 
     /// Sends that went to `destination` (an address).
@@ -120,41 +128,61 @@ impl ScriptedMailer {
 
 #[async_trait]
 impl Mailer for ScriptedMailer {
-    async fn send(&self, mut message: Outgoing) -> DeliveryOutcome {
+    async fn send(&self, mut message: Outgoing) -> Vec<DeliveryOutcome> {
         let mut bytes = Vec::new();
         while let Some(chunk) = message.body.next_chunk().await.unwrap() {
             bytes.extend_from_slice(&chunk);
         }
         let text = String::from_utf8_lossy(&bytes);
         let id = text.split(" id ").nth(1).unwrap().split_whitespace().next();
-        let destination = message.recipient.to_string();
-        self.sent.lock().unwrap().push(Sent {
-            destination: destination.clone(),
-            email: EmailId::parse(id.unwrap()).unwrap(),
-            at: Instant::now(),
-        });
+        let email = EmailId::parse(id.unwrap().trim_end_matches(';')).unwrap();
+        let destinations: Vec<String> =
+            message.recipients.iter().map(ToString::to_string).collect();
+        let at = Instant::now();
+        self.sent
+            .lock()
+            .unwrap()
+            .extend(destinations.iter().map(|destination| Sent {
+                destination: destination.clone(),
+                email,
+                at,
+            }));
+        self.transactions.lock().unwrap().push(destinations.clone());
         self.started.notify_waiters();
-        let answer = self.script.lock().unwrap().get(&destination).cloned();
-        let domain = message.recipient.domain().as_str().to_owned();
+        let answers: Vec<Answer> = {
+            let script = self.script.lock().unwrap();
+            destinations
+                .iter()
+                .map(|destination| script.get(destination).cloned().unwrap_or(Answer::Deliver))
+                .collect()
+        };
+        let domain = message.recipients[0].domain().as_str().to_owned();
         self.count_in(&domain, 1);
         // Counted out however the send ends, cut short included.
         let _out = CountOut(self, domain);
-        match answer.unwrap_or(Answer::Deliver) {
-            Answer::Deliver => DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
-            Answer::Defer => DeliveryOutcome::Transient("451 4.3.0 try later".into()),
-            Answer::Refuse => DeliveryOutcome::Permanent("550 5.1.1 no such user".into()),
-            Answer::Hang(mut gate) => {
-                let _ = gate.wait_for(|open| *open).await;
-                DeliveryOutcome::Delivered("250 2.0.0 ok at last".into())
-            }
-            Answer::Slow(takes) => {
-                tokio::time::sleep(takes).await;
-                DeliveryOutcome::Delivered("250 2.0.0 ok, slowly".into())
-            }
-            Answer::Unreachable => {
-                DeliveryOutcome::Unreachable("connection to 192.0.2.9:25 refused".into())
+        // The transaction takes as long as its slowest recipient says.
+        for answer in &answers {
+            match answer {
+                Answer::Hang(gate) => {
+                    let _ = gate.clone().wait_for(|open| *open).await;
+                }
+                Answer::Slow(takes) => tokio::time::sleep(*takes).await,
+                _ => {}
             }
         }
+        answers
+            .into_iter()
+            .map(|answer| match answer {
+                Answer::Deliver => DeliveryOutcome::Delivered("250 2.0.0 ok".into()),
+                Answer::Defer => DeliveryOutcome::Transient("451 4.3.0 try later".into()),
+                Answer::Refuse => DeliveryOutcome::Permanent("550 5.1.1 no such user".into()),
+                Answer::Hang(_) => DeliveryOutcome::Delivered("250 2.0.0 ok at last".into()),
+                Answer::Slow(_) => DeliveryOutcome::Delivered("250 2.0.0 ok, slowly".into()),
+                Answer::Unreachable => {
+                    DeliveryOutcome::Unreachable("connection to 192.0.2.9:25 refused".into())
+                }
+            })
+            .collect()
     }
 }
 
@@ -278,8 +306,14 @@ impl World {
 
     /// Mail for `recipient` goes to `destination`.
     pub async fn rule(&self, recipient: &str, destination: &str) {
+        self.rule_to_all(recipient, &[destination]).await;
+    }
+
+    /// Mail for `recipient` goes to every one of `destinations`.
+    pub async fn rule_to_all(&self, recipient: &str, destinations: &[&str]) {
         let pattern = RecipientPattern::parse(recipient).unwrap();
-        let rule = Rule::new(pattern, vec![addr(destination)], 10).unwrap();
+        let destinations = destinations.iter().map(|d| addr(d)).collect();
+        let rule = Rule::new(pattern, destinations, 10).unwrap();
         let _ = self.rules.delete(rule.pattern()).await;
         self.rules.create(rule).await.unwrap();
     }

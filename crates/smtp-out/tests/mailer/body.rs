@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use mailfwd_domain::EmailAddress;
 use mailfwd_domain::StoreError;
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
+use mailfwd_domain::delivery::{DeliveryOutcome, Outgoing};
 use mailfwd_domain::email::BodyReader;
 
+use crate::SendOne;
 use crate::relay_to;
 use mailfwd_testkit::sink::{Options, Sink};
 
@@ -32,10 +33,18 @@ pub fn address(text: &str) -> EmailAddress {
 
 /// A message from `sender` (`None`: `<>`) to `recipient` whose body comes in `chunks`.
 pub fn message(sender: Option<&str>, recipient: &str, chunks: &[&[u8]]) -> Outgoing {
+    to_all(sender, &[recipient], chunks)
+}
+
+/// A message from `sender` (`None`: `<>`) to `recipients` whose body comes in `chunks`.
+pub fn to_all(sender: Option<&str>, recipients: &[&str], chunks: &[&[u8]]) -> Outgoing {
     let size = chunks.iter().map(|c| c.len() as u64).sum();
     Outgoing {
         sender: sender.map(address),
-        recipient: address(recipient),
+        recipients: recipients
+            .iter()
+            .map(|recipient| address(recipient))
+            .collect(),
         body: Box::new(Chunks(
             chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
         )),
@@ -149,7 +158,7 @@ async fn deliver_smuggling(chunking: bool) {
     })
     .await;
     let outcome = relay_to(&sink)
-        .send(message(Some("a@sender.test"), "b@dest.test", SMUGGLING))
+        .send_one(message(Some("a@sender.test"), "b@dest.test", SMUGGLING))
         .await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),

@@ -1,7 +1,8 @@
 //! One transaction: the exact bytes that arrive, the envelope, and what each reply means.
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
+use mailfwd_domain::delivery::DeliveryOutcome;
 
+use crate::SendOne;
 use crate::body::{message, simple};
 use crate::relay_to;
 use mailfwd_testkit::sink::{Options, Sink};
@@ -25,7 +26,7 @@ const TRICKY: &[&[u8]] = &[
 async fn data_delivers_the_exact_bytes_across_chunk_boundaries() {
     let sink = Sink::start(Options::default()).await;
     let outcome = relay_to(&sink)
-        .send(message(Some("a@sender.test"), "b@dest.test", TRICKY))
+        .send_one(message(Some("a@sender.test"), "b@dest.test", TRICKY))
         .await;
     assert_eq!(
         outcome,
@@ -43,7 +44,7 @@ async fn data_delivers_the_exact_bytes_across_chunk_boundaries() {
 async fn data_ends_a_body_without_final_crlf_on_a_line_of_its_own() {
     let sink = Sink::start(Options::default()).await;
     let outcome = relay_to(&sink)
-        .send(message(
+        .send_one(message(
             None,
             "b@dest.test",
             &[b"Subject: x\r\n\r\n", b".no newline"],
@@ -68,7 +69,7 @@ async fn bdat_delivers_the_exact_bytes_in_chunks() {
     let (head, tail) = big.split_at(1001);
     let chunks: [&[u8]; 3] = [head, tail, b"\r\n.no final newline"];
     let outcome = relay_to(&sink)
-        .send(message(Some("a@sender.test"), "b@dest.test", &chunks))
+        .send_one(message(Some("a@sender.test"), "b@dest.test", &chunks))
         .await;
     assert_eq!(
         outcome,
@@ -139,7 +140,7 @@ async fn replies_are_classified_and_their_text_kept() {
     ];
     for (options, expected) in cases {
         let sink = Sink::start(options.clone()).await;
-        let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+        let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
         assert_eq!(outcome, expected, "{options:?}");
     }
 }
@@ -148,7 +149,7 @@ async fn replies_are_classified_and_their_text_kept() {
 async fn the_null_sender_is_sent_as_empty_path() {
     let sink = Sink::start(Options::default()).await;
     let outcome = relay_to(&sink)
-        .send(message(None, "b@dest.test", &[b"bounce\r\n"]))
+        .send_one(message(None, "b@dest.test", &[b"bounce\r\n"]))
         .await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));
     assert_eq!(sink.messages()[0].mail_from, "MAIL FROM:<>");
@@ -161,7 +162,7 @@ async fn size_is_declared_when_advertised_and_enforced_when_limited() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));
     let size = b"Subject: hi\r\n\r\nhello\r\n".len();
     assert_eq!(
@@ -174,7 +175,7 @@ async fn size_is_declared_when_advertised_and_enforced_when_limited() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&small).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&small).send_one(simple("b@dest.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Permanent(ref text) if text.contains("exceeds the size limit of 10")),
         "{outcome:?}"
@@ -189,14 +190,16 @@ async fn smtputf8_is_asked_for_when_needed_and_refused_when_missing() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("jürgen@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("jürgen@dest.test")).await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));
     let received = &sink.messages()[0];
     assert_eq!(received.mail_from, "MAIL FROM:<a@sender.test> SMTPUTF8");
     assert_eq!(received.rcpt_to, ["RCPT TO:<jürgen@dest.test>"]);
 
     let ascii_only = Sink::start(Options::default()).await;
-    let outcome = relay_to(&ascii_only).send(simple("jürgen@dest.test")).await;
+    let outcome = relay_to(&ascii_only)
+        .send_one(simple("jürgen@dest.test"))
+        .await;
     assert_eq!(
         outcome,
         DeliveryOutcome::Permanent(format!(
@@ -204,7 +207,9 @@ async fn smtputf8_is_asked_for_when_needed_and_refused_when_missing() {
             ascii_only.addr
         ))
     );
-    let outcome = relay_to(&ascii_only).send(simple("plain@dest.test")).await;
+    let outcome = relay_to(&ascii_only)
+        .send_one(simple("plain@dest.test"))
+        .await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));
     assert_eq!(
         ascii_only.messages()[0].mail_from,
@@ -220,7 +225,7 @@ async fn helo_is_used_when_ehlo_is_refused() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));
     let commands = sink.commands();
     assert_eq!(commands[..2], ["EHLO mailfwd.test", "HELO mailfwd.test"]);

@@ -2,9 +2,10 @@
 //! needs SMTPUTF8 does not go to a server without it.
 
 use mailfwd_domain::Encoding;
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
+use mailfwd_domain::delivery::{DeliveryOutcome, Outgoing};
 use mailfwd_testkit::sink::{Options, Sink};
 
+use crate::SendOne;
 use crate::body::message;
 use crate::relay_to;
 
@@ -29,7 +30,7 @@ const UTF8_HEADERS: Encoding = Encoding {
 
 async fn mail_from(options: Options, message: Outgoing) -> (DeliveryOutcome, Vec<String>) {
     let sink = Sink::start(options).await;
-    let outcome = relay_to(&sink).send(message).await;
+    let outcome = relay_to(&sink).send_one(message).await;
     let lines = sink.messages().into_iter().map(|m| m.mail_from).collect();
     (outcome, lines)
 }

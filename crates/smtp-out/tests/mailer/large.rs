@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer, Outgoing};
+use mailfwd_domain::delivery::{DeliveryOutcome, Outgoing};
 
+use crate::SendOne;
 use crate::body::{Generated, address, block};
 use crate::relay_to;
 use mailfwd_testkit::sink::{Options, Sink, fnv};
@@ -26,12 +27,12 @@ async fn send_large(options: Options) {
     let size = body.size();
     let message = Outgoing {
         sender: Some(address("big@sender.test")),
-        recipient: address("b@dest.test"),
+        recipients: vec![address("b@dest.test")],
         size,
         encoding: mailfwd_domain::Encoding::default(),
         body: Box::new(body),
     };
-    let outcome = relay_to(&sink).send(message).await;
+    let outcome = relay_to(&sink).send_one(message).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"

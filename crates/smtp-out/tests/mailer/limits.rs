@@ -4,9 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
+use mailfwd_domain::delivery::DeliveryOutcome;
 use mailfwd_smtp_out::MailerConfig;
 
+use crate::SendOne;
 use crate::body::simple;
 use crate::config;
 use crate::dns::{Behaviour, Zone};
@@ -40,7 +41,7 @@ async fn twenty_mx_hosts_whose_lookups_time_out_cost_five_lookups() {
     )
     .await;
     let started = Instant::now();
-    let outcome = mailer.send(simple("b@slow.test")).await;
+    let outcome = mailer.send_one(simple("b@slow.test")).await;
     let DeliveryOutcome::Unreachable(text) = &outcome else {
         panic!("a lookup that timed out is worth another try: {outcome:?}");
     };
@@ -76,7 +77,7 @@ async fn seven_busy_hosts(config: MailerConfig) -> (DeliveryOutcome, Vec<usize>)
             .a(&host, loopback(n));
     }
     let (mailer, _dns) = mailer_with(zone, MailerConfig { port, ..config }).await;
-    let outcome = mailer.send(simple("b@busy.test")).await;
+    let outcome = mailer.send_one(simple("b@busy.test")).await;
     let connections = sinks.iter().map(|sink| sink.log().connections).collect();
     (outcome, connections)
 }

@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
+use mailfwd_domain::delivery::DeliveryOutcome;
 
+use crate::SendOne;
 use crate::body::simple;
 use crate::relay_to;
 use mailfwd_testkit::sink::{Options, Sink};
@@ -17,7 +18,7 @@ fn delivered(outcome: &DeliveryOutcome) -> bool {
 #[tokio::test]
 async fn the_envelope_and_data_arrive_together_when_pipelining_is_offered() {
     let sink = Sink::start(Options::default()).await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(delivered(&outcome), "{outcome:?}");
     // MAIL and RCPT each had the next command behind them when the sink read them:
     // DATA was sent before the sink had answered MAIL.
@@ -34,7 +35,7 @@ async fn without_pipelining_each_command_waits_for_its_reply() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(delivered(&outcome), "{outcome:?}");
     assert!(sink.log().batched.is_empty(), "{:?}", sink.log().batched);
 }
@@ -46,7 +47,7 @@ async fn with_chunking_mail_and_rcpt_are_pipelined_then_bdat_is_sent() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(delivered(&outcome), "{outcome:?}");
     assert!(sink.messages()[0].bdat);
     // (A BDAT line always has its chunk behind it.)
@@ -66,7 +67,7 @@ async fn refused_rcpt_twice(options: Options) -> Sink {
     .await;
     let mailer = relay_to(&sink);
     for _ in 0..2 {
-        let outcome = mailer.send(simple("nobody@dest.test")).await;
+        let outcome = mailer.send_one(simple("nobody@dest.test")).await;
         assert_eq!(
             outcome,
             DeliveryOutcome::Permanent("550 5.1.1 no such user".into())
@@ -110,13 +111,13 @@ async fn a_connection_the_server_timed_out_while_idle_is_not_used() {
     })
     .await;
     let mailer = relay_to(&sink);
-    assert!(delivered(&mailer.send(simple("b@dest.test")).await));
+    assert!(delivered(&mailer.send_one(simple("b@dest.test")).await));
     assert!(
         sink.wait_for(|log| log.notices == 1).await,
         "the 421 notice was sent"
     );
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(delivered(&mailer.send(simple("c@dest.test")).await));
+    assert!(delivered(&mailer.send_one(simple("c@dest.test")).await));
     let log = sink.log();
     assert_eq!(log.connections, 2);
     let connections: Vec<usize> = log.messages.iter().map(|m| m.connection).collect();
@@ -135,8 +136,8 @@ async fn a_reused_connection_lost_at_mail_from_is_retried_on_a_new_one() {
     })
     .await;
     let mailer = relay_to(&sink);
-    assert!(delivered(&mailer.send(simple("b@dest.test")).await));
-    let outcome = mailer.send(simple("c@dest.test")).await;
+    assert!(delivered(&mailer.send_one(simple("b@dest.test")).await));
+    let outcome = mailer.send_one(simple("c@dest.test")).await;
     assert!(delivered(&outcome), "not deferred: {outcome:?}");
     let log = sink.log();
     assert_eq!(log.connections, 2);

@@ -6,6 +6,7 @@ use mailfwd_domain::Domain;
 use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
 use mailfwd_smtp_out::{MailerConfig, MailerError, SmtpMailer};
 
+use crate::SendOne;
 use crate::body::simple;
 use crate::config;
 use crate::dns::{DnsServer, Zone};
@@ -63,7 +64,7 @@ async fn mx_records_pointing_inside_are_refused_for_good() {
         ),
     ] {
         assert_eq!(
-            mailer.send(simple(recipient)).await,
+            mailer.send_one(simple(recipient)).await,
             DeliveryOutcome::Permanent(text.into()),
             "{recipient}"
         );
@@ -77,14 +78,14 @@ async fn address_literals_follow_the_same_policy() {
     let dns = DnsServer::start(Zone::default()).await;
     let mailer = SmtpMailer::with_name_servers(strict(sink.port()), &[dns.addr]).expect("a mailer");
     assert_eq!(
-        mailer.send(simple("u@[127.0.0.1]")).await,
+        mailer.send_one(simple("u@[127.0.0.1]")).await,
         DeliveryOutcome::Permanent(
             "5.7.1 refusing to deliver to the loopback address 127.0.0.1 (address literal [127.0.0.1])"
                 .into()
         )
     );
     assert_eq!(
-        mailer.send(simple("u@[IPv6:::ffff:10.1.2.3]")).await,
+        mailer.send_one(simple("u@[IPv6:::ffff:10.1.2.3]")).await,
         DeliveryOutcome::Permanent(
             "5.7.1 refusing to deliver to the private address 10.1.2.3 (address literal [IPv6:::ffff:10.1.2.3])"
                 .into()
@@ -104,7 +105,7 @@ async fn a_private_mx_beside_one_that_fails_for_now_is_transient() {
         )
         .behave("down.mixed.test", crate::dns::Behaviour::ServFail);
     let (mailer, _dns) = mailer_with(zone, strict(25)).await;
-    let outcome = mailer.send(simple("b@mixed.test")).await;
+    let outcome = mailer.send_one(simple("b@mixed.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Unreachable(ref t) if t.starts_with("address lookup for down.mixed.test failed")),
         "{outcome:?}"
@@ -119,7 +120,7 @@ async fn the_relay_is_the_operators_choice() {
         ..strict(25)
     })
     .expect("a mailer");
-    let outcome = mailer.send(simple("u@[127.0.0.1]")).await;
+    let outcome = mailer.send_one(simple("u@[127.0.0.1]")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -146,7 +147,7 @@ async fn routes_come_before_the_relay_and_mx_and_may_be_private() {
         "c@sub.corp.test",
         "d@other.test",
     ] {
-        let outcome = mailer.send(simple(recipient)).await;
+        let outcome = mailer.send_one(simple(recipient)).await;
         assert!(
             matches!(outcome, DeliveryOutcome::Delivered(_)),
             "{recipient}: {outcome:?}"
@@ -167,7 +168,7 @@ async fn routes_come_before_the_relay_and_mx_and_may_be_private() {
     );
     // The forwarder schedules by next hop: a route or the relay is one destination,
     // whatever the domains it takes.
-    let destination = |recipient: &str| mailer.destination(&simple(recipient).recipient);
+    let destination = |recipient: &str| mailer.destination(&simple(recipient).recipients[0]);
     assert_eq!(destination("a@corp.test"), corp.addr.to_string());
     assert_eq!(
         destination("b@Hang.Test"),
@@ -191,7 +192,7 @@ async fn a_route_wins_over_the_domains_mx() {
         },
     )
     .await;
-    let outcome = mailer.send(simple("b@corp.test")).await;
+    let outcome = mailer.send_one(simple("b@corp.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"

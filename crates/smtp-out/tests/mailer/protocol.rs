@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
+use mailfwd_domain::delivery::DeliveryOutcome;
 use mailfwd_smtp_out::{MailerConfig, SmtpTimeouts};
 
+use crate::SendOne;
 use crate::body::simple;
 use crate::{config, relay_to, relay_with};
 use mailfwd_testkit::sink::{Options, Sink};
@@ -25,7 +26,7 @@ async fn a_250_to_data_is_a_temporary_protocol_error_and_the_connection_is_dropp
         })
         .await;
         let mailer = relay_to(&sink);
-        let outcome = mailer.send(simple("b@dest.test")).await;
+        let outcome = mailer.send_one(simple("b@dest.test")).await;
         assert_eq!(
             outcome,
             transient("protocol error: unexpected reply to DATA: 250 2.0.0 Ok"),
@@ -42,7 +43,7 @@ async fn a_250_to_data_is_a_temporary_protocol_error_and_the_connection_is_dropp
         assert!(sink.wait_for(|log| log.closed == 1).await, "closed");
         assert_eq!(sink.commands(), expected);
         // The next message gets a connection of its own.
-        mailer.send(simple("c@dest.test")).await;
+        mailer.send_one(simple("c@dest.test")).await;
         assert_eq!(sink.log().connections, 2);
     }
 }
@@ -56,20 +57,20 @@ async fn a_stale_reply_on_a_reused_connection_delivers_nothing() {
     .await;
     let mailer = relay_to(&sink);
     assert_eq!(
-        mailer.send(simple("b@dest.test")).await,
+        mailer.send_one(simple("b@dest.test")).await,
         DeliveryOutcome::Delivered("250 2.0.0 Ok: queued as SINK1".into())
     );
     // On the reused connection the stale 250 answers MAIL, MAIL's answers RCPT, and
     // RCPT's answers DATA: caught there, before the body.
     assert_eq!(
-        mailer.send(simple("c@dest.test")).await,
+        mailer.send_one(simple("c@dest.test")).await,
         transient("protocol error: unexpected reply to DATA: 250 2.1.5 Ok")
     );
     assert_eq!(sink.messages().len(), 1, "the second body never went");
     assert!(sink.wait_for(|log| log.closed == 1).await);
     // Never reused: the third message goes on a new connection, and arrives.
     assert!(matches!(
-        mailer.send(simple("d@dest.test")).await,
+        mailer.send_one(simple("d@dest.test")).await,
         DeliveryOutcome::Delivered(_)
     ));
     let connections: Vec<usize> = sink.messages().iter().map(|m| m.connection).collect();
@@ -85,7 +86,7 @@ async fn a_multi_line_reply_counts_by_its_last_line() {
             ..Options::default()
         })
         .await;
-        let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+        let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
         assert_eq!(
             outcome,
             transient("451 4.3.0 queued but not really"),
@@ -102,7 +103,7 @@ async fn a_malformed_reply_is_recorded_and_the_session_ended_with_quit() {
     })
     .await;
     let mailer = relay_to(&sink);
-    let outcome = mailer.send(simple("b@dest.test")).await;
+    let outcome = mailer.send_one(simple("b@dest.test")).await;
     assert_eq!(
         outcome,
         transient("malformed reply during MAIL FROM: 'hello, this is not SMTP'")
@@ -122,7 +123,7 @@ async fn a_refused_greeting_is_answered_with_quit() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     // As Postfix's smtp_skip_5xx_greeting: the next host (or a later try) may do
     // better, so the reply is kept but the delivery is deferred.
     // No session could be had: the forwarder counts it against the destination.
@@ -152,7 +153,7 @@ async fn a_server_that_never_greets_gets_quit_after_the_timeout() {
             ..base
         },
     );
-    let outcome = mailer.send(simple("b@dest.test")).await;
+    let outcome = mailer.send_one(simple("b@dest.test")).await;
     assert_eq!(
         outcome,
         DeliveryOutcome::Unreachable("timed out during the greeting".into())
@@ -181,9 +182,9 @@ async fn a_refused_data_command_is_classified_by_its_code() {
         })
         .await;
         let mailer = relay_to(&sink);
-        assert_eq!(mailer.send(simple("b@dest.test")).await, outcome);
+        assert_eq!(mailer.send_one(simple("b@dest.test")).await, outcome);
         // A refusal leaves the connection in step: RSET, and reused.
-        mailer.send(simple("c@dest.test")).await;
+        mailer.send_one(simple("c@dest.test")).await;
         assert_eq!(sink.log().connections, 1, "{reply}");
         assert!(sink.commands().contains(&"RSET".to_owned()));
         assert!(sink.messages().is_empty());

@@ -7,9 +7,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
+use mailfwd_domain::delivery::DeliveryOutcome;
 use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
 
+use crate::SendOne;
 use crate::body::simple;
 use crate::config;
 use crate::dns::{Behaviour, DnsServer, Zone};
@@ -55,7 +56,7 @@ async fn the_most_preferred_exchange_gets_the_message() {
         .a("mx-a.order.test", loopback(1))
         .a("mx-b.order.test", loopback(2));
     let (mailer, _dns) = mailer(zone, port).await;
-    let outcome = mailer.send(simple("b@order.test")).await;
+    let outcome = mailer.send_one(simple("b@order.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -85,7 +86,7 @@ async fn refused_connections_and_4xx_greetings_move_on_to_the_next_exchange() {
         .empty("nowhere.fallback.test")
         .a("good.fallback.test", loopback(1));
     let (mailer, _dns) = mailer(zone, port).await;
-    let outcome = mailer.send(simple("b@fallback.test")).await;
+    let outcome = mailer.send_one(simple("b@fallback.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -103,7 +104,7 @@ async fn when_every_exchange_fails_the_last_error_is_transient() {
         .a("mx1.down.test", loopback(5))
         .a("mx2.down.test", loopback(6));
     let (mailer, _dns) = mailer(zone, port).await;
-    let outcome = mailer.send(simple("b@down.test")).await;
+    let outcome = mailer.send_one(simple("b@down.test")).await;
     assert_eq!(
         outcome,
         DeliveryOutcome::Unreachable(format!(
@@ -117,7 +118,7 @@ async fn without_mx_the_domain_itself_is_the_exchange() {
     let (port, sinks) = sinks(&[(1, Options::default())]).await;
     let zone = Zone::default().a("implicit.test", loopback(1));
     let (mailer, _dns) = mailer(zone, port).await;
-    let outcome = mailer.send(simple("b@implicit.test")).await;
+    let outcome = mailer.send_one(simple("b@implicit.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -152,12 +153,12 @@ async fn dns_answers_that_end_the_delivery() {
     ];
     for (recipient, expected) in cases {
         assert_eq!(
-            mailer.send(simple(recipient)).await,
+            mailer.send_one(simple(recipient)).await,
             expected,
             "{recipient}"
         );
     }
-    let outcome = mailer.send(simple("b@servfail.test")).await;
+    let outcome = mailer.send_one(simple("b@servfail.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Transient(ref text) if text.starts_with("MX lookup for servfail.test failed")),
         "{outcome:?}"
@@ -176,7 +177,7 @@ async fn a_dns_timeout_is_transient() {
     )
     .await;
     let started = Instant::now();
-    let outcome = mailer.send(simple("b@silent.test")).await;
+    let outcome = mailer.send_one(simple("b@silent.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Transient(ref text) if text.starts_with("MX lookup for silent.test failed")),
         "{outcome:?}"

@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use mailfwd_domain::delivery::{DeliveryOutcome, Mailer};
+use mailfwd_domain::delivery::DeliveryOutcome;
 use mailfwd_smtp_out::{MailerConfig, SmtpMailer};
 
+use crate::SendOne;
 use crate::body::simple;
 use crate::dns::{DnsServer, Zone};
 use crate::{config, relay_to, relay_with};
@@ -22,7 +23,7 @@ async fn a_refused_connection_is_transient() {
         ..config(25)
     })
     .expect("a mailer");
-    let outcome = mailer.send(simple("b@dest.test")).await;
+    let outcome = mailer.send_one(simple("b@dest.test")).await;
     assert_eq!(
         outcome,
         DeliveryOutcome::Unreachable(format!("connection to {addr} refused"))
@@ -38,7 +39,7 @@ async fn relay_mode_sends_every_domain_to_the_relay_host_by_name() {
     })
     .expect("a mailer");
     for recipient in ["b@one.invalid", "c@two.invalid"] {
-        let outcome = mailer.send(simple(recipient)).await;
+        let outcome = mailer.send_one(simple(recipient)).await;
         assert!(
             matches!(outcome, DeliveryOutcome::Delivered(_)),
             "{outcome:?}"
@@ -58,7 +59,7 @@ async fn a_4xx_greeting_from_the_relay_is_transient() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     // No session could be had: temporary, and counted against the destination.
     assert_eq!(
         outcome,
@@ -72,7 +73,7 @@ async fn an_address_literal_goes_straight_to_that_address() {
     // The DNS server knows nothing: the literal must not be looked up.
     let dns = DnsServer::start(Zone::default()).await;
     let mailer = SmtpMailer::with_name_servers(config(sink.port()), &[dns.addr]).expect("a mailer");
-    let outcome = mailer.send(simple("b@[127.0.0.1]")).await;
+    let outcome = mailer.send_one(simple("b@[127.0.0.1]")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -88,7 +89,7 @@ async fn starttls_is_used_when_offered() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -111,7 +112,7 @@ async fn a_failed_tls_handshake_falls_back_to_plaintext() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     assert!(
         matches!(outcome, DeliveryOutcome::Delivered(_)),
         "{outcome:?}"
@@ -134,7 +135,7 @@ async fn one_connection_carries_consecutive_messages() {
     .await;
     let mailer = relay_to(&sink);
     for recipient in ["b@dest.test", "c@dest.test", "d@dest.test"] {
-        let outcome = mailer.send(simple(recipient)).await;
+        let outcome = mailer.send_one(simple(recipient)).await;
         assert!(matches!(outcome, DeliveryOutcome::Delivered(_)));
     }
     assert_eq!(sink.log().connections, 1);
@@ -164,7 +165,7 @@ async fn a_refused_transaction_leaves_the_connection_reusable() {
     .await;
     let mailer = relay_to(&sink);
     for _ in 0..2 {
-        let outcome = mailer.send(simple("nobody@dest.test")).await;
+        let outcome = mailer.send_one(simple("nobody@dest.test")).await;
         assert_eq!(
             outcome,
             DeliveryOutcome::Permanent("550 5.1.1 no such user".into())
@@ -181,12 +182,12 @@ async fn a_dead_idle_connection_is_replaced() {
     let sink = Sink::start(Options::default()).await;
     let mailer = relay_to(&sink);
     assert!(matches!(
-        mailer.send(simple("b@dest.test")).await,
+        mailer.send_one(simple("b@dest.test")).await,
         DeliveryOutcome::Delivered(_)
     ));
     sink.kill_connections();
     assert!(matches!(
-        mailer.send(simple("c@dest.test")).await,
+        mailer.send_one(simple("c@dest.test")).await,
         DeliveryOutcome::Delivered(_)
     ));
     assert_eq!(sink.log().connections, 2);
@@ -204,7 +205,7 @@ async fn idle_connections_are_closed_with_quit_when_they_expire() {
         },
     );
     assert!(matches!(
-        mailer.send(simple("b@dest.test")).await,
+        mailer.send_one(simple("b@dest.test")).await,
         DeliveryOutcome::Delivered(_)
     ));
     let closed = sink
@@ -212,7 +213,7 @@ async fn idle_connections_are_closed_with_quit_when_they_expire() {
         .await;
     assert!(closed, "QUIT after the idle timeout: {:?}", sink.commands());
     assert!(matches!(
-        mailer.send(simple("c@dest.test")).await,
+        mailer.send_one(simple("c@dest.test")).await,
         DeliveryOutcome::Delivered(_)
     ));
     assert_eq!(sink.log().connections, 2);
@@ -230,7 +231,7 @@ async fn without_reuse_each_message_has_its_own_connection() {
     );
     for recipient in ["b@dest.test", "c@dest.test"] {
         assert!(matches!(
-            mailer.send(simple(recipient)).await,
+            mailer.send_one(simple(recipient)).await,
             DeliveryOutcome::Delivered(_)
         ));
     }
@@ -245,7 +246,7 @@ async fn close_idle_says_quit() {
     let sink = Sink::start(Options::default()).await;
     let mailer = relay_to(&sink);
     assert!(matches!(
-        mailer.send(simple("b@dest.test")).await,
+        mailer.send_one(simple("b@dest.test")).await,
         DeliveryOutcome::Delivered(_)
     ));
     mailer.close_idle().await;
@@ -261,7 +262,7 @@ async fn a_server_that_greets_with_our_own_name_is_not_sent_to() {
         ..Options::default()
     })
     .await;
-    let outcome = relay_to(&sink).send(simple("b@dest.test")).await;
+    let outcome = relay_to(&sink).send_one(simple("b@dest.test")).await;
     let DeliveryOutcome::Permanent(text) = outcome else {
         panic!("a loop back to ourselves fails for good: {outcome:?}");
     };
@@ -283,7 +284,7 @@ async fn a_next_hop_at_our_own_listen_address_is_not_even_connected_to() {
         ..config(25)
     })
     .expect("a mailer");
-    let outcome = mailer.send(simple("b@dest.test")).await;
+    let outcome = mailer.send_one(simple("b@dest.test")).await;
     let DeliveryOutcome::Permanent(text) = outcome else {
         panic!("a loop back to ourselves fails for good: {outcome:?}");
     };
