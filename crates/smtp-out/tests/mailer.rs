@@ -9,6 +9,8 @@ mod delivery;
 mod dns;
 #[path = "mailer/encoding.rs"]
 mod encoding;
+#[path = "mailer/grouped.rs"]
+mod grouped;
 #[path = "mailer/large.rs"]
 mod large;
 #[path = "mailer/limits.rs"]

@@ -40,6 +40,9 @@ impl Config {
                 "must be at least destination_initial_concurrency",
             );
         }
+        if self.destination_recipient_limit == 0 {
+            return rule("destination_recipient_limit", "must be at least 1");
+        }
         if self.destination_failed_cohort == 0 {
             return rule("destination_failed_cohort", "must be at least 1");
         }
@@ -106,6 +109,7 @@ impl Config {
             failed_cohort: self.destination_failed_cohort,
             min_backoff: self.destination_min_backoff,
             max_backoff: self.destination_max_backoff,
+            recipient_limit: self.destination_recipient_limit,
             ..DestinationLimits::default()
         }
     }

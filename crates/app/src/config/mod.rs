@@ -142,6 +142,9 @@ pub struct Config {
     /// The longest a destination is unreachable before one attempt probes it.
     #[serde(with = "durations::duration")]
     pub destination_max_backoff: Duration,
+    /// The most recipients of one message in one transaction to a destination
+    /// (Postfix's `smtp_destination_recipient_limit`, ADR 0017).
+    pub destination_recipient_limit: usize,
     /// Waiting for a TCP connection to a next hop (Postfix's `smtp_connect_timeout`).
     #[serde(with = "durations::seconds")]
     pub smtp_out_connect_timeout: Duration,
@@ -256,6 +259,7 @@ impl Default for Config {
             destination_failed_cohort: 5,
             destination_min_backoff: MINUTE,
             destination_max_backoff: MINUTE * 10,
+            destination_recipient_limit: 50,
             smtp_out_connect_timeout: Duration::from_secs(30),
             smtp_out_helo_timeout: MINUTE * 5,
             smtp_out_mail_timeout: MINUTE * 5,
@@ -325,6 +329,7 @@ const SETTINGS: &[&str] = &[
     "destination_failed_cohort",
     "destination_min_backoff",
     "destination_max_backoff",
+    "destination_recipient_limit",
     "smtp_out_connect_timeout",
     "smtp_out_helo_timeout",
     "smtp_out_mail_timeout",

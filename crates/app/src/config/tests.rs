@@ -386,6 +386,7 @@ fn delivery_scheduling_and_outbound_timeouts_default_to_postfix_s() {
         (limits.min_backoff, limits.max_backoff),
         (MINUTE, 10 * MINUTE)
     );
+    assert_eq!(limits.recipient_limit, 50);
     let timeouts = config.smtp_out_timeouts();
     let seconds = [
         config.smtp_out_connect_timeout,
@@ -406,6 +407,7 @@ fn delivery_scheduling_and_outbound_timeouts_default_to_postfix_s() {
             ("MAILFWD_DELIVERY_LEASE", "30s"),
             ("MAILFWD_SMTP_OUT_DATA_DONE_TIMEOUT", "20"),
             ("MAILFWD_DESTINATION_CONCURRENCY_LIMIT", "8"),
+            ("MAILFWD_DESTINATION_RECIPIENT_LIMIT", "10"),
         ],
     )
     .expect("valid");
@@ -416,6 +418,11 @@ fn delivery_scheduling_and_outbound_timeouts_default_to_postfix_s() {
     );
     assert_eq!(short.smtp_out_timeouts().data_end, Duration::from_secs(20));
     assert_eq!(short.destination_limits().concurrency_limit, 8);
+    assert_eq!(short.destination_limits().recipient_limit, 10);
+    let error = load_env(None, &[("MAILFWD_DESTINATION_RECIPIENT_LIMIT", "0")])
+        .expect_err("no transaction carries no recipient")
+        .to_string();
+    assert!(error.contains("MAILFWD_DESTINATION_RECIPIENT_LIMIT"), "{error}");
 }
 
 #[test]
