@@ -80,7 +80,11 @@ async fn deliveries_until(server: &Server, id: &str, done: impl Fn(&Value) -> bo
 async fn both_destinations_get_the_original_plus_one_received_header() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
-    let server = start(data.path(), &relayed_to(&sink));
+    // One recipient a transaction: each copy names its recipient (grouped copies are
+    // in `grouping.rs`).
+    let mut env = relayed_to(&sink);
+    env.push(("MAILFWD_DESTINATION_RECIPIENT_LIMIT", "1".to_owned()));
+    let server = start(data.path(), &env);
     server
         .create_rule(
             "sales@acme.test",

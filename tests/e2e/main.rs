@@ -5,6 +5,7 @@
 mod destinations;
 mod encoding;
 mod forward;
+mod grouping;
 mod harness;
 mod loops;
 mod python_grpc;
