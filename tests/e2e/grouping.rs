@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::Server;
 use mailfwd_testkit::Client;
@@ -22,7 +22,9 @@ async fn ten_destinations_at_one_domain_are_one_transaction_and_ten_deliveries()
         ],
     );
     let destinations: Vec<String> = (0..10).map(|n| format!("user{n}@dest.test")).collect();
-    server.create_rule("team@acme.test", json!(destinations)).await;
+    server
+        .create_rule("team@acme.test", json!(destinations))
+        .await;
 
     let original = b"Subject: to the team\r\n\r\nhello all\r\n";
     let mut client = Client::connect(&server.smtp).await;
@@ -40,7 +42,10 @@ async fn ten_destinations_at_one_domain_are_one_transaction_and_ten_deliveries()
     let count = |verb: &str| commands.iter().filter(|c| c.starts_with(verb)).count();
     assert_eq!((count("MAIL"), count("RCPT"), count("DATA")), (1, 10, 1));
     let data = &received[0].data;
-    assert!(data.ends_with(original), "the original follows byte for byte");
+    assert!(
+        data.ends_with(original),
+        "the original follows byte for byte"
+    );
     let added = String::from_utf8_lossy(&data[..data.len() - original.len()]).into_owned();
     assert!(
         added.starts_with("Received: from client.test ([127.0.0.1])\r\n\tby mx.mailfwd.test (mailfwd) with ESMTP id "),
@@ -72,7 +77,7 @@ async fn ten_destinations_at_one_domain_are_one_transaction_and_ten_deliveries()
     assert!(
         deliveries
             .iter()
-            .all(|d| d["last_reply"] == Value::from("250 2.0.0 queued by sink")),
+            .all(|d| d["last_reply"] == "250 2.0.0 queued by sink"),
         "{deliveries:?}"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;

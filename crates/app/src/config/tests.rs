@@ -422,7 +422,10 @@ fn delivery_scheduling_and_outbound_timeouts_default_to_postfix_s() {
     let error = load_env(None, &[("MAILFWD_DESTINATION_RECIPIENT_LIMIT", "0")])
         .expect_err("no transaction carries no recipient")
         .to_string();
-    assert!(error.contains("MAILFWD_DESTINATION_RECIPIENT_LIMIT"), "{error}");
+    assert!(
+        error.contains("MAILFWD_DESTINATION_RECIPIENT_LIMIT"),
+        "{error}"
+    );
 }
 
 #[test]

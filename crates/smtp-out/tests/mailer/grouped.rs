@@ -28,7 +28,13 @@ async fn ten_recipients_go_in_one_transaction_and_a_refused_one_keeps_its_reply(
     let delivered = DeliveryOutcome::Delivered("250 2.0.0 queued by sink".into());
     let refused = DeliveryOutcome::Permanent("550 5.1.1 no such user here".into());
     let expected: Vec<DeliveryOutcome> = (0..10)
-        .map(|n| if n == 3 { refused.clone() } else { delivered.clone() })
+        .map(|n| {
+            if n == 3 {
+                refused.clone()
+            } else {
+                delivered.clone()
+            }
+        })
         .collect();
     assert_eq!(outcomes, expected);
     let commands = sink.commands();
