@@ -87,27 +87,39 @@ impl Shared {
             return;
         }
         let name = self.deliverer.destination(&job.job);
-        let slot = match self.destinations.admit(&name) {
-            Admission::Go(slot) => slot,
-            Admission::Busy(delay) => {
-                metrics::counter!("mailfwd_postponed_total").increment(1);
-                if let Err(error) = self.deliverer.postpone(&job, delay).await {
-                    lease_kept(&job, &error);
-                }
-                return;
-            }
-            Admission::Dead { for_, reason } => {
-                metrics::counter!("mailfwd_deferred_untried_total").increment(1);
-                let reason = format!("destination {name} is unreachable, not tried: {reason}");
-                let revived = self.deliverer.now() + for_;
-                match self.deliverer.defer_untried(&job, &reason, revived).await {
-                    Ok(Attempt::Failed(reason)) => failed(&job, &reason),
-                    Ok(_) => {
-                        tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+        let waited_until = Instant::now() + self.destinations.busy_delay();
+        let slot = loop {
+            match self.destinations.admit(&name) {
+                Admission::Go(slot) => break slot,
+                Admission::Wait(slot_free) => {
+                    let mut stopping = stop.clone();
+                    let woken = tokio::select! {
+                        woken = tokio::time::timeout_at(waited_until, slot_free.notified()) => woken.is_ok(),
+                        _ = stopping.wait_for(|stop| *stop) => false,
+                    };
+                    self.destinations.stop_waiting(&name);
+                    if !woken {
+                        self.postpone(&job, self.destinations.busy_delay()).await;
+                        return;
                     }
-                    Err(error) => not_recorded(&job, &error),
                 }
-                return;
+                Admission::Busy(delay) => {
+                    self.postpone(&job, delay).await;
+                    return;
+                }
+                Admission::Dead { for_, reason } => {
+                    metrics::counter!("mailfwd_deferred_untried_total").increment(1);
+                    let reason = format!("destination {name} is unreachable, not tried: {reason}");
+                    let revived = self.deliverer.now() + for_;
+                    match self.deliverer.defer_untried(&job, &reason, revived).await {
+                        Ok(Attempt::Failed(reason)) => failed(&job, &reason),
+                        Ok(_) => {
+                            tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                        }
+                        Err(error) => not_recorded(&job, &error),
+                    }
+                    return;
+                }
             }
         };
         // The attempt must end, and be recorded, before the lease does: the slack the
@@ -143,6 +155,23 @@ impl Shared {
         };
         slot.finish(attempted.contact, error);
         report(attempted.recorded, &job);
+    }
+
+    /// Puts a job whose destination has no free slot off by `delay`, and has a worker
+    /// look in the queue when it is due rather than at its next look (which may be
+    /// seconds later).
+    async fn postpone(&self, job: &ClaimedJob, delay: std::time::Duration) {
+        metrics::counter!("mailfwd_postponed_total").increment(1);
+        match self.deliverer.postpone(job, delay).await {
+            Ok(()) => {
+                let wake = Arc::clone(&self.wake);
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    wake.notify_one();
+                });
+            }
+            Err(error) => lease_kept(job, &error),
+        }
     }
 
     /// Returns a claimed job to the queue unattempted, due at once.
