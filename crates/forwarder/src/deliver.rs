@@ -99,31 +99,41 @@ impl Shared {
             return;
         };
         let name = self.deliverer.destination(&first.job);
-        let slot = match self.destinations.admit(&name) {
-            Admission::Go(slot) => slot,
-            Admission::Busy(delay) => {
-                for job in &group {
-                    metrics::counter!("mailfwd_postponed_total").increment(1);
-                    if let Err(error) = self.deliverer.postpone(job, delay).await {
-                        lease_kept(job, &error);
+        let waited_until = Instant::now() + self.destinations.busy_delay();
+        let slot = loop {
+            match self.destinations.admit(&name) {
+                Admission::Go(slot) => break slot,
+                Admission::Wait(slot_free) => {
+                    let mut stopping = stop.clone();
+                    let woken = tokio::select! {
+                        woken = tokio::time::timeout_at(waited_until, slot_free.notified()) => woken.is_ok(),
+                        _ = stopping.wait_for(|stop| *stop) => false,
+                    };
+                    self.destinations.stop_waiting(&name);
+                    if !woken {
+                        self.postpone(&group, self.destinations.busy_delay()).await;
+                        return;
                     }
                 }
-                return;
-            }
-            Admission::Dead { for_, reason } => {
-                let reason = format!("destination {name} is unreachable, not tried: {reason}");
-                let revived = self.deliverer.now() + for_;
-                for job in &group {
-                    metrics::counter!("mailfwd_deferred_untried_total").increment(1);
-                    match self.deliverer.defer_untried(job, &reason, revived).await {
-                        Ok(Attempt::Failed(reason)) => failed(job, &reason),
-                        Ok(_) => {
-                            tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                Admission::Busy(delay) => {
+                    self.postpone(&group, delay).await;
+                    return;
+                }
+                Admission::Dead { for_, reason } => {
+                    let reason = format!("destination {name} is unreachable, not tried: {reason}");
+                    let revived = self.deliverer.now() + for_;
+                    for job in &group {
+                        metrics::counter!("mailfwd_deferred_untried_total").increment(1);
+                        match self.deliverer.defer_untried(job, &reason, revived).await {
+                            Ok(Attempt::Failed(reason)) => failed(job, &reason),
+                            Ok(_) => {
+                                tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
+                            }
+                            Err(error) => not_recorded(job, &error),
                         }
-                        Err(error) => not_recorded(job, &error),
                     }
+                    return;
                 }
-                return;
             }
         };
         // The attempt must end, and be recorded, before the lease does: the slack the
@@ -166,6 +176,30 @@ impl Shared {
         slot.finish(attempted.contact, error);
         for (recorded, job) in attempted.recorded.into_iter().zip(&group) {
             report(recorded, job);
+        }
+    }
+
+    /// Puts the jobs of a group whose destination has no free slot off by `delay`, and
+    /// has a worker look in the queue when they are due rather than at its next look
+    /// (which may be seconds later).
+    async fn postpone(&self, group: &[ClaimedJob], delay: std::time::Duration) {
+        let mut postponed = 0;
+        for job in group {
+            metrics::counter!("mailfwd_postponed_total").increment(1);
+            match self.deliverer.postpone(job, delay).await {
+                Ok(()) => postponed += 1,
+                Err(error) => lease_kept(job, &error),
+            }
+        }
+        if postponed > 0 {
+            let wake = Arc::clone(&self.wake);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                // Claimed one at a time: one worker for each.
+                for _ in 0..postponed {
+                    wake.notify_one();
+                }
+            });
         }
     }
 

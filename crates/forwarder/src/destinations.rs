@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mailfwd_domain::delivery::Contact;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The per-destination limits.
@@ -60,7 +61,13 @@ impl Default for DestinationLimits {
 pub(crate) enum Admission {
     /// Yes, in this slot.
     Go(Slot),
-    /// Not now: every slot is taken; claim it again after this long.
+    /// Every slot is taken, but few wait for one: wait for this to be notified (a slot
+    /// came free), then ask again, and say [`Destinations::stop_waiting`] either way.
+    /// Waiting here rather than putting the job off through the queue keeps a busy
+    /// destination's window full: a job put off comes back only after `busy_delay`.
+    Wait(Arc<Notify>),
+    /// Not now: every slot is taken and as many jobs wait for one; claim it again after
+    /// this long.
     Busy(Duration),
     /// Not until the destination's backoff ends, this long from now: it is dead.
     Dead {
@@ -84,6 +91,12 @@ struct Destination {
     /// The backoff of its next death.
     backoff: Duration,
     last_error: String,
+    /// Jobs waiting for a slot; at most twice `window`, so a busy destination ties up at
+    /// most three times its window of workers (60 of the default 100) and the others
+    /// stay free for other destinations.
+    waiting: usize,
+    /// Notified once each time a slot comes free.
+    slot_free: Arc<Notify>,
 }
 
 /// Every destination mail is going to or was lately, by name.
@@ -127,6 +140,8 @@ impl Destinations {
             probing: false,
             backoff: limits.min_backoff,
             last_error: String::new(),
+            waiting: 0,
+            slot_free: Arc::new(Notify::new()),
         });
         let now = Instant::now();
         if let Some(until) = destination.dead_until {
@@ -152,10 +167,27 @@ impl Destinations {
             return Admission::Busy(limits.min_backoff);
         }
         if destination.active >= destination.window {
+            if destination.waiting < 2 * destination.window {
+                destination.waiting += 1;
+                return Admission::Wait(Arc::clone(&destination.slot_free));
+            }
             return Admission::Busy(jitter(limits.busy_delay));
         }
         destination.active += 1;
         self.slot(name)
+    }
+
+    /// How long a job waits for a slot before it is put off through the queue, and how
+    /// far it is put off.
+    pub(crate) fn busy_delay(&self) -> Duration {
+        jitter(self.limits.busy_delay)
+    }
+
+    /// A job that got [`Admission::Wait`] no longer waits (it was woken, or gave up).
+    pub(crate) fn stop_waiting(&self, name: &str) {
+        if let Some(destination) = self.known().get_mut(name) {
+            destination.waiting = destination.waiting.saturating_sub(1);
+        }
     }
 
     fn slot(self: &Arc<Self>, name: &str) -> Admission {
@@ -175,6 +207,7 @@ impl Destinations {
             return;
         };
         destination.active = destination.active.saturating_sub(1);
+        destination.slot_free.notify_one();
         let was_probing = destination.probing;
         match contact {
             Contact::Delivered | Contact::Answered => {
@@ -211,9 +244,13 @@ impl Destinations {
             }
             Contact::None => {}
         }
-        // Forget what has nothing to remember: mail went to a million domains.
+        // Forget what has nothing to remember: mail went to a million domains. A window
+        // grown by deliveries is worth remembering: a busy destination is idle for a
+        // moment between bursts, and would start again from the initial window.
         if let Some(destination) = known.get(name)
             && destination.active == 0
+            && destination.waiting == 0
+            && destination.window <= limits.initial_concurrency
             && destination.dead_until.is_none()
             && !destination.probing
             && destination.failures == 0

@@ -167,3 +167,46 @@ async fn an_unreachable_destination_gets_a_bounded_number_of_connection_attempts
     running.stop();
     running.stopped().await;
 }
+
+/// The bench's case: bursts for one destination (the relay). Once a first burst has
+/// grown the window, later bursts find it kept (not forgotten while the destination
+/// was idle for a moment), and jobs beyond the window wait for a slot in memory instead
+/// of being put off through the queue in 5 s steps.
+#[tokio::test(start_paused = true)]
+async fn bursts_for_one_destination_are_not_put_off_in_steps() {
+    let world = World::new();
+    world
+        .mailer
+        .script("dest@relay.test", Answer::Slow(Duration::from_millis(20)));
+    world.rule("alias@acme.test", "dest@relay.test").await;
+    let running = world.start(config(100)).await;
+    // Slow start: the first burst grows the window from 5 to 20.
+    let first = send(&world, &running, "alias@acme.test", 60).await;
+    world
+        .until("the first burst is delivered", async || {
+            delivered(&world, &first).await == first.len()
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let started = Instant::now();
+    let mut emails = Vec::new();
+    for _ in 0..8 {
+        emails.extend(send(&world, &running, "alias@acme.test", 30).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    world
+        .until("the later bursts are delivered", async || {
+            delivered(&world, &emails).await == emails.len()
+        })
+        .await;
+    let took = started.elapsed();
+    eprintln!(
+        "240 messages for one destination delivered in {took:?} after the first burst, at most {} at once",
+        world.mailer.most_at_once("relay.test")
+    );
+    // 30 every 100 ms at 20 ms each over 20 slots: done about when the last burst
+    // arrives; a job put off through the queue would add 5 s.
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    assert_eq!(world.mailer.most_at_once("relay.test"), 20);
+}
