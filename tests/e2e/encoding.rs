@@ -26,14 +26,7 @@ async fn send_utf8(server: &Server) -> String {
 }
 
 async fn server_relaying_to(sink: &Sink, data: &std::path::Path) -> Server {
-    let relay = sink.addr.to_string();
-    let server = Server::start(
-        data,
-        &[
-            ("MAILFWD_RELAY", relay.as_str()),
-            ("MAILFWD_HOSTNAME", "mx.mailfwd.test"),
-        ],
-    );
+    let server = Server::relaying_to(data, sink.addr);
     server
         .create_rule("sales@acme.test", serde_json::json!("alice@dest.test"))
         .await;

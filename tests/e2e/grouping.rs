@@ -13,14 +13,7 @@ use mailfwd_testkit::sink::{Options, Sink};
 async fn ten_destinations_at_one_domain_are_one_transaction_and_ten_deliveries() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
-    let relay = sink.addr.to_string();
-    let server = Server::start(
-        data.path(),
-        &[
-            ("MAILFWD_RELAY", relay.as_str()),
-            ("MAILFWD_HOSTNAME", "mx.mailfwd.test"),
-        ],
-    );
+    let server = Server::relaying_to(data.path(), sink.addr);
     let destinations: Vec<String> = (0..10).map(|n| format!("user{n}@dest.test")).collect();
     server
         .create_rule("team@acme.test", json!(destinations))

@@ -137,6 +137,21 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// Starts a server that relays every message to `relay` (a sink standing in for
+    /// the destinations) and calls itself `mx.mailfwd.test`.
+    pub fn relaying_to(data_dir: &Path, relay: std::net::SocketAddr) -> Server {
+        let relay = relay.to_string();
+        Server::start(
+            data_dir,
+            &[
+                ("MAILFWD_RELAY", relay.as_str()),
+                ("MAILFWD_HOSTNAME", "mx.mailfwd.test"),
+            ],
+        )
+    }
+}
+
 /// The HTTP API calls several suites make.
 impl Server {
     /// Creates the rule `email` → `forward` (one address or a list); it must be `201`.

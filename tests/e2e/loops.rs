@@ -167,14 +167,7 @@ async fn a_delivery_to_its_own_listen_address_fails_with_5_4_6() {
 async fn a_chain_of_rules_is_expanded_inside_and_each_destination_gets_one_copy() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
-    let relay = sink.addr.to_string();
-    let server = Server::start(
-        data.path(),
-        &[
-            ("MAILFWD_RELAY", relay.as_str()),
-            ("MAILFWD_HOSTNAME", "mx.mailfwd.test"),
-        ],
-    );
+    let server = Server::relaying_to(data.path(), sink.addr);
     server
         .create_rule(
             "b@chain.test",
