@@ -57,6 +57,8 @@ impl Ports {
             message: MessagePolicy {
                 max_size: config.max_message_size,
                 bare_line_endings: config.bare_line_endings.into(),
+                max_header_section_size: config.max_header_size,
+                max_line_length: config.max_message_line_length,
                 ..MessagePolicy::default()
             },
         };

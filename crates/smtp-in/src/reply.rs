@@ -280,6 +280,11 @@ impl Reply {
                 [5, 3, 4],
                 format!("Message header exceeds {limit} octets"),
             ),
+            MessageError::LineTooLong { limit, line } => Reply::one(
+                550,
+                [5, 6, 0],
+                format!("Line {line} of the message is longer than {limit} octets"),
+            ),
         }
     }
 

@@ -15,6 +15,7 @@ type Setting = fn(&Config) -> usize;
 const AT_LEAST_ONE: &[(&str, Setting)] = &[
     ("max_destinations", |c| c.max_destinations),
     ("max_recipients", |c| c.max_recipients),
+    ("max_header_size", |c| c.max_header_size),
     ("forward_max_depth", |c| c.forward_max_depth),
     ("forward_max_expansion", |c| c.forward_max_expansion),
     ("smtp_max_connections", |c| c.smtp_max_connections),
@@ -58,6 +59,12 @@ impl Config {
         }
         self.check_smtp_stress()?;
         self.check_delivery()?;
+        if !(1..=998).contains(&self.max_message_line_length) {
+            return rule(
+                "max_message_line_length",
+                "must be from 1 to 998 (the RFC 5322 limit): a longer line would be refused by strict next hops",
+            );
+        }
         if self.smtp_max_line_length < 512 {
             return rule(
                 "smtp_max_line_length",

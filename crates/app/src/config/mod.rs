@@ -65,6 +65,11 @@ pub struct Config {
     pub max_message_size: u64,
     /// Most recipients of one message.
     pub max_recipients: usize,
+    /// Largest header section of a message, in octets (Postfix's `header_size_limit`
+    /// is the same size).
+    pub max_header_size: usize,
+    /// Longest line of a message, in octets, CRLF not counted (RFC 5322: 998).
+    pub max_message_line_length: usize,
     /// What a bare CR or LF in message data gets: `reject` (the default) or
     /// `normalize` (a bare LF is stored as CRLF; a bare CR is still refused).
     pub bare_line_endings: BareLineEndings,
@@ -234,6 +239,8 @@ impl Default for Config {
             tls_key: None,
             max_message_size: 50 * 1024 * 1024,
             max_recipients: 100,
+            max_header_size: 102_400,
+            max_message_line_length: 998,
             bare_line_endings: BareLineEndings::Reject,
             smtp_max_connections: 1000,
             smtp_max_connections_per_peer: 50,
@@ -300,6 +307,8 @@ const SETTINGS: &[&str] = &[
     "tls_key",
     "max_message_size",
     "max_recipients",
+    "max_header_size",
+    "max_message_line_length",
     "bare_line_endings",
     "smtp_max_connections",
     "smtp_max_connections_per_peer",

@@ -455,3 +455,35 @@ fn an_attempt_timeout_the_lease_cannot_cover_is_refused() {
          least destination_initial_concurrency"
     );
 }
+
+#[test]
+fn message_lines_and_headers_have_limits_within_the_rfc() {
+    let config = load_env(None, &[]).expect("the defaults are valid");
+    assert_eq!(
+        (config.max_message_line_length, config.max_header_size),
+        (998, 102_400)
+    );
+    let config = load_env(
+        None,
+        &[
+            ("MAILFWD_MAX_MESSAGE_LINE_LENGTH", "500"),
+            ("MAILFWD_MAX_HEADER_SIZE", "65536"),
+        ],
+    )
+    .expect("tighter limits are fine");
+    assert_eq!(
+        (config.max_message_line_length, config.max_header_size),
+        (500, 65_536)
+    );
+    let error = load_env(None, &[("MAILFWD_MAX_MESSAGE_LINE_LENGTH", "999")])
+        .expect_err("past RFC 5322")
+        .to_string();
+    assert!(
+        error.contains("max_message_line_length") && error.contains("from 1 to 998"),
+        "{error}"
+    );
+    let error = load_env(None, &[("MAILFWD_MAX_HEADER_SIZE", "0")])
+        .expect_err("zero")
+        .to_string();
+    assert!(error.contains("max_header_size"), "{error}");
+}

@@ -18,6 +18,11 @@ pub struct MessageFilter {
     after_cr: bool,
     headers: HeaderScanner,
     content: Content,
+    max_line: usize,
+    /// Octets of the current line so far, its CR and LF not counted.
+    line_length: usize,
+    /// The current line, from 1.
+    line: u64,
 }
 
 /// What kind of octets a message holds, for telling the next hop (8BITMIME, SMTPUTF8).
@@ -41,6 +46,9 @@ impl MessageFilter {
             after_cr: false,
             headers: HeaderScanner::new(policy),
             content: Content::default(),
+            max_line: policy.max_line_length,
+            line_length: 0,
+            line: 1,
         }
     }
 
@@ -134,11 +142,12 @@ impl MessageFilter {
             .iter()
             .position(|&byte| matches!(byte, b'\r' | b'\n' | 0))
             .unwrap_or(rest.len());
-        // A run that would break the limit is left to `pass`, which reports it.
-        if self.size + run as u64 > self.max_size {
+        // A run that would break a limit is left to `pass`, which reports it.
+        if self.size + run as u64 > self.max_size || self.line_length + run > self.max_line {
             return 0;
         }
         self.size += run as u64;
+        self.line_length += run;
         if !self.content.eight_bit && !rest[..run].is_ascii() {
             self.content.eight_bit = true;
         }
@@ -154,6 +163,22 @@ impl MessageFilter {
         self.size += 1;
         if self.size > self.max_size {
             return Err(MessageError::TooLarge(self.max_size));
+        }
+        match byte {
+            b'\n' => {
+                self.line += 1;
+                self.line_length = 0;
+            }
+            b'\r' => {}
+            _ => {
+                self.line_length += 1;
+                if self.line_length > self.max_line {
+                    return Err(MessageError::LineTooLong {
+                        limit: self.max_line,
+                        line: self.line,
+                    });
+                }
+            }
         }
         self.headers.scan(byte)
     }

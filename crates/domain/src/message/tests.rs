@@ -101,7 +101,12 @@ fn a_line_that_is_no_header_field_ends_the_header_section() {
 
 #[test]
 fn header_fields_and_the_header_section_have_size_limits() {
-    let default = MessagePolicy::default();
+    // Long lines, to reach the header limits without folding; lines have their own.
+    let default = MessagePolicy {
+        max_line_length: usize::MAX,
+        max_header_section_size: 1024 * 1024,
+        ..MessagePolicy::default()
+    };
     let field = |size: usize| {
         let mut field = b"X-Big: ".to_vec();
         field.resize(size - 2, b'a');
@@ -128,6 +133,57 @@ fn header_fields_and_the_header_section_have_size_limits() {
     // The same bytes in the body are fine.
     let body = [b"Subject: x\r\n\r\n".to_vec(), section].concat();
     assert!(check(&default, &body).is_ok());
+}
+
+#[test]
+fn lines_longer_than_998_octets_are_refused_naming_the_line() {
+    let default = MessagePolicy::default();
+    let line = |length: usize| [vec![b'a'; length], b"\r\n".to_vec()].concat();
+    let message =
+        |body_line: Vec<u8>| [b"Subject: x\r\n\r\nfirst\r\n".to_vec(), body_line].concat();
+    assert!(check(&default, &message(line(998))).is_ok());
+    assert_eq!(
+        check(&default, &message(line(999))),
+        Err(MessageError::LineTooLong {
+            limit: 998,
+            line: 4
+        })
+    );
+    // However the line is cut into chunks, and in the header section too.
+    assert_eq!(
+        run(&default, &message(line(5000)), &[20, 500, 1017, 1200]),
+        Err(MessageError::LineTooLong {
+            limit: 998,
+            line: 4
+        })
+    );
+    let header = [b"X-Long: ".to_vec(), line(991)].concat();
+    assert_eq!(
+        check(&default, &header),
+        Err(MessageError::LineTooLong {
+            limit: 998,
+            line: 1
+        })
+    );
+    // A bare LF made CRLF ends a line too.
+    let normalize = policy(BareLineEndings::Normalize);
+    let lf_lines = [
+        b"S: x\n\n".to_vec(),
+        vec![b'a'; 998],
+        b"\n".to_vec(),
+        vec![b'b'; 998],
+        b"\n".to_vec(),
+    ]
+    .concat();
+    assert!(check(&normalize, &lf_lines).is_ok());
+    assert_eq!(
+        MessageError::LineTooLong {
+            limit: 998,
+            line: 4
+        }
+        .to_string(),
+        "line 4 of the message is longer than 998 octets (RFC 5322 section 2.1.1)"
+    );
 }
 
 #[test]
@@ -165,6 +221,7 @@ proptest! {
         normalize in any::<bool>(),
         max_size in 1u64..300,
         max_field in 1usize..40,
+        max_line_length in 1usize..60,
     ) {
         let mode = if normalize { BareLineEndings::Normalize } else { BareLineEndings::Reject };
         let policy = MessagePolicy {
@@ -172,6 +229,7 @@ proptest! {
             max_received_headers: 2,
             max_header_field_size: max_field,
             max_header_section_size: 100,
+            max_line_length,
             bare_line_endings: mode,
         };
         let whole = run(&policy, &message, &[]);

@@ -90,14 +90,30 @@ async fn fifty_one_obsolete_received_headers_are_a_mail_loop() {
 }
 
 #[tokio::test]
-async fn a_200_kib_header_field_is_refused() {
+async fn a_200_kib_header_is_refused() {
+    // Folded into lines of a legal length: one field, larger than the whole header may be.
     let raw = [
-        b"X-Big: ".to_vec(),
-        b"a".repeat(200 * 1024),
-        b"\r\n\r\nbody\r\n.\r\n".to_vec(),
+        b"X-Big: a\r\n".to_vec(),
+        b" aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(3000),
+        b"\r\nbody\r\n.\r\n".to_vec(),
     ]
     .concat();
-    refused(&raw, "552 5.3.4 Message header field exceeds 102400 octets").await;
+    refused(&raw, "552 5.3.4 Message header exceeds 102400 octets").await;
+}
+
+#[tokio::test]
+async fn a_line_longer_than_998_octets_is_refused_at_data() {
+    let raw = [
+        b"Subject: long\r\n\r\nfine\r\n".to_vec(),
+        b"x".repeat(999),
+        b"\r\n.\r\n".to_vec(),
+    ]
+    .concat();
+    refused(
+        &raw,
+        "550 5.6.0 Line 4 of the message is longer than 998 octets",
+    )
+    .await;
 }
 
 #[tokio::test]
