@@ -197,6 +197,23 @@ impl EmailAddress {
     /// # Errors
     /// Returns an [`AddressError`] that says what is wrong.
     pub fn parse(input: &str) -> Result<Self, AddressError> {
+        Self::parse_with_local_limit(input, MAX_LOCAL_PART)
+    }
+
+    /// Parses an address that mailfwd rewrote itself (an SRS address), whose local part
+    /// may pass the 64-octet limit: `SRS0=HHHH=TT=` and the sender's domain come before
+    /// the sender's own local part. RFC 5321 §4.5.3.1 asks implementations to impose no
+    /// length limits where they can, and the MTAs that SRS addresses travel through
+    /// accept these; everything else, and the 254-octet limit on the whole, still holds.
+    /// Adapters use it for addresses that may be SRS addresses (a bounce's `RCPT TO`).
+    ///
+    /// # Errors
+    /// Returns an [`AddressError`] that says what is wrong.
+    pub fn parse_rewritten(input: &str) -> Result<Self, AddressError> {
+        Self::parse_with_local_limit(input, MAX_ADDRESS)
+    }
+
+    fn parse_with_local_limit(input: &str, max_local: usize) -> Result<Self, AddressError> {
         if input.is_empty() {
             return Err(AddressError::Empty);
         }
@@ -210,7 +227,7 @@ impl EmailAddress {
         }
         let local = parse_local_part(raw_local)?;
         let domain = Domain::parse(raw_domain)?;
-        if local.len() > MAX_LOCAL_PART {
+        if local.len() > max_local {
             return Err(AddressError::LocalPartTooLong(local.len()));
         }
         let total = local.len() + 1 + domain.0.len();

@@ -14,6 +14,7 @@ mod memory_queue;
 pub mod message;
 pub mod rule;
 pub mod rule_store;
+pub mod srs;
 
 #[cfg(any(test, feature = "contract"))]
 pub mod contract;
@@ -27,3 +28,4 @@ pub use ingest::{
 pub use message::{BareLineEndings, MessageError, MessagePolicy};
 pub use rule::{InvalidRule, RecipientPattern, Rule};
 pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};
+pub use srs::{Srs, SrsConfigError, SrsError};
