@@ -365,3 +365,7 @@ mod tests;
 #[cfg(test)]
 #[path = "transaction_group_tests.rs"]
 mod group_tests;
+
+#[cfg(test)]
+#[path = "transaction_step_tests.rs"]
+mod step_tests;
