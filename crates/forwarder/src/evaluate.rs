@@ -148,12 +148,23 @@ impl Shared {
     /// Marks `email` evaluated and reports the recipients no rule matches any more and
     /// the addresses the expansion did not follow.
     async fn mark_evaluated(&self, email: &ReceivedEmail, evaluation: &Evaluation) {
-        for cut in &evaluation.cuts {
+        for (index, cut) in evaluation.cuts.iter().enumerate() {
             // A loop or runaway expansion the rule checks did not prevent (rules changed
             // since, or written around the API): no copy goes out for it.
             metrics::counter!("mailfwd_expansion_cuts_total", "reason" => cut_reason(&cut.reason))
                 .increment(1);
-            tracing::warn!(id = %email.id, %cut, "address not followed; no copy is sent for it");
+            // A rule set full of loops must not write a line per loop per email.
+            if index < LOGGED_CUTS {
+                tracing::warn!(id = %email.id, %cut, "address not followed; no copy is sent for it");
+            }
+        }
+        if let Some(more) = evaluation
+            .cuts
+            .len()
+            .checked_sub(LOGGED_CUTS)
+            .filter(|&n| n > 0)
+        {
+            tracing::warn!(id = %email.id, more, "more addresses not followed; counted in mailfwd_expansion_cuts_total");
         }
         for recipient in &evaluation.unmatched {
             // Accepted, but now going nowhere: counted so it shows in metrics, and
@@ -179,6 +190,9 @@ impl Drop for InFlight<'_> {
         self.shared.in_flight().remove(&self.id);
     }
 }
+
+/// Cuts of one email logged one by one; the rest are counted in one line.
+const LOGGED_CUTS: usize = 5;
 
 /// The `reason` label of `mailfwd_expansion_cuts_total`.
 fn cut_reason(reason: &CutReason) -> &'static str {

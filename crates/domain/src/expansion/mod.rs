@@ -228,7 +228,17 @@ struct Walk<'a> {
     done: HashSet<String>,
     seen_destinations: HashSet<String>,
     result: Expansion,
+    /// Addresses looked up so far: a rule set built to fan out wide (many rules, each
+    /// reached once) costs at most [`LOOKUPS_PER_DESTINATION`] lookups per allowed
+    /// destination, whatever its shape.
+    lookups: usize,
+    /// The walk reached its limit of destinations or lookups: it goes no further.
+    full: bool,
 }
+
+/// Lookups one walk may make per destination it may reach: a rule has at most
+/// [`crate::rule::DEFAULT_MAX_DESTINATIONS`] destinations unless configured otherwise.
+const LOOKUPS_PER_DESTINATION: usize = 10;
 
 impl<'a> Walk<'a> {
     fn new(resolver: Resolver<'a>, limits: ExpansionLimits) -> Self {
@@ -238,6 +248,8 @@ impl<'a> Walk<'a> {
             done: HashSet::new(),
             seen_destinations: HashSet::new(),
             result: Expansion::default(),
+            lookups: 0,
+            full: false,
         }
     }
 
@@ -259,8 +271,17 @@ impl<'a> Walk<'a> {
             return Ok(());
         }
         for destination in rule.destinations() {
+            if self.full {
+                return Ok(());
+            }
             let mut next_path = path.to_vec();
             next_path.push(destination.to_string());
+            self.lookups += 1;
+            if self.lookups > self.limits.max_destinations * LOOKUPS_PER_DESTINATION {
+                self.full = true;
+                self.cut(CutReason::TooMany, next_path);
+                return Ok(());
+            }
             match self.resolver.resolve(destination).await? {
                 None => self.add_destination(destination, next_path),
                 Some(next) if on_path.contains(&next.pattern().key()) => {
@@ -285,6 +306,8 @@ impl<'a> Walk<'a> {
             return;
         }
         if self.result.destinations.len() >= self.limits.max_destinations {
+            // Whatever follows could only be cut too.
+            self.full = true;
             return self.cut(CutReason::TooMany, path);
         }
         self.seen_destinations.insert(destination.match_key());

@@ -247,3 +247,38 @@ async fn a_pending_rule_replaces_the_stored_one_of_its_pattern() {
     .expect("checked");
     assert!(faults.is_empty(), "{faults:?}");
 }
+
+#[tokio::test]
+async fn a_rule_set_built_to_make_the_walk_long_is_cut_after_a_bounded_number_of_lookups() {
+    // A chain of 40 rules that never reaches a final destination: within the depth
+    // allowed, but past the lookups two destinations may cost (2 × 10).
+    let chain: Vec<(String, Vec<String>)> = (0..40)
+        .map(|i| {
+            (
+                format!("r{i}@long.test"),
+                vec![format!("r{}@long.test", i + 1)],
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<&str>)> = chain
+        .iter()
+        .map(|(p, d)| (p.as_str(), d.iter().map(String::as_str).collect()))
+        .collect();
+    let refs: Vec<(&str, &[&str])> = refs.iter().map(|(p, d)| (*p, d.as_slice())).collect();
+    let rules = store(&refs).await;
+    let limits = ExpansionLimits {
+        max_depth: 100,
+        max_destinations: 2,
+    };
+    let result = expand(&rules, &[addr("r0@long.test")], limits)
+        .await
+        .expect("expanded");
+    assert!(result.destinations.is_empty());
+    assert_eq!(result.cuts.len(), 1);
+    assert_eq!(result.cuts[0].reason, CutReason::TooMany);
+    assert_eq!(
+        result.cuts[0].path.last().map(String::as_str),
+        Some("r21@long.test"),
+        "the 21st lookup is one too many"
+    );
+}
