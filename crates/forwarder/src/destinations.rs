@@ -8,6 +8,7 @@
 //! connection being tried; then one probe attempt decides whether it is alive again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -97,12 +98,33 @@ struct Destination {
     waiting: usize,
     /// Notified once each time a slot comes free.
     slot_free: Arc<Notify>,
+    /// When its last attempt ended, while nothing is in flight or waiting.
+    idle_since: Option<Instant>,
 }
+
+impl Destination {
+    /// Whether it holds nothing but a grown window (or not even that).
+    fn is_quiet(&self) -> bool {
+        self.active == 0
+            && self.waiting == 0
+            && self.dead_until.is_none()
+            && !self.probing
+            && self.failures == 0
+    }
+}
+
+/// How long a quiet destination's grown window is remembered; checked every
+/// [`SWEEP_EVERY`] admissions, so mail to a million domains does not keep a million
+/// entries.
+const REMEMBER_QUIET: Duration = Duration::from_secs(10 * 60);
+const SWEEP_EVERY: u32 = 4096;
 
 /// Every destination mail is going to or was lately, by name.
 pub(crate) struct Destinations {
     limits: DestinationLimits,
     known: Mutex<HashMap<String, Destination>>,
+    /// Admissions so far, to sweep quiet destinations out now and then.
+    admissions: AtomicU32,
 }
 
 impl Destinations {
@@ -120,6 +142,7 @@ impl Destinations {
         Destinations {
             limits,
             known: Mutex::new(HashMap::new()),
+            admissions: AtomicU32::new(0),
         }
     }
 
@@ -132,6 +155,19 @@ impl Destinations {
     pub(crate) fn admit(self: &Arc<Self>, name: &str) -> Admission {
         let limits = &self.limits;
         let mut known = self.known();
+        if self
+            .admissions
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
+            let now = Instant::now();
+            known.retain(|_, destination| {
+                !(destination.is_quiet()
+                    && destination
+                        .idle_since
+                        .is_some_and(|since| now - since > REMEMBER_QUIET))
+            });
+        }
         let destination = known.entry(name.to_owned()).or_insert_with(|| Destination {
             active: 0,
             window: limits.initial_concurrency,
@@ -142,7 +178,9 @@ impl Destinations {
             last_error: String::new(),
             waiting: 0,
             slot_free: Arc::new(Notify::new()),
+            idle_since: None,
         });
+        destination.idle_since = None;
         let now = Instant::now();
         if let Some(until) = destination.dead_until {
             if now < until {
@@ -245,17 +283,17 @@ impl Destinations {
             Contact::None => {}
         }
         // Forget what has nothing to remember: mail went to a million domains. A window
-        // grown by deliveries is worth remembering: a busy destination is idle for a
-        // moment between bursts, and would start again from the initial window.
-        if let Some(destination) = known.get(name)
-            && destination.active == 0
-            && destination.waiting == 0
-            && destination.window <= limits.initial_concurrency
-            && destination.dead_until.is_none()
-            && !destination.probing
-            && destination.failures == 0
+        // grown by deliveries is worth remembering for a while: a busy destination is
+        // idle for a moment between bursts, and would start again from the initial
+        // window; `admit` sweeps out those quiet for long.
+        if let Some(destination) = known.get_mut(name)
+            && destination.is_quiet()
         {
-            known.remove(name);
+            if destination.window <= limits.initial_concurrency {
+                known.remove(name);
+            } else {
+                destination.idle_since = Some(Instant::now());
+            }
         }
     }
 }
@@ -291,5 +329,46 @@ impl Drop for Slot {
     fn drop(&mut self) {
         self.destinations
             .finished(&self.name, self.contact, &self.error);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deliver_once(destinations: &Arc<Destinations>, name: &str) {
+        let Admission::Go(slot) = destinations.admit(name) else {
+            panic!("{name} has room");
+        };
+        slot.finish(Contact::Delivered, "");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_grown_window_is_kept_for_a_while_then_swept_out() {
+        let destinations = Arc::new(Destinations::new(DestinationLimits::default()));
+        // Mail to many domains, each growing its window by one delivery.
+        for n in 0..100 {
+            deliver_once(&destinations, &format!("d{n}.test"));
+        }
+        assert_eq!(
+            destinations.known().len(),
+            100,
+            "grown windows are remembered"
+        );
+        assert_eq!(destinations.known()["d0.test"].window, 6);
+
+        tokio::time::advance(REMEMBER_QUIET + Duration::from_secs(1)).await;
+        // A busy destination keeps going meanwhile; the sweep comes with admissions.
+        for _ in 0..SWEEP_EVERY {
+            deliver_once(&destinations, "busy.test");
+        }
+        let known = destinations.known();
+        assert_eq!(
+            known.len(),
+            1,
+            "quiet ones are forgotten: {:?}",
+            known.keys()
+        );
+        assert!(known.contains_key("busy.test"));
     }
 }
