@@ -133,23 +133,28 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_header_names_peer_helo_host_id_and_destination() {
-        let email = ReceivedEmail {
+    /// An email received at the epoch from `peer`, which said `helo`.
+    fn received_from(peer: &str, helo: &str, tls: bool) -> ReceivedEmail {
+        ReceivedEmail {
             id: EmailId::new(),
             email: NewEmail {
                 envelope: Envelope {
                     sender: None,
                     recipients: vec![],
                 },
-                peer: Some("[2001:db8::1]:4567".into()),
-                helo: Some("client.example".into()),
-                tls: true,
+                peer: Some(peer.into()),
+                helo: Some(helo.into()),
+                tls,
                 encoding: crate::email::Encoding::default(),
             },
             size: 1,
             received_at: UNIX_EPOCH,
-        };
+        }
+    }
+
+    #[test]
+    fn the_header_names_peer_helo_host_id_and_destination() {
+        let email = received_from("[2001:db8::1]:4567", "client.example", true);
         let dest = [EmailAddress::parse("alice@gmail.test").unwrap()];
         let header = received_header(&email, &dest, "mx.mailfwd.test", UNIX_EPOCH);
         assert_eq!(
@@ -165,21 +170,7 @@ mod tests {
 
     #[test]
     fn a_copy_for_several_recipients_names_none_of_them() {
-        let email = ReceivedEmail {
-            id: EmailId::new(),
-            email: NewEmail {
-                envelope: Envelope {
-                    sender: None,
-                    recipients: vec![],
-                },
-                peer: Some("192.0.2.1:25".into()),
-                helo: Some("client.example".into()),
-                tls: false,
-                encoding: crate::email::Encoding::default(),
-            },
-            size: 1,
-            received_at: UNIX_EPOCH,
-        };
+        let email = received_from("192.0.2.1:25", "client.example", false);
         let recipients = ["alice@gmail.test", "bob@gmail.test"]
             .map(|address| EmailAddress::parse(address).unwrap());
         let header = received_header(&email, &recipients, "mx.mailfwd.test", UNIX_EPOCH);
@@ -196,21 +187,11 @@ mod tests {
 
     #[test]
     fn a_hostile_helo_name_cannot_shape_the_header() {
-        let mut email = ReceivedEmail {
-            id: EmailId::new(),
-            email: NewEmail {
-                envelope: Envelope {
-                    sender: None,
-                    recipients: vec![],
-                },
-                peer: Some("192.0.2.1:25".into()),
-                helo: Some("evil (by trusted.test) héllo\r\nX-Injected: 1 [192.0.2.9]".into()),
-                tls: false,
-                encoding: crate::email::Encoding::default(),
-            },
-            size: 1,
-            received_at: UNIX_EPOCH,
-        };
+        let mut email = received_from(
+            "192.0.2.1:25",
+            "evil (by trusted.test) héllo\r\nX-Injected: 1 [192.0.2.9]",
+            false,
+        );
         let dest = [EmailAddress::parse("alice@gmail.test").unwrap()];
         let header = received_header(&email, &dest, "mx.test", UNIX_EPOCH);
         let first = header.lines().next().unwrap();
