@@ -205,7 +205,7 @@ impl Destinations {
             return Admission::Busy(limits.min_backoff);
         }
         if destination.active >= destination.window {
-            if destination.waiting < 2 * destination.window {
+            if destination.waiting < destination.window.saturating_mul(2) {
                 destination.waiting += 1;
                 return Admission::Wait(Arc::clone(&destination.slot_free));
             }
@@ -267,7 +267,7 @@ impl Destinations {
                 if destination.dead_until.is_none() && (was_probing || cohort_failed) {
                     let backoff = destination.backoff;
                     destination.dead_until = Some(Instant::now() + backoff);
-                    destination.backoff = (backoff * 2).min(limits.max_backoff);
+                    destination.backoff = backoff.saturating_mul(2).min(limits.max_backoff);
                     destination.probing = false;
                     destination.failures = 0;
                     destination.window = limits.initial_concurrency;

@@ -277,7 +277,12 @@ impl<'a> Walk<'a> {
             let mut next_path = path.to_vec();
             next_path.push(destination.to_string());
             self.lookups += 1;
-            if self.lookups > self.limits.max_destinations * LOOKUPS_PER_DESTINATION {
+            if self.lookups
+                > self
+                    .limits
+                    .max_destinations
+                    .saturating_mul(LOOKUPS_PER_DESTINATION)
+            {
                 self.full = true;
                 self.cut(CutReason::TooMany, next_path);
                 return Ok(());
