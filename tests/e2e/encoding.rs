@@ -49,9 +49,14 @@ async fn body_8bitmime_and_smtputf8_reach_the_next_hop() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let message = &sink.messages()[0];
-    assert_eq!(
-        message.mail_from,
-        "MAIL FROM:<sender@example.org> BODY=8BITMIME SMTPUTF8"
+    // The sender rewritten by SRS; the extensions passed on.
+    assert!(
+        message.mail_from.starts_with("MAIL FROM:<SRS0=")
+            && message
+                .mail_from
+                .ends_with("=example.org=sender@mx.mailfwd.test> BODY=8BITMIME SMTPUTF8"),
+        "{}",
+        message.mail_from
     );
     let body = String::from_utf8(message.body.clone()).unwrap();
     assert!(body.contains("Subject: caf\u{e9} na\u{ef}ve\r\n"), "{body}");
@@ -81,6 +86,13 @@ async fn a_next_hop_without_smtputf8_gets_nothing_and_the_delivery_fails_5_6_7()
         reply.starts_with("5.6.7 ") && reply.contains("SMTPUTF8"),
         "{delivery}"
     );
-    assert!(sink.messages().is_empty());
+    // The next hop got nothing but the notification to the sender (from `<>`).
+    let received = sink.wait_for_messages(1, Duration::from_secs(10)).await;
+    assert!(
+        received
+            .iter()
+            .all(|m| m.sender.is_empty() && m.recipients == ["sender@example.org"]),
+        "{received:?}"
+    );
     server.terminate();
 }

@@ -15,4 +15,5 @@ mod schemathesis;
 mod slow;
 mod smtp;
 mod smuggling;
+mod srs;
 mod startup;

@@ -68,7 +68,11 @@ async fn a_bare_lf_dot_lf_body_over_grpc_reaches_the_destination_as_one_message(
     };
     assert_eq!(received.len(), 1, "one message, no smuggled second one");
     let message = &received[0];
-    assert_eq!(message.sender, "someone@example.org");
+    assert!(
+        message.sender.starts_with("SRS0=") && message.sender.contains("=example.org=someone@"),
+        "{}",
+        message.sender
+    );
     assert_eq!(message.recipients, ["alice@dest.test"]);
     let text = String::from_utf8_lossy(&message.data);
     // The forged commands arrived as text of the one message, CRLF-only, the lone "."

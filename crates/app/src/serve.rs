@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         },
     );
     let ingest = ports.ingest(&config).with_listener(forwarder.handoff());
+    forwarder.set_bouncer(ports.bouncer(&config, ingest.clone()));
 
     let smtp = SmtpListener::bind(&config, ingest.clone()).await?;
     let http = HttpListener::bind(
@@ -86,6 +87,11 @@ pub async fn run(config: Config) -> Result<(), AppError> {
 /// The one line that says where mailfwd listens (the e2e harness reads it).
 fn announce(config: &Config, smtp: &SmtpListener, http: &HttpListener, grpc: &GrpcListener) {
     let (smtp, http, grpc) = (smtp.local_addr(), http.local_addr(), grpc.local_addr());
+    if config.postmaster.is_none() {
+        tracing::warn!(
+            "MAILFWD_POSTMASTER is unset: mail to postmaster is accepted and stored, and sent on once it is set and the mail reprocessed"
+        );
+    }
     if config.api_token.is_none() && !http.ip().is_loopback() {
         tracing::warn!(http_address = %http, "MAILFWD_API_TOKEN is unset: the HTTP API answers loopback clients only");
     }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use mailfwd_domain::bounce::Bouncer;
 use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Mailer};
 use mailfwd_domain::email::SplitEmailStore;
-use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, RuleStore};
+use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, OwnAddresses, RuleStore};
 use mailfwd_layers::CachedRuleStore;
 use mailfwd_smtp_out::{MailerConfig, MailerError, SmtpMailer};
 use thiserror::Error;
@@ -18,6 +19,9 @@ pub enum WiringError {
     /// A store could not be opened.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The SRS secret could not be had.
+    #[error(transparent)]
+    Secret(#[from] crate::config::SecretError),
     /// The SMTP mailer could not be set up.
     #[error("cannot set up outbound SMTP: {0}")]
     Mailer(#[from] MailerError),
@@ -31,6 +35,8 @@ pub struct Ports {
     pub emails: Arc<dyn EmailStore>,
     /// Delivery jobs.
     pub queue: Arc<dyn DeliveryQueue>,
+    /// mailfwd's own addresses: SRS and postmaster.
+    pub own: Arc<OwnAddresses>,
 }
 
 impl Ports {
@@ -46,6 +52,7 @@ impl Ports {
             rules: Arc::new(CachedRuleStore::new(database.rules, cache)),
             emails: Arc::new(SplitEmailStore::new(bodies, database.log)),
             queue: database.queue,
+            own: Arc::new(config.own_addresses()?),
         })
     }
 
@@ -63,6 +70,19 @@ impl Ports {
             },
         };
         Ingest::new(Arc::clone(&self.rules), Arc::clone(&self.emails), limits)
+            .with_own_addresses(Arc::clone(&self.own))
+    }
+
+    /// The bouncer: delivery status notifications stored through `ingest` (which must
+    /// be the one that hands accepted mail to the forwarder).
+    #[must_use]
+    pub fn bouncer(&self, config: &Config, ingest: Ingest) -> Bouncer {
+        Bouncer::new(
+            ingest,
+            Arc::clone(&self.emails),
+            Arc::clone(&self.own),
+            config.max_header_size,
+        )
     }
 
     /// The forward evaluator over these ports.
@@ -70,6 +90,7 @@ impl Ports {
     pub fn evaluator(&self, config: &Config) -> ForwardEvaluator {
         ForwardEvaluator::new(Arc::clone(&self.rules), Arc::clone(&self.queue))
             .with_limits(config.expansion_limits())
+            .with_own_addresses(Arc::clone(&self.own))
     }
 
     /// The deliverer: these ports and an SMTP mailer (routes, then the relay host or
@@ -98,6 +119,7 @@ impl Ports {
             mailer,
             policy,
             config.hostname(),
-        ))
+        )
+        .with_own_addresses(Arc::clone(&self.own)))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod address;
+pub mod bounce;
 pub mod calendar;
 pub mod delivery;
 pub mod email;
@@ -12,6 +13,7 @@ pub mod ingest;
 pub mod memory;
 mod memory_queue;
 pub mod message;
+pub mod own_addresses;
 pub mod rule;
 pub mod rule_store;
 pub mod srs;
@@ -21,11 +23,12 @@ pub mod contract;
 
 pub use address::{AddressError, Domain, EmailAddress};
 pub use email::{EmailId, EmailStore, Encoding, Envelope, NewEmail, ReceivedEmail, StoreError};
-pub use expansion::{Cut, CutReason, Expansion, ExpansionLimits};
+pub use expansion::{Cut, CutReason, Expansion, ExpansionLimits, Start};
 pub use ingest::{
     AcceptedListener, Addressed, Incoming, Ingest, IngestError, IngestLimits, Origin, Transaction,
 };
 pub use message::{BareLineEndings, MessageError, MessagePolicy};
+pub use own_addresses::OwnAddresses;
 pub use rule::{InvalidRule, RecipientPattern, Rule};
 pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};
 pub use srs::{Srs, SrsConfigError, SrsError};

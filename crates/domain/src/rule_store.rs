@@ -138,3 +138,16 @@ pub fn decode_cursor(cursor: &str) -> Result<String, RuleError> {
         .ok_or(RuleError::InvalidCursor)?;
     String::from_utf8(bytes).map_err(|_| RuleError::InvalidCursor)
 }
+
+/// Whether `rules` holds any rule for an address of `domain`: one lookup of one row.
+///
+/// # Errors
+/// [`RuleError::Storage`] if the rules cannot be read.
+pub async fn has_rules_for(rules: &dyn RuleStore, domain: &Domain) -> Result<bool, RuleError> {
+    let query = RuleQuery {
+        domain: Some(domain.clone()),
+        limit: 1,
+        cursor: None,
+    };
+    Ok(!rules.list(&query).await?.rules.is_empty())
+}

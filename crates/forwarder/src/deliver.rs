@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
-use mailfwd_domain::ReceivedEmail;
+use mailfwd_domain::bounce::{Bounced, Failure};
 use mailfwd_domain::delivery::{Attempt, ClaimedJob, Interruption, QueueError};
+use mailfwd_domain::{EmailId, ReceivedEmail};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -79,11 +80,29 @@ impl Shared {
     /// deadline — well inside the leases, so no other worker repeats them meanwhile.
     async fn attempt(
         &self,
-        mut group: Vec<ClaimedJob>,
+        group: Vec<ClaimedJob>,
         email: Option<Arc<ReceivedEmail>>,
         lease_ends: Instant,
         stop: &watch::Receiver<bool>,
     ) {
+        let Some(id) = group.first().map(|job| job.job.email) else {
+            return;
+        };
+        let failures = self
+            .attempt_group(group, email.as_deref(), lease_ends, stop)
+            .await;
+        self.bounce(id, email, failures).await;
+    }
+
+    /// [`Shared::attempt`] without the bounce: returns the jobs that failed for good.
+    async fn attempt_group(
+        &self,
+        mut group: Vec<ClaimedJob>,
+        email: Option<&ReceivedEmail>,
+        lease_ends: Instant,
+        stop: &watch::Receiver<bool>,
+    ) -> Vec<Failure> {
+        let mut failures = Vec::new();
         let mut given_up = Vec::new();
         group.retain(|job| {
             let past = self.deliverer.is_past_give_up(&job.job);
@@ -93,10 +112,12 @@ impl Shared {
             !past
         });
         for job in &given_up {
-            report(self.deliverer.give_up(job).await, job);
+            let recorded = self.deliverer.give_up(job).await;
+            failures.extend(failure_of(&recorded, job));
+            report(recorded, job);
         }
         let Some(first) = group.first() else {
-            return;
+            return failures;
         };
         let name = self.deliverer.destination(&first.job);
         let waited_until = Instant::now() + self.destinations.busy_delay();
@@ -112,19 +133,21 @@ impl Shared {
                     self.destinations.stop_waiting(&name);
                     if !woken {
                         self.postpone(&group, self.destinations.busy_delay()).await;
-                        return;
+                        return failures;
                     }
                 }
                 Admission::Busy(delay) => {
                     self.postpone(&group, delay).await;
-                    return;
+                    return failures;
                 }
                 Admission::Dead { for_, reason } => {
                     let reason = format!("destination {name} is unreachable, not tried: {reason}");
                     let revived = self.deliverer.now() + for_;
                     for job in &group {
                         metrics::counter!("mailfwd_deferred_untried_total").increment(1);
-                        match self.deliverer.defer_untried(job, &reason, revived).await {
+                        let recorded = self.deliverer.defer_untried(job, &reason, revived).await;
+                        failures.extend(failure_of(&recorded, job));
+                        match recorded {
                             Ok(Attempt::Failed(reason)) => failed(job, &reason),
                             Ok(_) => {
                                 tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
@@ -132,7 +155,7 @@ impl Shared {
                             Err(error) => not_recorded(job, &error),
                         }
                     }
-                    return;
+                    return failures;
                 }
             }
         };
@@ -149,7 +172,7 @@ impl Shared {
             for job in &group {
                 self.give_back(job).await;
             }
-            return;
+            return failures;
         }
         let mut stopping = stop.clone();
         let interruption = async move {
@@ -161,10 +184,7 @@ impl Shared {
                 _ = stopping.wait_for(|stop| *stop) => Interruption::Stop,
             }
         };
-        let attempted = self
-            .deliverer
-            .attempt(&group, email.as_deref(), interruption)
-            .await;
+        let attempted = self.deliverer.attempt(&group, email, interruption).await;
         let error = attempted
             .recorded
             .iter()
@@ -175,7 +195,40 @@ impl Shared {
             .unwrap_or_default();
         slot.finish(attempted.contact, error);
         for (recorded, job) in attempted.recorded.into_iter().zip(&group) {
+            failures.extend(failure_of(&recorded, job));
             report(recorded, job);
+        }
+        failures
+    }
+
+    /// Tells the sender of email `id` that its deliveries to `failures` failed for
+    /// good, if a notification is due (see [`mailfwd_domain::bounce`]). A failure here
+    /// is logged: the deliveries are recorded as failed whatever happens to it.
+    async fn bounce(&self, id: EmailId, email: Option<Arc<ReceivedEmail>>, failures: Vec<Failure>) {
+        let Some(bouncer) = self.bouncer.get().filter(|_| !failures.is_empty()) else {
+            return;
+        };
+        let email = match email {
+            Some(email) => email,
+            None => match self.emails.get(&id).await {
+                Ok(email) => Arc::new(email),
+                Err(error) => return not_bounced(id, &error),
+            },
+        };
+        match bouncer
+            .bounce(&email, &failures, self.deliverer.now())
+            .await
+        {
+            Ok(Bounced::Sent(notification)) => {
+                metrics::counter!("mailfwd_dsn_total", "outcome" => "sent").increment(1);
+                tracing::info!(email = %id, %notification, failed = failures.len(),
+                    "delivery status notification sent to the sender");
+            }
+            Ok(Bounced::NotDue(why)) => {
+                metrics::counter!("mailfwd_dsn_total", "outcome" => "not_due").increment(1);
+                tracing::info!(email = %id, why, "no delivery status notification");
+            }
+            Err(error) => not_bounced(id, &error),
         }
     }
 
@@ -239,6 +292,22 @@ fn report(attempt: Result<Attempt, QueueError>, job: &ClaimedJob) {
         }
         Err(error) => not_recorded(job, &error),
     }
+}
+
+/// The failure to report to the sender, if `recorded` is one.
+fn failure_of(recorded: &Result<Attempt, QueueError>, job: &ClaimedJob) -> Option<Failure> {
+    match recorded {
+        Ok(Attempt::Failed(reason)) => Some(Failure {
+            recipient: job.job.destination.clone(),
+            reason: reason.clone(),
+        }),
+        _ => None,
+    }
+}
+
+fn not_bounced(id: EmailId, error: &dyn std::fmt::Display) {
+    metrics::counter!("mailfwd_dsn_total", "outcome" => "error").increment(1);
+    tracing::error!(email = %id, %error, "cannot send the delivery status notification the sender is due");
 }
 
 fn failed(job: &ClaimedJob, reason: &str) {

@@ -19,9 +19,10 @@ mod destinations;
 mod evaluate;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use mailfwd_domain::bounce::Bouncer;
 use mailfwd_domain::delivery::{Deliverer, EnqueueListener, ForwardEvaluator};
 use mailfwd_domain::{AcceptedListener, EmailId, EmailStore, ReceivedEmail};
 use tokio::sync::{Notify, mpsc, watch};
@@ -93,6 +94,8 @@ struct Shared {
     in_flight: Mutex<HashSet<EmailId>>,
     backlog: Arc<Backlog>,
     destinations: Arc<Destinations>,
+    /// Tells senders of failures; set once the ingest service it stores through exists.
+    bouncer: OnceLock<Bouncer>,
 }
 
 impl Shared {
@@ -138,6 +141,7 @@ impl Forwarder {
             in_flight: Mutex::new(HashSet::new()),
             backlog: Arc::new(Backlog::default()),
             destinations,
+            bouncer: OnceLock::new(),
         });
         let handoff = Arc::new(Handoff {
             sender,
@@ -155,6 +159,14 @@ impl Forwarder {
     #[must_use]
     pub fn handoff(&self) -> Arc<dyn AcceptedListener> {
         Arc::clone(&self.handoff) as Arc<dyn AcceptedListener>
+    }
+
+    /// Sends delivery status notifications for deliveries that fail for good through
+    /// `bouncer`. Set after [`Forwarder::new`] because the bouncer stores them through
+    /// the ingest service, which is given [`Forwarder::handoff`] first; a second call
+    /// changes nothing. Without it, failures are recorded and logged only.
+    pub fn set_bouncer(&self, bouncer: Bouncer) {
+        let _ = self.shared.bouncer.set(bouncer);
     }
 
     /// The evaluator whose evaluations wake the workers when they leave due jobs (a

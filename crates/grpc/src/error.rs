@@ -93,6 +93,7 @@ impl From<IngestError> for GrpcError {
             // Per-recipient refusals are reported in the reply (see `refusal_reason`);
             // reaching here means a caller mapped one as a whole-call failure.
             IngestError::UnknownRecipient(_)
+            | IngestError::BadSrsAddress(_)
             | IngestError::RelayDenied(_)
             | IngestError::TooManyRecipients(_) => {
                 GrpcError::AllRecipientsRefused(error.to_string())
@@ -105,7 +106,9 @@ impl From<IngestError> for GrpcError {
 /// `None` when the error is not about the recipient and fails the whole call.
 pub(crate) fn refusal_reason(error: &IngestError) -> Option<pb::RefusalReason> {
     match error {
-        IngestError::UnknownRecipient(_) => Some(pb::RefusalReason::UnknownRecipient),
+        IngestError::UnknownRecipient(_) | IngestError::BadSrsAddress(_) => {
+            Some(pb::RefusalReason::UnknownRecipient)
+        }
         IngestError::TooManyRecipients(_) => Some(pb::RefusalReason::TooManyRecipients),
         IngestError::RelayDenied(_) => Some(pb::RefusalReason::RelayingDenied),
         _ => None,

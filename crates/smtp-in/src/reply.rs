@@ -254,6 +254,7 @@ impl Reply {
             IngestError::UnknownRecipient(address) => {
                 Reply::one(550, [5, 1, 1], format!("<{address}>: recipient not found"))
             }
+            IngestError::BadSrsAddress(error) => Reply::one(550, [5, 1, 1], error.to_string()),
             IngestError::RelayDenied(_) => Reply::relaying_denied(),
             IngestError::TooManyRecipients(_) => Reply::one(452, [4, 5, 3], "Too many recipients"),
             IngestError::EmptyMessage => Reply::one(550, [5, 6, 0], "Message is empty"),

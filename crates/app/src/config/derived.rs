@@ -54,6 +54,7 @@ impl Config {
             );
         }
         self.parse_routes()?;
+        self.check_own_addresses()?;
         if !(1..=128).contains(&self.smtp_ipv6_client_prefix) {
             return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
         }

@@ -16,8 +16,10 @@ mod delivery;
 mod derived;
 mod durations;
 mod error;
+mod own;
 
 pub use error::ConfigError;
+pub use own::SecretError;
 
 /// Every setting. Field names are the environment variable names without `MAILFWD_`,
 /// lower-cased; the TOML file uses the same names.
@@ -53,6 +55,16 @@ pub struct Config {
     pub mx_session_limit: usize,
     /// Name used in the SMTP greeting and headers.
     pub hostname: Option<String>,
+    /// The domain envelope senders are rewritten into (SRS); unset: the host name.
+    pub srs_domain: Option<String>,
+    /// SRS secrets, separated by commas: the first signs, all verify. Unset: one is
+    /// made on first start and kept in `srs.secret` in the data directory.
+    pub srs_secret: Option<String>,
+    /// Days an SRS address can be bounced to (less than 1024).
+    pub srs_max_age_days: u32,
+    /// Where mail to `postmaster` goes when no rule says otherwise; unset, it is
+    /// accepted and stored, and can be reprocessed once this is set.
+    pub postmaster: Option<String>,
     /// Bearer token for the admin APIs; unset means loopback clients only.
     pub api_token: Option<String>,
     /// Comma-separated host names the tokenless HTTP API answers besides loopback ones.
@@ -233,6 +245,10 @@ impl Default for Config {
             mx_address_limit: 5,
             mx_session_limit: 2,
             hostname: None,
+            srs_domain: None,
+            srs_secret: None,
+            srs_max_age_days: mailfwd_domain::srs::DEFAULT_MAX_AGE_DAYS,
+            postmaster: None,
             api_token: None,
             api_allowed_hosts: None,
             tls_cert: None,
@@ -301,6 +317,10 @@ const SETTINGS: &[&str] = &[
     "mx_address_limit",
     "mx_session_limit",
     "hostname",
+    "srs_domain",
+    "srs_secret",
+    "srs_max_age_days",
+    "postmaster",
     "api_token",
     "api_allowed_hosts",
     "tls_cert",
@@ -362,6 +382,9 @@ const TEXT_SETTINGS: &[&str] = &[
     "relay",
     "routes",
     "hostname",
+    "srs_domain",
+    "srs_secret",
+    "postmaster",
     "log",
     "data_dir",
     "tls_cert",

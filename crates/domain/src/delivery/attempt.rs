@@ -191,8 +191,15 @@ impl Deliverer {
         let header = received_header(email, &recipients, &self.hostname, self.now());
         let size = email.size + header.len() as u64;
         let body = self.emails.open_body(&email.id).await?;
+        let envelope = &email.email.envelope;
+        let sender = match &self.own {
+            Some(own) => {
+                own.forward_sender(envelope.sender.as_ref(), &envelope.recipients, self.now())
+            }
+            None => envelope.sender.clone(),
+        };
         Ok(Outgoing {
-            sender: email.email.envelope.sender.clone(),
+            sender,
             recipients,
             body: Box::new(PrefixedBody::new(header, body)),
             size,

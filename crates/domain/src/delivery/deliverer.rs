@@ -8,6 +8,7 @@ use super::{
     ClaimedJob, Clock, DeliveryJob, DeliveryQueue, Mailer, QueueError, RetryPolicy, SystemClock,
 };
 use crate::email::EmailStore;
+use crate::own_addresses::OwnAddresses;
 
 /// How one attempt ended, as recorded in the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub struct Deliverer {
     pub(super) policy: RetryPolicy,
     pub(super) hostname: String,
     pub(super) clock: Arc<dyn Clock>,
+    /// Rewrites envelope senders (SRS); without it they go out as received.
+    pub(super) own: Option<Arc<OwnAddresses>>,
 }
 
 impl Deliverer {
@@ -85,7 +88,16 @@ impl Deliverer {
             policy,
             hostname,
             clock: Arc::new(SystemClock),
+            own: None,
         }
+    }
+
+    /// The same deliverer, sending with the envelope sender rewritten by SRS, and
+    /// bounces coming back through an SRS address with the null sender.
+    #[must_use]
+    pub fn with_own_addresses(mut self, own: Arc<OwnAddresses>) -> Self {
+        self.own = Some(own);
+        self
     }
 
     /// The same deliverer, reading the time from `clock` for every claim, lease, retry

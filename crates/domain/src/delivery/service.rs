@@ -9,7 +9,8 @@ use thiserror::Error;
 use super::{ClaimedJob, DeliveryQueue, EnqueueOutcome, QueueError};
 use crate::address::EmailAddress;
 use crate::email::{EmailId, ReceivedEmail};
-use crate::expansion::{Cut, Expansion, ExpansionLimits, expand};
+use crate::expansion::{Cut, Expansion, ExpansionLimits, Start, expand_starts};
+use crate::own_addresses::OwnAddresses;
 use crate::rule_store::{RuleError, RuleStore};
 
 /// Why evaluating an email failed (it will be evaluated again).
@@ -51,6 +52,7 @@ pub struct ForwardEvaluator {
     queue: Arc<dyn DeliveryQueue>,
     listener: Option<Arc<dyn EnqueueListener>>,
     limits: ExpansionLimits,
+    own: Option<Arc<OwnAddresses>>,
 }
 
 impl ForwardEvaluator {
@@ -62,7 +64,16 @@ impl ForwardEvaluator {
             queue,
             listener: None,
             limits: ExpansionLimits::default(),
+            own: None,
         }
+    }
+
+    /// The same evaluator, routing mail for mailfwd's own addresses: bounces to SRS
+    /// addresses go to the address they reverse to, postmaster's to its mailbox.
+    #[must_use]
+    pub fn with_own_addresses(mut self, own: Arc<OwnAddresses>) -> Self {
+        self.own = Some(own);
+        self
     }
 
     /// The same evaluator, expanding recipients within `limits`.
@@ -95,7 +106,7 @@ impl ForwardEvaluator {
             destinations,
             unmatched,
             cuts,
-        } = self.expand(email).await?;
+        } = self.expand(email, now).await?;
         let outcomes = self
             .queue
             .enqueue(email.id, &destinations, force, now)
@@ -131,7 +142,7 @@ impl ForwardEvaluator {
             destinations,
             unmatched,
             cuts,
-        } = self.expand(email).await?;
+        } = self.expand(email, now).await?;
         let enqueued = self
             .queue
             .enqueue_claimed(email.id, &destinations, now, lease)
@@ -151,13 +162,51 @@ impl ForwardEvaluator {
 
     /// Where `email`'s recipients forward to: destinations that have rules of their
     /// own are expanded here, never sent out to come back (see [`expand`]).
-    async fn expand(&self, email: &ReceivedEmail) -> Result<Expansion, RuleError> {
-        expand(
-            self.rules.as_ref(),
-            &email.email.envelope.recipients,
-            self.limits,
-        )
-        .await
+    async fn expand(&self, email: &ReceivedEmail, now: SystemTime) -> Result<Expansion, RuleError> {
+        let recipients = &email.email.envelope.recipients;
+        let mut starts = Vec::with_capacity(recipients.len());
+        let mut refused = Vec::new();
+        for recipient in recipients {
+            match self.own_route(recipient, now).await? {
+                Some(start) => starts.push(start),
+                None => refused.push(recipient.clone()),
+            }
+        }
+        let mut expansion = expand_starts(self.rules.as_ref(), &starts, self.limits).await?;
+        expansion.unmatched.extend(refused);
+        Ok(expansion)
+    }
+
+    /// Where `recipient`'s expansion starts: a bounce to an SRS address at the address
+    /// it reverses to (none if it no longer verifies: expired since it was accepted,
+    /// or a secret was retired); a postmaster no rule matches at the configured
+    /// mailbox; anything else at its rule.
+    async fn own_route(
+        &self,
+        recipient: &EmailAddress,
+        now: SystemTime,
+    ) -> Result<Option<Start>, RuleError> {
+        let rule = Start::Rule(recipient.clone());
+        let Some(own) = self.own.as_deref() else {
+            return Ok(Some(rule));
+        };
+        if own.is_srs_address(recipient) {
+            return Ok(own.bounce_to(recipient, now).ok().map(|to| Start::Routed {
+                recipient: recipient.clone(),
+                to,
+            }));
+        }
+        if let Some(mailbox) = own
+            .postmaster()
+            .filter(|_| OwnAddresses::is_postmaster(recipient))
+            && self.rules.resolve(recipient).await?.is_none()
+        {
+            return Ok(Some(Start::Routed {
+                recipient: recipient.clone(),
+                to: mailbox.clone(),
+            }));
+        }
+        Ok(Some(rule))
     }
 }
 

@@ -314,3 +314,69 @@ async fn the_listener_hears_of_new_and_forced_jobs_only() {
         "told of the two new jobs and of the two forced again; not of pending or claimed ones"
     );
 }
+
+#[tokio::test]
+async fn bounces_go_to_the_reversed_address_and_postmaster_to_its_mailbox_unless_a_rule_says_otherwise()
+ {
+    let mut world = world().await;
+    let srs = crate::Srs::new(
+        crate::Domain::parse("fwd.test").unwrap(),
+        vec!["k".into()],
+        21,
+    )
+    .unwrap();
+    let own = Arc::new(crate::OwnAddresses::new(
+        srs,
+        crate::Domain::parse("mx.fwd.test").unwrap(),
+        Some(addr("admin@sales.test")),
+    ));
+    world.evaluator = world.evaluator.with_own_addresses(Arc::clone(&own));
+    let now = SystemTime::now();
+    let alice = addr("alice@sender.test");
+    let fresh = own.srs().forward(Some(&alice), now).unwrap().to_string();
+    let expired = own
+        .srs()
+        .forward(
+            Some(&addr("old@sender.test")),
+            now - Duration::from_secs(86_400 * 30),
+        )
+        .unwrap()
+        .to_string();
+    let mut writer = world.emails.begin().await.unwrap();
+    writer.write(b"x").await.unwrap();
+    let recipients = [
+        fresh.as_str(),
+        expired.as_str(),
+        "postmaster@mx.fwd.test",
+        "postmaster@acme.test",
+    ];
+    let email = NewEmail {
+        envelope: Envelope {
+            sender: None,
+            recipients: recipients
+                .iter()
+                .map(|r| EmailAddress::parse_rewritten(r).unwrap())
+                .collect(),
+        },
+        peer: None,
+        helo: None,
+        tls: false,
+        encoding: crate::email::Encoding::default(),
+    };
+    let email = writer.commit(email).await.unwrap();
+    let evaluation = world.evaluator.evaluate(&email, false, now).await.unwrap();
+    let destinations: Vec<String> = evaluation
+        .destinations
+        .iter()
+        .map(|(address, _)| address.to_string())
+        .collect();
+    // The catch-all of acme.test takes its postmaster: a rule wins.
+    assert_eq!(
+        destinations,
+        ["alice@sender.test", "admin@sales.test", "bob@corp.test"]
+    );
+    assert_eq!(
+        evaluation.unmatched,
+        [EmailAddress::parse_rewritten(&expired).unwrap()]
+    );
+}

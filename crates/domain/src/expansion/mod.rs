@@ -14,7 +14,7 @@ use std::fmt;
 
 use crate::address::EmailAddress;
 use crate::rule::{InvalidRule, RecipientPattern, Rule};
-use crate::rule_store::{RuleError, RuleQuery, RuleStore};
+use crate::rule_store::{RuleError, RuleStore, has_rules_for};
 
 /// How far one expansion may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,11 +88,49 @@ pub async fn expand(
     recipients: &[EmailAddress],
     limits: ExpansionLimits,
 ) -> Result<Expansion, RuleError> {
+    let starts: Vec<Start> = recipients.iter().cloned().map(Start::Rule).collect();
+    expand_starts(rules, &starts, limits).await
+}
+
+/// Where the expansion of one recipient starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    /// At the recipient's own rule; with none, the recipient is unmatched.
+    Rule(EmailAddress),
+    /// At an address mailfwd sends the recipient's mail to itself (a bounce's original
+    /// sender, the postmaster's mailbox): a destination like any other, expanded if it
+    /// has a rule of its own.
+    Routed {
+        /// The recipient as received.
+        recipient: EmailAddress,
+        /// Where its mail goes.
+        to: EmailAddress,
+    },
+}
+
+/// [`expand`] for recipients some of which mailfwd routes itself.
+///
+/// # Errors
+/// [`RuleError::Storage`] if the rules cannot be read.
+pub async fn expand_starts(
+    rules: &dyn RuleStore,
+    starts: &[Start],
+    limits: ExpansionLimits,
+) -> Result<Expansion, RuleError> {
     let mut walk = Walk::new(Resolver::new(rules, Vec::new()), limits);
-    for recipient in recipients {
-        match walk.resolver.resolve(recipient).await? {
-            Some(rule) => walk.expand(&rule, vec![recipient.to_string()]).await?,
-            None => walk.result.unmatched.push(recipient.clone()),
+    for start in starts {
+        match start {
+            Start::Rule(recipient) => match walk.resolver.resolve(recipient).await? {
+                Some(rule) => walk.expand(&rule, vec![recipient.to_string()]).await?,
+                None => walk.result.unmatched.push(recipient.clone()),
+            },
+            Start::Routed { recipient, to } => {
+                let path = vec![recipient.to_string(), to.to_string()];
+                match walk.resolver.resolve(to).await? {
+                    Some(rule) => walk.expand(&rule, path).await?,
+                    None => walk.add_destination(to, path),
+                }
+            }
         }
     }
     Ok(walk.result)
@@ -194,12 +232,7 @@ impl<'a> Resolver<'a> {
         if let Some(&known) = self.stored_domains.get(domain.as_str()) {
             return Ok(known);
         }
-        let query = RuleQuery {
-            domain: Some(domain.clone()),
-            limit: 1,
-            cursor: None,
-        };
-        let known = !self.store.list(&query).await?.rules.is_empty();
+        let known = has_rules_for(self.store, domain).await?;
         self.stored_domains
             .insert(domain.as_str().to_owned(), known);
         Ok(known)

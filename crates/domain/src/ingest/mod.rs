@@ -19,6 +19,7 @@ use thiserror::Error;
 use crate::address::EmailAddress;
 use crate::email::{EmailStore, ReceivedEmail, StoreError};
 use crate::message::{MessageError, MessagePolicy};
+use crate::own_addresses::OwnAddresses;
 use crate::rule_store::{RuleError, RuleStore};
 
 pub use transaction::{Addressed, BodyNotStarted, Incoming, Origin, RecipientAdded, Transaction};
@@ -48,6 +49,10 @@ pub enum IngestError {
     /// No rule matches the recipient: mailfwd is not its destination and never relays.
     #[error("no forwarding rule for <{0}>")]
     UnknownRecipient(EmailAddress),
+    /// The recipient is an SRS address of ours that does not verify: forged, altered,
+    /// malformed or expired. Bounces are accepted only for addresses mailfwd made.
+    #[error("{0}")]
+    BadSrsAddress(#[source] crate::srs::SrsError),
     /// The recipient asks mailfwd to pass the mail on to another host (percent hack,
     /// bang path, quoted `@`, or an SMTP source route), which it never does.
     #[error("relaying denied: <{0}> names another host")]
@@ -101,6 +106,8 @@ struct Inner {
     emails: Arc<dyn EmailStore>,
     limits: IngestLimits,
     listener: Option<Arc<dyn AcceptedListener>>,
+    /// SRS bounce addresses and postmaster; without them, only rules accept mail.
+    own: Option<Arc<OwnAddresses>>,
 }
 
 impl Ingest {
@@ -116,7 +123,24 @@ impl Ingest {
             emails,
             limits,
             listener: None,
+            own: None,
         }))
+    }
+
+    /// The same service, also accepting mail for mailfwd's own addresses: bounces to
+    /// SRS addresses whose hash verifies, and postmaster.
+    #[must_use]
+    pub fn with_own_addresses(self, own: Arc<OwnAddresses>) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.0);
+        inner.own = Some(own);
+        Ingest(Arc::new(inner))
+    }
+
+    /// The address `RCPT TO:<postmaster>` (without a domain) stands for, when mailfwd
+    /// answers for postmaster.
+    #[must_use]
+    pub fn bare_postmaster(&self) -> Option<EmailAddress> {
+        self.0.own.as_ref().map(|own| own.bare_postmaster())
     }
 
     /// The same service, telling `listener` about every accepted email.

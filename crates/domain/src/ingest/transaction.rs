@@ -1,11 +1,14 @@
 //! One mail transaction: the envelope, then the body, then the commit.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use super::{AcceptedListener, Ingest, IngestError};
 use crate::address::EmailAddress;
 use crate::email::{EmailId, EmailWriter, Encoding, Envelope, NewEmail, ReceivedEmail};
 use crate::message::MessageFilter;
+use crate::own_addresses::OwnAddresses;
+use crate::rule_store::has_rules_for;
 
 /// Who handed the email over, as recorded with it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -83,12 +86,34 @@ impl Transaction {
         if self.recipients.len() >= max {
             return Err(IngestError::TooManyRecipients(max));
         }
-        match self.ingest.0.rules.resolve(recipient).await? {
-            Some(_) => {
-                self.recipients.push(recipient.clone());
-                Ok(RecipientAdded::Accepted)
-            }
-            None => Err(IngestError::UnknownRecipient(recipient.clone())),
+        if self.is_ours(recipient).await? {
+            self.recipients.push(recipient.clone());
+            Ok(RecipientAdded::Accepted)
+        } else {
+            Err(IngestError::UnknownRecipient(recipient.clone()))
+        }
+    }
+
+    /// Whether mail for `recipient` is ours to take: a bounce to an SRS address that
+    /// verifies (checked first: a catch-all of the SRS domain must not take bounces
+    /// whose hash is wrong), an address a rule matches, or a postmaster of a domain we
+    /// receive for (RFC 5321 §4.5.1).
+    async fn is_ours(&self, recipient: &EmailAddress) -> Result<bool, IngestError> {
+        let inner = &self.ingest.0;
+        let own = inner.own.as_deref();
+        if let Some(own) = own.filter(|own| own.is_srs_address(recipient)) {
+            own.bounce_to(recipient, SystemTime::now())
+                .map_err(IngestError::BadSrsAddress)?;
+            return Ok(true);
+        }
+        if inner.rules.resolve(recipient).await?.is_some() {
+            return Ok(true);
+        }
+        match own {
+            Some(own) if OwnAddresses::is_postmaster(recipient) => Ok(own
+                .is_own_domain(recipient.domain())
+                || has_rules_for(inner.rules.as_ref(), recipient.domain()).await?),
+            _ => Ok(false),
         }
     }
 

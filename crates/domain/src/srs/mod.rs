@@ -102,6 +102,13 @@ impl Srs {
         })
     }
 
+    /// Whether `local` (a local part) starts like an SRS address: `SRS0` or `SRS1`, in
+    /// any case, and a separator.
+    #[must_use]
+    pub fn is_tagged(local: &str) -> bool {
+        tagged(local).is_some()
+    }
+
     /// The domain rewritten senders are put in.
     #[must_use]
     pub fn domain(&self) -> &Domain {

@@ -103,7 +103,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             info!(%peer, %error, "recipient refused: source route");
             return Reply::for_ingest(&error);
         }
-        let recipient = match path::mailbox(&to.address) {
+        // `<postmaster>` without a domain must be accepted (RFC 5321 §4.5.1).
+        let bare_postmaster = (to.address.is_empty() && path::is_bare_postmaster(line))
+            .then(|| self.ingest.bare_postmaster())
+            .flatten();
+        let recipient = match bare_postmaster.map_or_else(|| path::mailbox(&to.address), Ok) {
             Ok(recipient) => recipient,
             Err(error) => return Reply::bad_recipient(&error.to_string()),
         };
