@@ -242,3 +242,41 @@ async fn postmaster_is_accepted_with_or_without_a_domain_and_delivered_to_the_co
     assert!(message.sender.starts_with("SRS0="), "{}", message.sender);
     assert!(destination.received().is_empty());
 }
+
+#[tokio::test]
+async fn a_delivery_given_up_on_after_the_retry_period_is_reported_once() {
+    let destination = Sink::start(Options::destination()).await;
+    destination.set_mode(mailfwd_testkit::sink::Mode::TempFail);
+    let senders = Sink::start(Options::destination()).await;
+    let data = tempfile::tempdir().unwrap();
+    let server = start(
+        data.path(),
+        &destination,
+        &senders,
+        &[
+            ("MAILFWD_RETRY_SCHEDULE", "1s"),
+            ("MAILFWD_RETRY_EVERY", "1s"),
+            ("MAILFWD_RETRY_GIVE_UP", "3s"),
+        ],
+    );
+    server
+        .create_rule("sales@acme.test", json!("bob@gmail.test"))
+        .await;
+    let mut client = Client::connect(&server.smtp).await;
+    client
+        .send_mail(
+            "alice@sender.test",
+            "sales@acme.test",
+            b"Subject: late\r\n\r\nx\r\n",
+        )
+        .await;
+    let [dsn] = exactly(&senders, 1).await.try_into().unwrap();
+    assert_eq!(
+        (dsn.sender.as_str(), dsn.recipients.as_slice()),
+        ("", &["alice@sender.test".to_owned()][..])
+    );
+    let text = String::from_utf8(dsn.data).unwrap();
+    assert!(text.contains("Action: failed\r\nStatus: 4."), "{text}");
+    assert!(text.contains("gave up after"), "{text}");
+    assert!(destination.received().is_empty());
+}

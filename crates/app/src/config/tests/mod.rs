@@ -9,6 +9,7 @@ use super::*;
 mod delivery;
 mod inbound;
 mod loading;
+mod own;
 
 pub(super) const MINUTE: Duration = Duration::from_secs(60);
 
