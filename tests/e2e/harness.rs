@@ -194,3 +194,32 @@ impl Server {
         email["deliveries"].as_array().cloned().unwrap_or_default()
     }
 }
+
+/// Makes sure `python3` can import every one of `modules`, installing `packages` from
+/// PyPI with pip if one is missing (one install at a time, whichever test asks); panics
+/// saying what failed. `.ci/run` installs them beforehand, to keep the install out of
+/// the test timings.
+pub fn ensure_python_modules(modules: &[&str], packages: &[&str]) {
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let import = format!("import {}", modules.join(", "));
+    let present = Command::new("python3")
+        .args(["-c", &import])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if present {
+        return;
+    }
+    let mut install = vec!["-m", "pip", "install", "--quiet"];
+    install.extend_from_slice(packages);
+    match Command::new("python3").args(&install).status() {
+        Ok(status) if status.success() => {}
+        other => panic!(
+            "Python cannot `{import}`, and `python3 {}` failed ({other:?})",
+            install.join(" ")
+        ),
+    }
+}
