@@ -4,7 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 
 use serde_json::{Value, json};
 
@@ -13,39 +12,10 @@ use crate::harness::Server;
 /// grpcio, grpcio-tools and grpcio-reflection from PyPI, installed on first use if
 /// missing; otherwise the test fails saying so.
 fn ensure_grpcio() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        let present = |module: &str| {
-            Command::new("python3")
-                .args(["-c", &format!("import {module}")])
-                .status()
-        };
-        if ["grpc_tools", "grpc_reflection"]
-            .iter()
-            .all(|module| present(module).is_ok_and(|s| s.success()))
-        {
-            return Ok(());
-        }
-        let install = [
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "grpcio",
-            "grpcio-tools",
-            "grpcio-reflection",
-        ];
-        match Command::new("python3").args(install).status() {
-            Ok(status) if status.success() => Ok(()),
-            other => Err(format!(
-                "Python grpcio is missing and `python3 {}` failed ({other:?})",
-                install.join(" ")
-            )),
-        }
-    });
-    if let Err(message) = ready {
-        panic!("{message}");
-    }
+    crate::harness::ensure_python_modules(
+        &["grpc_tools", "grpc_reflection"],
+        &["grpcio", "grpcio-tools", "grpcio-reflection"],
+    );
 }
 
 fn script(name: &str) -> PathBuf {

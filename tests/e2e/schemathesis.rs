@@ -6,7 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use mailfwd_testkit::Client;
@@ -22,27 +21,7 @@ const EXAMPLES: &str = "40";
 /// Schemathesis from PyPI, installed on first use if missing; otherwise the test fails
 /// saying so.
 fn ensure_schemathesis() {
-    static READY: OnceLock<Result<(), String>> = OnceLock::new();
-    let ready = READY.get_or_init(|| {
-        let present = Command::new("python3")
-            .args(["-c", "import schemathesis"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if present {
-            return Ok(());
-        }
-        let install = ["-m", "pip", "install", "--quiet", "schemathesis"];
-        match Command::new("python3").args(install).status() {
-            Ok(status) if status.success() => Ok(()),
-            other => Err(format!(
-                "schemathesis is missing and `python3 {}` failed ({other:?})",
-                install.join(" ")
-            )),
-        }
-    });
-    if let Err(message) = ready {
-        panic!("{message}");
-    }
+    crate::harness::ensure_python_modules(&["schemathesis"], &["schemathesis"]);
 }
 
 fn config_file() -> PathBuf {

@@ -93,6 +93,9 @@ pub struct Options {
     /// After a transaction, send a 421 notice once no command came for this long, as
     /// a server that times out idle sessions (the sink then goes on reading).
     pub idle_notice: Option<Duration>,
+    /// The longest message kept whole (see [`Message::body`]); longer ones are kept
+    /// as their length and hash only. [`KEEP_BODY`] unless a test needs more.
+    pub keep_body: usize,
 }
 
 impl Default for Options {
@@ -116,6 +119,7 @@ impl Default for Options {
             data_without_rcpt: false,
             close_at_second_mail: false,
             idle_notice: None,
+            keep_body: KEEP_BODY,
         }
     }
 }
@@ -141,7 +145,7 @@ pub struct Message {
     pub mail_from: String,
     /// The accepted RCPT command lines as sent.
     pub rcpt_to: Vec<String>,
-    /// The message, unless longer than [`KEEP_BODY`].
+    /// The message, unless longer than [`Options::keep_body`].
     pub body: Vec<u8>,
     /// The message's length in octets.
     pub len: u64,
@@ -161,7 +165,7 @@ pub struct Received {
     pub sender: String,
     /// The accepted forward paths, without angle brackets.
     pub recipients: Vec<String>,
-    /// The message (empty if longer than [`KEEP_BODY`]).
+    /// The message (empty if longer than [`Options::keep_body`]).
     pub data: Vec<u8>,
 }
 

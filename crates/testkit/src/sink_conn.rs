@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::sink::{KEEP_BODY, Message, Mode, SLOW_REPLY, Shared, lock};
+use crate::sink::{Message, Mode, SLOW_REPLY, Shared, lock};
 
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
@@ -155,7 +155,7 @@ pub(crate) async fn serve(stream: TcpStream, id: usize, shared: &Shared) -> std:
                 shared.octets.fetch_add(size as u64, Ordering::Relaxed);
                 tx.bdat_len += size as u64;
                 tx.bdat_hash = fnv(tx.bdat_hash, &chunk);
-                if tx.bdat.len() + size <= KEEP_BODY {
+                if tx.bdat.len() + size <= shared.options.keep_body {
                     tx.bdat.extend_from_slice(&chunk);
                 }
                 if last {
@@ -199,7 +199,7 @@ fn record(
         connection,
         mail_from: done.mail_from.unwrap_or_default(),
         rcpt_to: done.rcpt_to,
-        body: if len as usize <= KEEP_BODY {
+        body: if len as usize <= shared.options.keep_body {
             body
         } else {
             Vec::new()
@@ -263,7 +263,7 @@ async fn read_data(
         let line = line.strip_prefix(b".").unwrap_or(&line);
         len += line.len() as u64;
         hash = fnv(hash, line);
-        if body.len() + line.len() <= KEEP_BODY {
+        if body.len() + line.len() <= shared.options.keep_body {
             body.extend_from_slice(line);
         }
     }
