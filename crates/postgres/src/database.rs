@@ -1,0 +1,35 @@
+//! The one way into the PostgreSQL adapter: connect, run the migrations, and hand out
+//! the ports, all sharing one pool.
+
+use sqlx::postgres::PgPool;
+
+use crate::pool::{OpenError, PoolSettings, connect};
+
+/// An open PostgreSQL database and the ports it implements.
+///
+/// Unlike SQLite there is no single writer: PostgreSQL takes concurrent writers itself,
+/// and other instances write to the same database anyway. Handles are cheap clones of
+/// the pool.
+#[derive(Debug, Clone)]
+pub struct PgDatabase {
+    pool: PgPool,
+}
+
+impl PgDatabase {
+    /// Connects to `url`, e.g. `postgres://mailfwd@db.internal/mailfwd`, with the pool
+    /// sized and timed by `settings`, and applies pending migrations. The database must
+    /// exist; its tables are created by the migrations.
+    ///
+    /// # Errors
+    /// [`OpenError`] saying which step failed (URL, connecting, migrating) for which URL.
+    pub async fn open(url: &str, settings: &PoolSettings) -> Result<PgDatabase, OpenError> {
+        let pool = connect(url, settings).await?;
+        Ok(PgDatabase { pool })
+    }
+
+    /// The pool, for tests and tools that look at the tables directly.
+    #[must_use]
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}

@@ -1,0 +1,11 @@
+//! mailfwd's shared storage: the ports on one PostgreSQL database, so that several
+//! instances can share rules, the received log and the delivery queue.
+//!
+//! [`PgDatabase::open`] is the one way in: it connects, runs the migrations, then hands
+//! out the ports sharing its pool.
+
+mod database;
+mod pool;
+
+pub use database::PgDatabase;
+pub use pool::{OpenError, PoolSettings};
