@@ -3,6 +3,7 @@
 
 use sqlx::postgres::PgPool;
 
+use crate::PgRuleStore;
 use crate::pool::{OpenError, PoolSettings, connect};
 
 /// An open PostgreSQL database and the ports it implements.
@@ -25,6 +26,13 @@ impl PgDatabase {
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<PgDatabase, OpenError> {
         let pool = connect(url, settings).await?;
         Ok(PgDatabase { pool })
+    }
+
+    /// The forwarding rules (`RuleStore`), read and written by every instance on the
+    /// database.
+    #[must_use]
+    pub fn rules(&self) -> PgRuleStore {
+        PgRuleStore::new(self.pool.clone())
     }
 
     /// The pool, for tests and tools that look at the tables directly.

@@ -6,6 +6,8 @@
 
 mod database;
 mod pool;
+mod rules;
 
 pub use database::PgDatabase;
 pub use pool::{OpenError, PoolSettings};
+pub use rules::PgRuleStore;
