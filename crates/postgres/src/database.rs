@@ -3,8 +3,8 @@
 
 use sqlx::postgres::PgPool;
 
-use crate::PgRuleStore;
 use crate::pool::{OpenError, PoolSettings, connect};
+use crate::{PgEmailLog, PgRuleStore};
 
 /// An open PostgreSQL database and the ports it implements.
 ///
@@ -33,6 +33,13 @@ impl PgDatabase {
     #[must_use]
     pub fn rules(&self) -> PgRuleStore {
         PgRuleStore::new(self.pool.clone())
+    }
+
+    /// The received log (`EmailLog`): each record is committed on its own, and
+    /// PostgreSQL shares the WAL flushes of concurrent commits itself.
+    #[must_use]
+    pub fn email_log(&self) -> PgEmailLog {
+        PgEmailLog::new(self.pool.clone())
     }
 
     /// The pool, for tests and tools that look at the tables directly.

@@ -5,9 +5,12 @@
 //! out the ports sharing its pool.
 
 mod database;
+mod emails;
+mod millis;
 mod pool;
 mod rules;
 
 pub use database::PgDatabase;
+pub use emails::PgEmailLog;
 pub use pool::{OpenError, PoolSettings};
 pub use rules::PgRuleStore;
