@@ -4,7 +4,7 @@
 use sqlx::postgres::PgPool;
 
 use crate::pool::{OpenError, PoolSettings, connect};
-use crate::{PgEmailLog, PgRuleStore};
+use crate::{PgDeliveryQueue, PgEmailLog, PgRuleStore};
 
 /// An open PostgreSQL database and the ports it implements.
 ///
@@ -40,6 +40,13 @@ impl PgDatabase {
     #[must_use]
     pub fn email_log(&self) -> PgEmailLog {
         PgEmailLog::new(self.pool.clone())
+    }
+
+    /// The delivery jobs (`DeliveryQueue`), claimed by every instance on the database
+    /// without two ever holding the same job.
+    #[must_use]
+    pub fn queue(&self) -> PgDeliveryQueue {
+        PgDeliveryQueue::new(self.pool.clone())
     }
 
     /// The pool, for tests and tools that look at the tables directly.

@@ -96,6 +96,17 @@ pub async fn fresh_named_database() -> (String, PgDatabase) {
     (name, database)
 }
 
+/// Another handle on the test database `name`, with its own pool: another instance.
+pub async fn open_again(name: &str) -> PgDatabase {
+    let settings = PoolSettings {
+        max_connections: 4,
+        ..PoolSettings::default()
+    };
+    PgDatabase::open(&format!("{SERVER}/{name}"), &settings)
+        .await
+        .expect("open the test database again")
+}
+
 /// Closes `database` and drops it: for tests that own their database to the end.
 pub async fn drop_test_database(name: &str, database: PgDatabase) {
     database.pool().close().await;
