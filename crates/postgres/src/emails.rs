@@ -98,7 +98,7 @@ impl EmailLog for PgEmailLog {
                 .push("::uuid");
         }
         select
-            .push(" ORDER BY id LIMIT ")
+            .push(" ORDER BY emails.id LIMIT ")
             .push_bind(limit_of(limit + 1));
         let emails = self
             .fetch(select)
@@ -134,7 +134,7 @@ impl EmailLog for PgEmailLog {
                 .push("::uuid");
         }
         select
-            .push(" ORDER BY id LIMIT ")
+            .push(" ORDER BY emails.id LIMIT ")
             .push_bind(limit_of(limit));
         let rows = self.fetch(select).await?;
         // One record that cannot be read must not stop the backlog behind it: it is

@@ -26,15 +26,18 @@ pub struct PgDeliveryQueue {
     pool: PgPool,
 }
 
-/// The distinct (match key, address) pairs of `destinations`, first address kept: one
-/// statement may not insert or update the same key twice.
+/// The distinct (match key, address) pairs of `destinations`, first address kept (one
+/// statement may not insert or update the same key twice), in key order: two calls for
+/// the same email then lock its rows in the same order and cannot deadlock each other.
 fn distinct_jobs(destinations: &[EmailAddress]) -> (Vec<String>, Vec<String>) {
     let mut seen = std::collections::HashSet::new();
-    destinations
+    let mut jobs: Vec<(String, String)> = destinations
         .iter()
         .filter(|d| seen.insert(d.match_key()))
         .map(|d| (d.match_key(), d.to_string()))
-        .unzip()
+        .collect();
+    jobs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    jobs.into_iter().unzip()
 }
 
 impl PgDeliveryQueue {

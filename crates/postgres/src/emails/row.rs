@@ -39,6 +39,8 @@ pub(super) struct EmailRow {
 
 /// The select list that every query of [`EmailRow`] uses. The id is read as text:
 /// the workspace's sqlx has no `uuid` feature, and [`EmailId::parse`] reads the text.
+/// Order by `emails.id`, never a bare `id`: that names this text alias, and sorting by
+/// it cannot follow the uuid index, so every page would sort all matching rows.
 pub(super) const COLUMNS: &str = "id::text AS id, received_at, sender, recipients, size, peer, \
      helo, tls, eight_bit, smtputf8, utf8_headers";
 

@@ -51,16 +51,21 @@ async fn sweep_leftovers(connection: &mut PgConnection) {
                 let alive =
                     pid.is_none_or(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists());
                 if !alive {
-                    drop_database(connection, &name).await;
+                    // Without FORCE: a database someone is still connected to (a test
+                    // of another session in another PID namespace) is left alone.
+                    drop_database(connection, &name, false).await;
                 }
             }
         })
         .await;
 }
 
-async fn drop_database(connection: &mut PgConnection, name: &str) {
-    // FORCE ends the connections a finished test's pool may still hold.
-    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+/// Drops a test database. `force` ends the connections still open on it (a finished
+/// test's own pool). Each drop makes the server checkpoint, which takes seconds on a
+/// busy machine after many fresh databases: the price of a database per test.
+async fn drop_database(connection: &mut PgConnection, name: &str, force: bool) {
+    let force = if force { " WITH (FORCE)" } else { "" };
+    let sql = format!("DROP DATABASE IF EXISTS \"{name}\"{force}");
     if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(sql))
         .execute(&mut *connection)
         .await
@@ -111,5 +116,5 @@ pub async fn open_again(name: &str) -> PgDatabase {
 pub async fn drop_test_database(name: &str, database: PgDatabase) {
     database.pool().close().await;
     let mut connection = admin().await;
-    drop_database(&mut connection, name).await;
+    drop_database(&mut connection, name, true).await;
 }
