@@ -45,6 +45,26 @@ fn select_columns() -> QueryBuilder<Postgres> {
     select
 }
 
+/// The conditions of a listing: the time window and the cursor.
+fn push_window(select: &mut QueryBuilder<Postgres>, query: &EmailQuery, after: Option<EmailId>) {
+    if let Some(since) = query.since {
+        select
+            .push(" AND received_at >= ")
+            .push_bind(unix_millis(since));
+    }
+    if let Some(until) = query.until {
+        select
+            .push(" AND received_at < ")
+            .push_bind(unix_millis(until));
+    }
+    if let Some(after) = after {
+        select
+            .push(" AND id > ")
+            .push_bind(after.to_string())
+            .push("::uuid");
+    }
+}
+
 fn limit_of(limit: usize) -> i64 {
     i64::try_from(limit).unwrap_or(i64::MAX)
 }
@@ -77,25 +97,26 @@ impl EmailLog for PgEmailLog {
             .as_deref()
             .map(parse_email_cursor)
             .transpose()?;
-        // Only the conditions given are in the statement, so the planner sees each
-        // bound and picks the time index or the id order itself.
-        let mut select = select_columns();
-        select.push(" WHERE TRUE");
-        if let Some(since) = query.since {
+        // A window from `since` (usually recent) is found through the time index first,
+        // then sorted: left to itself, the planner walks the id index from the oldest
+        // email, expecting matches to be spread evenly, and filters out all the older
+        // ones (100 ms at 500,000 emails, growing with the log). MATERIALIZED keeps it
+        // from folding the window back into that walk. With no lower bound, walking ids
+        // from the cursor finds a page fastest.
+        let mut select = QueryBuilder::new("");
+        if query.since.is_some() {
+            select.push("WITH in_window AS MATERIALIZED (SELECT * FROM emails WHERE TRUE");
+            push_window(&mut select, query, after);
             select
-                .push(" AND received_at >= ")
-                .push_bind(unix_millis(since));
-        }
-        if let Some(until) = query.until {
+                .push(") SELECT ")
+                .push(COLUMNS)
+                .push(" FROM in_window AS emails");
+        } else {
             select
-                .push(" AND received_at < ")
-                .push_bind(unix_millis(until));
-        }
-        if let Some(after) = after {
-            select
-                .push(" AND id > ")
-                .push_bind(after.to_string())
-                .push("::uuid");
+                .push("SELECT ")
+                .push(COLUMNS)
+                .push(" FROM emails WHERE TRUE");
+            push_window(&mut select, query, after);
         }
         select
             .push(" ORDER BY emails.id LIMIT ")
