@@ -1,0 +1,19 @@
+//! mailfwd's shared storage: the ports on one PostgreSQL database, so that several
+//! instances can share rules, the received log and the delivery queue.
+//!
+//! [`PgDatabase::open`] is the one way in: it connects, runs the migrations, then hands
+//! out the ports sharing its pool ([`PgDatabase::rules`], [`PgDatabase::email_log`],
+//! [`PgDatabase::queue`]). They pass the same contract suites as the SQLite adapter.
+
+mod database;
+mod emails;
+mod millis;
+mod pool;
+mod queue;
+mod rules;
+
+pub use database::PgDatabase;
+pub use emails::PgEmailLog;
+pub use pool::{OpenError, PoolSettings};
+pub use queue::PgDeliveryQueue;
+pub use rules::PgRuleStore;
