@@ -9,6 +9,7 @@ mod forward;
 mod grouping;
 mod harness;
 mod loops;
+mod postgres;
 mod python_grpc;
 mod reprocess;
 mod rules;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mailfwd_domain::RuleStore;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_domain::email::{BodyStore, EmailLog};
+use mailfwd_postgres::{PgDatabase, PoolSettings};
 use mailfwd_s3::ObjectBodyStore;
 use thiserror::Error;
 
@@ -18,7 +19,7 @@ pub const DATABASE_VARIABLE: &str = "MAILFWD_DATABASE_URL";
 /// The variable (and setting) naming the email body store.
 pub const EMAIL_STORE_VARIABLE: &str = "MAILFWD_EMAIL_STORE";
 
-const DATABASE_SCHEMES: &str = "sqlite://PATH";
+const DATABASE_SCHEMES: &str = "sqlite://PATH or postgres://USER@HOST/DATABASE";
 const EMAIL_STORE_SCHEMES: &str = "file://PATH or s3://BUCKET/PREFIX";
 
 /// Why the storage could not be opened.
@@ -45,6 +46,9 @@ pub enum StorageError {
     /// The SQLite database could not be opened or migrated.
     #[error("{DATABASE_VARIABLE}: {0}")]
     Sqlite(#[from] mailfwd_sqlite::OpenError),
+    /// The PostgreSQL database could not be reached or migrated.
+    #[error("{DATABASE_VARIABLE}: {0}")]
+    Postgres(#[from] mailfwd_postgres::OpenError),
     /// The body store URL is malformed or its backend refused the settings.
     #[error("{EMAIL_STORE_VARIABLE}: {0}")]
     EmailStore(#[from] mailfwd_s3::OpenError),
@@ -76,7 +80,7 @@ impl Storage {
     pub async fn open(config: &Config) -> Result<Storage, StorageError> {
         create_data_dir(&config.data_dir)?;
         Ok(Storage {
-            database: open_database(&config.database_url()).await?,
+            database: open_database(&config.database_url(), &config.pool_settings()).await?,
             bodies: open_body_store(&config.email_store_url())?,
         })
     }
@@ -89,17 +93,30 @@ impl Storage {
 /// [`StorageError`] naming the database and why it could not be opened.
 pub async fn open_rules(config: &Config) -> Result<Arc<dyn RuleStore>, StorageError> {
     create_data_dir(&config.data_dir)?;
-    Ok(open_database(&config.database_url()).await?.rules)
+    Ok(
+        open_database(&config.database_url(), &config.pool_settings())
+            .await?
+            .rules,
+    )
 }
 
-/// Opens the database at `url` with the adapter its scheme names.
+/// Opens the database at `url` with the adapter its scheme names; a server database
+/// gets a pool of `pool` (SQLite keeps its own: one writer).
 ///
 /// # Errors
 /// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
-pub async fn open_database(url: &str) -> Result<DatabasePorts, StorageError> {
+pub async fn open_database(url: &str, pool: &PoolSettings) -> Result<DatabasePorts, StorageError> {
     match database_adapter(url)? {
         DatabaseAdapter::Sqlite => {
             let database = mailfwd_sqlite::Database::open(url).await?;
+            Ok(DatabasePorts {
+                rules: Arc::new(database.rules()),
+                log: Arc::new(database.email_log()),
+                queue: Arc::new(database.queue()),
+            })
+        }
+        DatabaseAdapter::Postgres => {
+            let database = PgDatabase::open(url, pool).await?;
             Ok(DatabasePorts {
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
@@ -112,12 +129,14 @@ pub async fn open_database(url: &str) -> Result<DatabasePorts, StorageError> {
 /// The adapters a database URL can name.
 enum DatabaseAdapter {
     Sqlite,
+    Postgres,
 }
 
 /// Which adapter serves the database at `url`.
 fn database_adapter(url: &str) -> Result<DatabaseAdapter, StorageError> {
     match scheme(url) {
         Some("sqlite") => Ok(DatabaseAdapter::Sqlite),
+        Some("postgres" | "postgresql") => Ok(DatabaseAdapter::Postgres),
         _ => Err(unsupported(DATABASE_VARIABLE, url, DATABASE_SCHEMES)),
     }
 }

@@ -9,11 +9,16 @@ use super::*;
 
 #[tokio::test]
 async fn an_unknown_database_scheme_names_the_variable_the_url_and_the_schemes() {
-    for url in ["postgres://db.example/mailfwd", "mailfwd.db", "mysql:x"] {
-        let error = open_database(url).await.err().unwrap();
+    for url in ["mysql://db.example/mailfwd", "mailfwd.db", "mysql:x"] {
+        let error = open_database(url, &PoolSettings::default())
+            .await
+            .err()
+            .unwrap();
         assert_eq!(
             error.to_string(),
-            format!("MAILFWD_DATABASE_URL='{url}' is not supported: use sqlite://PATH")
+            format!(
+                "MAILFWD_DATABASE_URL='{url}' is not supported: use sqlite://PATH or postgres://USER@HOST/DATABASE"
+            )
         );
     }
 }
@@ -33,7 +38,11 @@ async fn an_adapter_error_says_which_variable_it_is_about() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir/mailfwd.db");
     let url = format!("sqlite://{}", missing.display());
-    let error = open_database(&url).await.err().unwrap().to_string();
+    let error = open_database(&url, &PoolSettings::default())
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(error.starts_with("MAILFWD_DATABASE_URL: "), "{error}");
     assert!(error.contains(&url), "{error}");
 }
@@ -42,7 +51,7 @@ async fn an_adapter_error_says_which_variable_it_is_about() {
 async fn a_sqlite_url_opens_every_database_port_on_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
-    let database = open_database(&url).await.unwrap();
+    let database = open_database(&url, &PoolSettings::default()).await.unwrap();
     let pattern = RecipientPattern::parse("sales@acme.test").unwrap();
     let destination = mailfwd_domain::EmailAddress::parse("a@dest.test").unwrap();
     let rule = Rule::new(pattern.clone(), vec![destination], 10).unwrap();
@@ -51,7 +60,7 @@ async fn a_sqlite_url_opens_every_database_port_on_one_file() {
     assert!(page.emails.is_empty());
 
     // Opened again, the same file holds the same rule.
-    let again = open_database(&url).await.unwrap();
+    let again = open_database(&url, &PoolSettings::default()).await.unwrap();
     assert_eq!(again.rules.get(&pattern).await.unwrap(), rule);
 }
 

@@ -23,6 +23,7 @@ const AT_LEAST_ONE: &[(&str, Setting)] = &[
         c.smtp_max_connections_per_peer
     }),
     ("delivery_workers", |c| c.delivery_workers),
+    ("database_pool_size", |c| c.database_pool_size as usize),
 ];
 
 impl Config {
@@ -184,6 +185,16 @@ impl Config {
                 .filter(|name| !name.is_empty())
                 .unwrap_or_else(|| "localhost".to_owned())
         })
+    }
+
+    /// The PostgreSQL pool of this instance.
+    #[must_use]
+    pub fn pool_settings(&self) -> mailfwd_postgres::PoolSettings {
+        mailfwd_postgres::PoolSettings {
+            max_connections: self.database_pool_size,
+            acquire_timeout: self.database_acquire_timeout,
+            ..mailfwd_postgres::PoolSettings::default()
+        }
     }
 
     /// The database URL, derived from the data directory when not set.

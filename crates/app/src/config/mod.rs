@@ -36,6 +36,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…`; defaults to `sqlite://<data_dir>/mailfwd.db`.
     pub database_url: Option<String>,
+    /// Most connections to a PostgreSQL database from this instance (SQLite ignores it).
+    pub database_pool_size: u32,
+    /// How long a query waits for a PostgreSQL connection before it fails (and the mail
+    /// is answered 451): a database that went away fails requests instead of hanging them.
+    #[serde(with = "durations::seconds")]
+    pub database_acquire_timeout: Duration,
     /// Where email bodies go: `file://…` or `s3://bucket/prefix`.
     pub email_store: Option<String>,
     /// `host:port` of a relay host for all outbound mail; unset means MX lookup.
@@ -238,6 +244,8 @@ impl Default for Config {
             grpc_listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            database_pool_size: 10,
+            database_acquire_timeout: Duration::from_secs(5),
             email_store: None,
             relay: None,
             routes: None,
@@ -310,6 +318,8 @@ const SETTINGS: &[&str] = &[
     "grpc_listen",
     "data_dir",
     "database_url",
+    "database_pool_size",
+    "database_acquire_timeout",
     "email_store",
     "relay",
     "routes",
