@@ -36,6 +36,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             lease: config.delivery_lease,
             attempt_timeout: config.attempt_timeout(),
             destinations: config.destination_limits(),
+            instance_timeout: config.instance_timeout,
             ..ForwarderConfig::default()
         },
     );

@@ -80,7 +80,12 @@ impl Storage {
     pub async fn open(config: &Config) -> Result<Storage, StorageError> {
         create_data_dir(&config.data_dir)?;
         Ok(Storage {
-            database: open_database(&config.database_url(), &config.pool_settings()).await?,
+            database: open_database(
+                &config.database_url(),
+                &config.pool_settings(),
+                &config.instance_id(),
+            )
+            .await?,
             bodies: open_body_store(&config.email_store_url())?,
         })
     }
@@ -93,19 +98,26 @@ impl Storage {
 /// [`StorageError`] naming the database and why it could not be opened.
 pub async fn open_rules(config: &Config) -> Result<Arc<dyn RuleStore>, StorageError> {
     create_data_dir(&config.data_dir)?;
-    Ok(
-        open_database(&config.database_url(), &config.pool_settings())
-            .await?
-            .rules,
+    Ok(open_database(
+        &config.database_url(),
+        &config.pool_settings(),
+        &config.instance_id(),
     )
+    .await?
+    .rules)
 }
 
 /// Opens the database at `url` with the adapter its scheme names; a server database
-/// gets a pool of `pool` (SQLite keeps its own: one writer).
+/// gets a pool of `pool` (SQLite keeps its own: one writer), and its queue claims for
+/// `instance` (SQLite serves one instance).
 ///
 /// # Errors
 /// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
-pub async fn open_database(url: &str, pool: &PoolSettings) -> Result<DatabasePorts, StorageError> {
+pub async fn open_database(
+    url: &str,
+    pool: &PoolSettings,
+    instance: &str,
+) -> Result<DatabasePorts, StorageError> {
     match database_adapter(url)? {
         DatabaseAdapter::Sqlite => {
             let database = mailfwd_sqlite::Database::open(url).await?;
@@ -120,7 +132,7 @@ pub async fn open_database(url: &str, pool: &PoolSettings) -> Result<DatabasePor
             Ok(DatabasePorts {
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
-                queue: Arc::new(database.queue()),
+                queue: Arc::new(database.queue_for(instance)),
             })
         }
     }

@@ -10,7 +10,7 @@ use super::*;
 #[tokio::test]
 async fn an_unknown_database_scheme_names_the_variable_the_url_and_the_schemes() {
     for url in ["mysql://db.example/mailfwd", "mailfwd.db", "mysql:x"] {
-        let error = open_database(url, &PoolSettings::default())
+        let error = open_database(url, &PoolSettings::default(), "test")
             .await
             .err()
             .unwrap();
@@ -38,7 +38,7 @@ async fn an_adapter_error_says_which_variable_it_is_about() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir/mailfwd.db");
     let url = format!("sqlite://{}", missing.display());
-    let error = open_database(&url, &PoolSettings::default())
+    let error = open_database(&url, &PoolSettings::default(), "test")
         .await
         .err()
         .unwrap()
@@ -51,7 +51,9 @@ async fn an_adapter_error_says_which_variable_it_is_about() {
 async fn a_sqlite_url_opens_every_database_port_on_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
-    let database = open_database(&url, &PoolSettings::default()).await.unwrap();
+    let database = open_database(&url, &PoolSettings::default(), "test")
+        .await
+        .unwrap();
     let pattern = RecipientPattern::parse("sales@acme.test").unwrap();
     let destination = mailfwd_domain::EmailAddress::parse("a@dest.test").unwrap();
     let rule = Rule::new(pattern.clone(), vec![destination], 10).unwrap();
@@ -60,7 +62,9 @@ async fn a_sqlite_url_opens_every_database_port_on_one_file() {
     assert!(page.emails.is_empty());
 
     // Opened again, the same file holds the same rule.
-    let again = open_database(&url, &PoolSettings::default()).await.unwrap();
+    let again = open_database(&url, &PoolSettings::default(), "test")
+        .await
+        .unwrap();
     assert_eq!(again.rules.get(&pattern).await.unwrap(), rule);
 }
 

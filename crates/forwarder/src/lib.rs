@@ -58,6 +58,9 @@ pub struct ForwarderConfig {
     pub evaluating: usize,
     /// Unevaluated records the backlog reader holds at most: one page of the log.
     pub backlog_page: usize,
+    /// How long another instance sharing the queue may stay silent before its leases
+    /// are released for this one; this instance says it is alive three times as often.
+    pub instance_timeout: Duration,
 }
 
 impl Default for ForwarderConfig {
@@ -70,6 +73,7 @@ impl Default for ForwarderConfig {
             handoff: 10_000,
             evaluating: 64,
             backlog_page: 256,
+            instance_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -99,6 +103,38 @@ struct Shared {
 }
 
 impl Shared {
+    /// Says this instance is alive, every third of the instance timeout, until `stop`;
+    /// each time, the jobs of instances silent for longer are released and the workers
+    /// woken for them.
+    async fn heartbeats(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let every = (self.config.instance_timeout / 3).max(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(every) => self.heartbeat().await,
+            }
+        }
+    }
+
+    async fn heartbeat(&self) {
+        match self.deliverer.heartbeat(self.config.instance_timeout).await {
+            Ok(0) => {}
+            Ok(released) => {
+                tracing::warn!(
+                    released,
+                    "took over the deliveries of an instance that stopped answering"
+                );
+                for _ in 0..usize::try_from(released)
+                    .unwrap_or(usize::MAX)
+                    .min(self.config.workers)
+                {
+                    self.wake.notify_one();
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot record that this instance is alive"),
+        }
+    }
+
     fn in_flight(&self) -> MutexGuard<'_, HashSet<EmailId>> {
         // Each critical section is one set operation: a panic cannot leave it torn.
         self.in_flight
@@ -197,11 +233,15 @@ impl Forwarder {
             ),
         }
         let shared = self.shared;
+        // Registered before the first claim, so no other instance takes this one for
+        // silent.
+        shared.heartbeat().await;
         let (fresh_tx, fresh_rx) = flume::bounded(shared.config.workers);
         // Enough for the evaluator never to wait for the reader while a backlog exists.
         let (backlog_tx, backlog_rx) = flume::bounded(shared.config.evaluating);
         shared.backlog.request();
         let mut tasks = JoinSet::new();
+        tasks.spawn(Arc::clone(&shared).heartbeats(stop.clone()));
         tasks.spawn(Arc::clone(&shared).read_backlog(backlog_tx, stop.clone()));
         tasks.spawn(Arc::clone(&shared).evaluate(
             self.accepted,

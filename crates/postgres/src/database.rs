@@ -42,11 +42,20 @@ impl PgDatabase {
         PgEmailLog::new(self.pool.clone())
     }
 
-    /// The delivery jobs (`DeliveryQueue`), claimed by every instance on the database
-    /// without two ever holding the same job.
+    /// The delivery jobs (`DeliveryQueue`) as the instance named `default` claims
+    /// them: for a single instance and for tests.
     #[must_use]
     pub fn queue(&self) -> PgDeliveryQueue {
-        PgDeliveryQueue::new(self.pool.clone())
+        self.queue_for("default")
+    }
+
+    /// The delivery jobs (`DeliveryQueue`) as `instance` claims them: every instance on
+    /// the database claims from one queue without two ever holding the same job. The
+    /// name must be unique among the instances and the same across an instance's
+    /// restarts, so that a restart releases its own leases and no one else's.
+    #[must_use]
+    pub fn queue_for(&self, instance: &str) -> PgDeliveryQueue {
+        PgDeliveryQueue::new(self.pool.clone(), instance.to_owned())
     }
 
     /// The pool, for tests and tools that look at the tables directly.

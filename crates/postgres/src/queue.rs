@@ -20,10 +20,13 @@ use row::{JOB_COLUMNS, JobRow, lease_of};
 /// Claims lock the rows they take with `FOR UPDATE SKIP LOCKED`, so instances claiming
 /// at once take different jobs without waiting for each other; every statement is its
 /// own short transaction. Lease tokens come from a sequence, so they are unique across
-/// instances.
+/// instances. Each claim records the instance that made it (see
+/// [`PgDeliveryQueue::heartbeat`](mailfwd_domain::delivery::DeliveryQueue::heartbeat)).
 #[derive(Debug, Clone)]
 pub struct PgDeliveryQueue {
     pool: PgPool,
+    /// The instance this handle claims for: stable across its restarts.
+    instance: String,
 }
 
 /// The distinct (match key, address) pairs of `destinations`, first address kept (one
@@ -41,10 +44,10 @@ fn distinct_jobs(destinations: &[EmailAddress]) -> (Vec<String>, Vec<String>) {
 }
 
 impl PgDeliveryQueue {
-    /// A queue on an open pool whose migrations have run.
+    /// A queue on an open pool whose migrations have run, claiming for `instance`.
     #[must_use]
-    pub(crate) fn new(pool: PgPool) -> Self {
-        PgDeliveryQueue { pool }
+    pub(crate) fn new(pool: PgPool, instance: String) -> Self {
+        PgDeliveryQueue { pool, instance }
     }
 
     /// Moves a job this worker holds to `state`, with `reply` (kept as it was if
@@ -61,7 +64,8 @@ impl PgDeliveryQueue {
     ) -> Result<(), QueueError> {
         let done = sqlx::query(
             "UPDATE delivery_jobs SET state = $1, last_reply = coalesce($2, last_reply),
-               next_attempt_at = $3, lease = NULL, attempts = greatest(attempts - $4, 0)
+               next_attempt_at = $3, lease = NULL, claimed_by = NULL,
+               attempts = greatest(attempts - $4, 0)
              WHERE email_id = $5::uuid AND destination_key = $6 AND lease = $7
                AND state = 'pending'",
         )
@@ -99,9 +103,10 @@ impl PgDeliveryQueue {
         let due = lease.map_or(now_ms, |lease| unix_millis(now + lease));
         sqlx::query_as(AssertSqlSafe(format!(
             "INSERT INTO delivery_jobs AS j (email_id, destination_key, destination, state,
-               attempts, next_attempt_at, lease, created_at)
+               attempts, next_attempt_at, lease, claimed_by, created_at)
              SELECT $1::uuid, k, d, 'pending', $2, $3,
-                    CASE WHEN $4 THEN nextval('delivery_leases') END, $5
+                    CASE WHEN $4 THEN nextval('delivery_leases') END,
+                    CASE WHEN $4 THEN $8 END, $5
              FROM UNNEST($6::text[], $7::text[]) AS t(k, d)
              ON CONFLICT DO NOTHING
              RETURNING {JOB_COLUMNS}"
@@ -113,6 +118,7 @@ impl PgDeliveryQueue {
         .bind(now_ms)
         .bind(keys)
         .bind(addresses)
+        .bind(&self.instance)
         .fetch_all(&self.pool)
         .await
         .map_err(QueueError::storage)
@@ -176,7 +182,7 @@ impl PgDeliveryQueue {
              FROM UNNEST($3::text[], $4::text[]) AS t(k, d)
              ON CONFLICT (email_id, destination_key) DO UPDATE SET state = 'pending',
                attempts = 0, next_attempt_at = excluded.created_at, lease = NULL,
-               last_reply = NULL, created_at = excluded.created_at
+               claimed_by = NULL, last_reply = NULL, created_at = excluded.created_at
              RETURNING j.destination_key, (j.xmax = 0) AS inserted",
         )
         .bind(email.to_string())

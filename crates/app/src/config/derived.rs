@@ -187,6 +187,14 @@ impl Config {
         })
     }
 
+    /// This instance's name among those sharing a database.
+    #[must_use]
+    pub fn instance_id(&self) -> String {
+        self.instance_id
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", self.hostname(), self.smtp_listen.port()))
+    }
+
     /// The PostgreSQL pool of this instance.
     #[must_use]
     pub fn pool_settings(&self) -> mailfwd_postgres::PoolSettings {

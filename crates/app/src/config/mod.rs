@@ -42,6 +42,13 @@ pub struct Config {
     /// is answered 451): a database that went away fails requests instead of hanging them.
     #[serde(with = "durations::seconds")]
     pub database_acquire_timeout: Duration,
+    /// This instance's name among those sharing a PostgreSQL database: unique among
+    /// them and the same across its restarts. Unset: `HOSTNAME:SMTP_PORT`.
+    pub instance_id: Option<String>,
+    /// How long an instance sharing the database may be silent before the others take
+    /// over its deliveries (it says it is alive three times as often).
+    #[serde(with = "durations::seconds")]
+    pub instance_timeout: Duration,
     /// Where email bodies go: `file://…` or `s3://bucket/prefix`.
     pub email_store: Option<String>,
     /// `host:port` of a relay host for all outbound mail; unset means MX lookup.
@@ -246,6 +253,8 @@ impl Default for Config {
             database_url: None,
             database_pool_size: 10,
             database_acquire_timeout: Duration::from_secs(5),
+            instance_id: None,
+            instance_timeout: Duration::from_secs(30),
             email_store: None,
             relay: None,
             routes: None,
@@ -320,6 +329,8 @@ const SETTINGS: &[&str] = &[
     "database_url",
     "database_pool_size",
     "database_acquire_timeout",
+    "instance_id",
+    "instance_timeout",
     "email_store",
     "relay",
     "routes",
@@ -389,6 +400,7 @@ const TEXT_SETTINGS: &[&str] = &[
     "api_allowed_hosts",
     "database_url",
     "email_store",
+    "instance_id",
     "relay",
     "routes",
     "hostname",

@@ -142,6 +142,15 @@ impl Deliverer {
         self.queue.release_all_leases(self.now()).await
     }
 
+    /// Says this instance is alive, and releases the leases of instances silent for
+    /// `silent_for` (see [`DeliveryQueue::heartbeat`]); returns how many were released.
+    ///
+    /// # Errors
+    /// [`QueueError`] if the queue fails.
+    pub async fn heartbeat(&self, silent_for: Duration) -> Result<u64, QueueError> {
+        self.queue.heartbeat(self.now(), silent_for).await
+    }
+
     /// Gives `claimed` back to the queue unattempted, due at once (see
     /// [`DeliveryQueue::release`]).
     ///

@@ -127,12 +127,29 @@ pub trait DeliveryQueue: Send + Sync {
     /// Releases every lease this instance's earlier incarnation held, so that their
     /// jobs are due at `now` instead of when the leases run out: called once at start,
     /// before this instance claims anything. On a single node that is every lease in
-    /// the queue. The attempts the leases counted stay counted (a killed attempt may
-    /// have reached the destination). Returns how many jobs were released.
+    /// the queue; a shared store releases only the leases claimed under this
+    /// instance's identity, never another live instance's. The attempts the leases
+    /// counted stay counted (a killed attempt may have reached the destination).
+    /// Returns how many jobs were released.
     ///
     /// # Errors
     /// [`QueueError::Storage`]; then no lease was released.
     async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError>;
+
+    /// Records that this instance is alive at `now`, and releases the leases of every
+    /// instance that has not said so since `now - silent_for`: it died, and its jobs
+    /// are due at once for any instance rather than when their leases run out. Called
+    /// at start, before the first claim, and then several times per `silent_for`.
+    /// Returns how many jobs were released. Only the leases of silent instances are
+    /// touched, and only ever shortened. A store that serves one instance has no other
+    /// to take over from: the default records nothing and releases nothing.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`]; then nothing was released.
+    async fn heartbeat(&self, now: SystemTime, silent_for: Duration) -> Result<u64, QueueError> {
+        let _ = (now, silent_for);
+        Ok(0)
+    }
 
     /// Records a delivery: the job is final.
     ///

@@ -86,7 +86,7 @@ impl DeliveryQueue for PgDeliveryQueue {
                ORDER BY next_attempt_at LIMIT $2
                FOR UPDATE SKIP LOCKED)
              UPDATE delivery_jobs AS j SET lease = nextval('delivery_leases'),
-               next_attempt_at = $3, attempts = j.attempts + 1
+               claimed_by = $4, next_attempt_at = $3, attempts = j.attempts + 1
              FROM due
              WHERE j.email_id = due.email_id AND j.destination_key = due.destination_key
              RETURNING {JOB_COLUMNS}"
@@ -94,6 +94,7 @@ impl DeliveryQueue for PgDeliveryQueue {
         .bind(unix_millis(now))
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
         .bind(unix_millis(now + lease))
+        .bind(&self.instance)
         .fetch_all(&self.pool)
         .await
         .map_err(QueueError::storage)?;
@@ -105,15 +106,49 @@ impl DeliveryQueue for PgDeliveryQueue {
     }
 
     async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError> {
-        // Every lease in the queue, as the port asks: right for one instance, but with
-        // several on one database this also releases the live instances' leases. The
-        // port has no instance identity to tell one incarnation's leases from another's.
-        // Attempts stay counted: the killed attempt may have reached the destination.
+        // Only this instance's: the others on the database are alive, or their silence
+        // is for `heartbeat` to judge. Attempts stay counted: the killed attempt may
+        // have reached the destination.
         sqlx::query(
-            "UPDATE delivery_jobs SET lease = NULL, next_attempt_at = $1
-             WHERE state = 'pending' AND lease IS NOT NULL",
+            "UPDATE delivery_jobs SET lease = NULL, claimed_by = NULL, next_attempt_at = $1
+             WHERE claimed_by = $2 AND state = 'pending' AND lease IS NOT NULL",
         )
         .bind(unix_millis(now))
+        .bind(&self.instance)
+        .execute(&self.pool)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(QueueError::storage)
+    }
+
+    async fn heartbeat(&self, now: SystemTime, silent_for: Duration) -> Result<u64, QueueError> {
+        let now_ms = unix_millis(now);
+        sqlx::query(
+            "INSERT INTO instances (id, heartbeat_at) VALUES ($1, $2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at = greatest(instances.heartbeat_at, $2)",
+        )
+        .bind(&self.instance)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError::storage)?;
+        // Only jobs still under a lease (due later than now) of an instance silent too
+        // long; their next attempt is brought forward to now, never put off. A row
+        // another statement holds is skipped, not waited for: the next heartbeat sees it.
+        sqlx::query(
+            "WITH silent AS (
+               SELECT j.email_id, j.destination_key FROM delivery_jobs AS j
+               JOIN instances AS i ON i.id = j.claimed_by
+               WHERE i.heartbeat_at < $1 AND i.id <> $3
+                 AND j.state = 'pending' AND j.lease IS NOT NULL AND j.next_attempt_at > $2
+               FOR UPDATE OF j SKIP LOCKED)
+             UPDATE delivery_jobs AS j SET lease = NULL, claimed_by = NULL, next_attempt_at = $2
+             FROM silent
+             WHERE j.email_id = silent.email_id AND j.destination_key = silent.destination_key",
+        )
+        .bind(now_ms.saturating_sub(i64::try_from(silent_for.as_millis()).unwrap_or(i64::MAX)))
+        .bind(now_ms)
+        .bind(&self.instance)
         .execute(&self.pool)
         .await
         .map(|done| done.rows_affected())
