@@ -27,7 +27,10 @@ pub struct ListenerSettings {
     pub ping_interval: Duration,
     /// How long that check may take before the connection counts as lost.
     pub ping_timeout: Duration,
-    /// How long connecting may take, and how long to wait after a failed attempt.
+    /// How long connecting (and starting to listen) may take.
+    pub connect_timeout: Duration,
+    /// How long to wait after a failed attempt to connect before the next one. A lost
+    /// connection is replaced at once; only failures wait.
     pub retry_delay: Duration,
 }
 
@@ -36,6 +39,7 @@ impl Default for ListenerSettings {
         ListenerSettings {
             ping_interval: Duration::from_secs(10),
             ping_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
             retry_delay: Duration::from_secs(1),
         }
     }
@@ -124,6 +128,8 @@ async fn run(
     mut stop: watch::Receiver<bool>,
     listening: watch::Sender<bool>,
 ) {
+    // Whether the last attempt failed too: one warning per outage, not one per attempt.
+    let mut failing = false;
     loop {
         let connected = tokio::select! {
             () = stopped(&mut stop) => return,
@@ -135,6 +141,7 @@ async fn run(
                 // listened (before the first connection or since the last) is unknown.
                 on_change(Invalidation::All);
                 listening.send_replace(true);
+                failing = false;
                 tracing::info!("listening for rule changes made by other instances");
                 let lost = tokio::select! {
                     () = stopped(&mut stop) => return,
@@ -152,11 +159,17 @@ async fn run(
             }
             Err(error) => {
                 on_change(Invalidation::All);
-                tracing::warn!(
-                    %error,
-                    "cannot listen for rule changes made by other instances; retrying in {:?}",
-                    settings.retry_delay
-                );
+                if failing {
+                    tracing::debug!(%error, "still cannot listen for rule changes");
+                } else {
+                    tracing::warn!(
+                        %error,
+                        "cannot listen for rule changes made by other instances (the rule \
+                         cache is flushed at every attempt meanwhile); retrying every {:?}",
+                        settings.retry_delay
+                    );
+                }
+                failing = true;
                 tokio::select! {
                     () = stopped(&mut stop) => return,
                     () = tokio::time::sleep(settings.retry_delay) => {}
@@ -176,17 +189,27 @@ async fn connect(
     let pool = PgPoolOptions::new()
         .max_connections(1)
         .min_connections(0)
-        .acquire_timeout(settings.retry_delay.max(Duration::from_secs(1)))
+        .acquire_timeout(settings.connect_timeout)
         .idle_timeout(None)
         .max_lifetime(None)
         .connect_lazy_with(options.clone());
-    let mut listener = PgListener::connect_with(&pool).await?;
-    listener.ignore_pool_close_event(true);
-    // A lost connection makes `try_recv` return `Ok(None)` at once, without awaiting a
-    // reconnection that `receive`'s ping timer could cancel half-way (and so hide).
-    listener.eager_reconnect(false);
-    listener.listen(payload::CHANNEL).await?;
-    Ok(listener)
+    let listen = async {
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.ignore_pool_close_event(true);
+        // A lost connection makes `try_recv` return `Ok(None)` at once, without awaiting
+        // a reconnection that `receive`'s ping timer could cancel half-way (and so hide).
+        listener.eager_reconnect(false);
+        listener.listen(payload::CHANNEL).await?;
+        Ok(listener)
+    };
+    tokio::time::timeout(settings.connect_timeout, listen)
+        .await
+        .unwrap_or_else(|_| {
+            Err(sqlx::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("connecting took over {:?}", settings.connect_timeout),
+            )))
+        })
 }
 
 /// Reports notifications until the connection is lost; returns why it was.

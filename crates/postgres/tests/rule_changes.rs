@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mailfwd_domain::{EmailAddress, Invalidation, RecipientPattern, Rule, RuleStore};
 use mailfwd_layers::{CachedRuleStore, RuleCacheConfig};
 use mailfwd_postgres::{ListenerSettings, PgDatabase, RuleChangeListener};
+use sqlx::Connection;
 use sqlx::postgres::PgListener;
 
 /// How long a change may take to reach another instance's cache.
@@ -44,14 +45,18 @@ fn cache_on(database: &PgDatabase) -> Arc<CachedRuleStore> {
 }
 
 async fn instance(database: &PgDatabase) -> Instance {
-    let cache = cache_on(database);
-    let heard = Arc::new(Mutex::new(Vec::new()));
-    let invalidate = cache.invalidator();
-    let record = Arc::clone(&heard);
     let settings = ListenerSettings {
         retry_delay: Duration::from_millis(200),
         ..ListenerSettings::default()
     };
+    instance_with(database, settings).await
+}
+
+async fn instance_with(database: &PgDatabase, settings: ListenerSettings) -> Instance {
+    let cache = cache_on(database);
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let invalidate = cache.invalidator();
+    let record = Arc::clone(&heard);
     let listener = RuleChangeListener::spawn(database, settings, move |change| {
         record.lock().expect("not poisoned").push(change.clone());
         invalidate(change);
@@ -342,4 +347,89 @@ async fn a_stopped_or_dropped_listener_leaves_the_database() {
         );
     }
     common::drop_test_database(&name, database).await;
+}
+
+#[tokio::test]
+async fn a_listener_that_pings_all_the_time_still_hears_every_change() {
+    let (name, database) = common::fresh_named_database().await;
+    let settings = ListenerSettings {
+        ping_interval: Duration::from_millis(2),
+        ..ListenerSettings::default()
+    };
+    let b = instance_with(&database, settings).await;
+    let flushes = b.flushes_heard();
+    let writer = database.rules();
+    for i in 0..20 {
+        let recipient = format!("u{i}@x{i}.test");
+        assert_eq!(forwards(&b.cache, &recipient).await, "nowhere");
+        writer
+            .create(rule(&recipient, "d@dest.test"))
+            .await
+            .expect("created");
+        eventually(&b.cache, &recipient, "d@dest.test").await;
+    }
+    assert_eq!(
+        b.flushes_heard(),
+        flushes,
+        "no ping took the connection for lost"
+    );
+    assert!(b.listener.is_listening());
+    b.listener.stop().await;
+    common::drop_test_database(&name, database).await;
+}
+
+/// Lets new sessions into the test database `name`, or not (open ones stay). Said from
+/// another database: PostgreSQL refuses it from a session on the database itself.
+async fn allow_connections(name: &str, allow: bool) {
+    let sql = format!("ALTER DATABASE \"{name}\" ALLOW_CONNECTIONS {allow}");
+    let mut admin = common::admin().await;
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .execute(&mut admin)
+        .await
+        .expect("alter the test database");
+    let _ = admin.close().await;
+}
+
+#[tokio::test]
+async fn a_listener_that_cannot_reconnect_keeps_flushing_until_it_can() {
+    let (name, database_a) = common::fresh_named_database().await;
+    let database_b = common::open_again(&name).await;
+    let b = instance(&database_b).await;
+    assert_eq!(forwards(&b.cache, "a@x.test").await, "nowhere");
+
+    // Both pools keep the sessions they have; the listener cannot get a new one.
+    allow_connections(&name, false).await;
+    assert_eq!(kill_rule_listeners(&database_b).await, 1);
+    let start = Instant::now();
+    while b.listener.is_listening() {
+        assert!(start.elapsed() < PROPAGATION, "the loss goes unnoticed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Cached again after the flush for the loss: only a later flush can drop it.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(forwards(&b.cache, "a@x.test").await, "nowhere");
+    database_a
+        .rules()
+        .create(rule("a@x.test", "one@dest.test"))
+        .await
+        .expect("created");
+    let took = eventually(&b.cache, "a@x.test", "one@dest.test").await;
+    eprintln!("while reconnecting failed, a change was seen after {took:?}");
+    assert!(!b.listener.is_listening(), "still cannot connect");
+
+    allow_connections(&name, true).await;
+    tokio::time::timeout(Duration::from_secs(5), b.listener.listening())
+        .await
+        .expect("listening again");
+    assert_eq!(forwards(&b.cache, "b@x.test").await, "nowhere");
+    database_a
+        .rules()
+        .create(rule("b@x.test", "two@dest.test"))
+        .await
+        .expect("created");
+    eventually(&b.cache, "b@x.test", "two@dest.test").await;
+
+    b.listener.stop().await;
+    drop(database_b);
+    common::drop_test_database(&name, database_a).await;
 }
