@@ -75,7 +75,10 @@ impl RuleChangeListener {
         let options = listener_options(&database.pool().connect_options());
         let (stop, stopped) = watch::channel(false);
         let (listening_tx, listening) = watch::channel(false);
-        let task = tokio::spawn(run(options, settings, on_change, stopped, listening_tx));
+        let task = tokio::spawn(async move {
+            run(options, settings, on_change, stopped, &listening_tx).await;
+            listening_tx.send_replace(false);
+        });
         RuleChangeListener {
             stop,
             listening,
@@ -83,10 +86,13 @@ impl RuleChangeListener {
         }
     }
 
-    /// Whether the listener is connected and listening right now.
+    /// Whether the listener is connected and listening right now (for health checks:
+    /// while it is not, other instances' changes reach this one's cache only through
+    /// flushes).
     #[must_use]
     pub fn is_listening(&self) -> bool {
-        *self.listening.borrow()
+        // A task that ended by a panic (in the callback) never said it stopped.
+        *self.listening.borrow() && !self.task.is_finished()
     }
 
     /// Waits until the listener is connected and listening (at once if it is).
@@ -126,7 +132,7 @@ async fn run(
     settings: ListenerSettings,
     on_change: impl Fn(Invalidation),
     mut stop: watch::Receiver<bool>,
-    listening: watch::Sender<bool>,
+    listening: &watch::Sender<bool>,
 ) {
     // Whether the last attempt failed too: one warning per outage, not one per attempt.
     let mut failing = false;
