@@ -30,5 +30,5 @@ pub use ingest::{
 pub use message::{BareLineEndings, MessageError, MessagePolicy};
 pub use own_addresses::OwnAddresses;
 pub use rule::{InvalidRule, RecipientPattern, Rule};
-pub use rule_store::{RuleError, RulePage, RuleQuery, RuleStore};
+pub use rule_store::{Invalidation, RuleError, RulePage, RuleQuery, RuleStore};
 pub use srs::{Srs, SrsConfigError, SrsError};

@@ -112,6 +112,22 @@ pub trait RuleStore: Send + Sync {
     async fn resolve(&self, recipient: &EmailAddress) -> Result<Option<Rule>, RuleError>;
 }
 
+/// A change to the rules made outside this process (by another instance on a shared
+/// database), as cross-instance invalidation reports it to caches of `resolve`.
+///
+/// A store adapter produces these (PostgreSQL: `LISTEN/NOTIFY`); the rule cache
+/// consumes them. It lives here so that neither has to depend on the other.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Invalidation {
+    /// The rule for this pattern key ([`RecipientPattern::key`]) was created, replaced
+    /// or deleted. A catch-all key (`*@domain`) may change the answer for every
+    /// address at its domain; an exact key, for the address and its subaddresses.
+    Key(String),
+    /// Anything may have changed (a bulk import, or notifications that may have been
+    /// lost): forget everything.
+    All,
+}
+
 /// Cursors are the last key of a page, hex-encoded so they are opaque and URL-safe.
 /// Every store uses these two functions, so a cursor means the same thing everywhere.
 #[must_use]

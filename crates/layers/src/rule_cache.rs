@@ -6,32 +6,37 @@
 //!
 //! # Staying correct under writes
 //!
-//! Every write through the layer goes to the wrapped store and then invalidates the
-//! whole cache. One rule decides the answer for many recipient keys (a catch-all for
-//! every address at its domain, `user@d` for every `user+tag@d`), so finding the keys
-//! one change affects would mean re-implementing resolution here; dropping everything
-//! is simple, obviously right, and rules change rarely next to how often mail arrives.
+//! Every write through the layer goes to the wrapped store and then invalidates what
+//! it may have changed; changes made by other instances arrive as [`Invalidation`]s
+//! through [`CachedRuleStore::invalidate`]. One rule decides the answer for many
+//! recipient keys (a catch-all for every address at its domain, `user@d` for every
+//! `user+tag@d`), so finding the exact keys one change affects would mean
+//! re-implementing resolution here. A rule's pattern only ever answers for addresses
+//! at its own domain, though: a change to one pattern invalidates its whole domain,
+//! simple and obviously right; an import invalidates everything.
 //!
 //! Dropping entries is not enough on its own: a lookup that read the store before a
 //! write and is stored in the cache after the invalidation would bring the old answer
-//! back for a whole TTL. So every write also bumps a generation counter, *after* the
-//! store has the change, and each cache entry carries the generation read *before* its
-//! lookup began. An entry whose generation is older than the current one was possibly
-//! read before some completed write: `resolve` treats it as a miss, evicts it, and
-//! looks again.
+//! back for a whole TTL. So each entry carries the time (of a logical clock, see
+//! `freshness`) read *before* its lookup began, and every invalidation records its own
+//! time *after* the store has the change. An entry older than an invalidation covering
+//! it was possibly read before that change: `resolve` treats it as a miss, evicts it,
+//! and looks again.
 
+mod freshness;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use mailfwd_domain::rule_store::{RuleError, RulePage, RuleQuery, RuleStore};
+use mailfwd_domain::rule_store::{Invalidation, RuleError, RulePage, RuleQuery, RuleStore};
 use mailfwd_domain::{EmailAddress, RecipientPattern, Rule};
 use moka::future::Cache;
+
+use self::freshness::Freshness;
 
 /// How big the rule cache may grow and how stale it may get.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +46,7 @@ pub struct RuleCacheConfig {
     pub capacity: u64,
     /// How long an answer stays cached. Writes through this layer take effect at once
     /// anyway; the TTL bounds how long a change made by *another instance* goes unseen
-    /// (until cross-instance invalidation calls [`CachedRuleStore::invalidate_all`]).
+    /// (when cross-instance invalidation is not wired, or lost a notification unseen).
     /// `0` turns the cache off. Values above a year are treated as a year.
     pub ttl: Duration,
 }
@@ -71,15 +76,15 @@ impl Default for RuleCacheConfig {
 /// moka panics on a TTL above 1000 years; nobody means more than this.
 const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
-/// How often `resolve` retries when its answer was overtaken by a write before it
+/// How often `resolve` retries when its answer was overtaken by a change before it
 /// gives up on the cache for this call and asks the wrapped store directly. Only a
 /// stream of back-to-back writes (a large import) gets there.
 const FRESH_ATTEMPTS: usize = 3;
 
-/// One cached answer and the generation it was read at (see the module docs).
+/// One cached answer and the clock it was read at (see the module docs).
 #[derive(Debug, Clone)]
 struct Cached {
-    generation: u64,
+    read_at: u64,
     rule: Option<Rule>,
 }
 
@@ -89,12 +94,16 @@ struct Cached {
 /// misses for one key share a single lookup; failed lookups are not cached. Every write
 /// goes to the wrapped store and then invalidates the cache. `get` and `list` pass
 /// through uncached: they serve the admin API, not the mail path.
+///
+/// Changes made elsewhere are applied with [`invalidate`](Self::invalidate) (or
+/// [`invalidator`](Self::invalidator), a callback for a change listener). All methods
+/// take `&self`: share one instance behind an `Arc`.
 pub struct CachedRuleStore {
     inner: Arc<dyn RuleStore>,
     /// `None` when the configuration turns caching off.
     cache: Option<Cache<String, Cached>>,
-    /// Bumped after every write; see the module docs.
-    generation: AtomicU64,
+    /// Which cached answers are still good; see the module docs.
+    freshness: Freshness,
     config: RuleCacheConfig,
 }
 
@@ -111,48 +120,85 @@ impl CachedRuleStore {
         CachedRuleStore {
             inner,
             cache,
-            generation: AtomicU64::new(0),
+            freshness: Freshness::default(),
             config,
         }
     }
 
     /// Forgets every cached answer, including those of lookups still in flight. Writes
-    /// through this layer call it themselves; call it when rules changed elsewhere
-    /// (another instance, as reported by cross-instance invalidation).
+    /// through this layer call it themselves; call it when rules may have changed
+    /// elsewhere in ways nobody reported (a change listener that lost its connection).
     pub fn invalidate_all(&self) {
-        // The bump makes answers read before now unusable, even those a lookup still in
+        // The tick makes answers read before now unusable, even those a lookup still in
         // flight is about to store; `invalidate_all` only frees what is already stored.
-        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.freshness.flush();
         if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }
     }
 
-    /// Asks the wrapped store, remembering the generation the answer is as fresh as.
+    /// Forgets every cached answer the rule for pattern key `key` (a
+    /// [`RecipientPattern::key`], e.g. `*@acme.test` or `sales@acme.test`) could have
+    /// decided, including those of lookups still in flight: every answer for an address
+    /// at its domain. Something that is not a pattern key forgets everything.
+    pub fn invalidate_pattern_key(&self, key: &str) {
+        // A key is `local@domain` and a domain holds no '@' (a quoted local part may).
+        match key.rsplit_once('@') {
+            Some((_, domain)) if !domain.is_empty() => {
+                // Stale entries stay stored until read (then evicted) or expired: finding
+                // them all now would walk the whole cache.
+                self.freshness.invalidate_domain(domain);
+            }
+            _ => self.invalidate_all(),
+        }
+    }
+
+    /// Applies a change reported by another instance: see
+    /// [`invalidate_pattern_key`](Self::invalidate_pattern_key) and
+    /// [`invalidate_all`](Self::invalidate_all).
+    pub fn invalidate(&self, change: &Invalidation) {
+        match change {
+            Invalidation::Key(key) => self.invalidate_pattern_key(key),
+            Invalidation::All => self.invalidate_all(),
+        }
+    }
+
+    /// A callback that applies each change it is given to this cache, for a change
+    /// listener (e.g. the PostgreSQL adapter's rule-change listener).
+    pub fn invalidator(self: &Arc<Self>) -> impl Fn(Invalidation) + Send + Sync + 'static {
+        let cache = Arc::clone(self);
+        move |change| cache.invalidate(&change)
+    }
+
+    /// Asks the wrapped store, remembering the clock the answer is as fresh as.
     async fn lookup(&self, recipient: &EmailAddress) -> Result<Cached, RuleError> {
-        // Read before the lookup starts: a write completed after this point bumps the
-        // counter past it, whether or not the lookup saw that write.
-        let generation = self.generation.load(Ordering::SeqCst);
+        // Read before the lookup starts: an invalidation made after this point ticks the
+        // clock past it, whether or not the lookup saw the change behind it.
+        let read_at = self.freshness.now();
         let rule = self.inner.resolve(recipient).await?;
-        Ok(Cached { generation, rule })
+        Ok(Cached { read_at, rule })
     }
 }
 
-/// Invalidates the cache when a write finishes, fails, or is cancelled mid-way: a write
-/// whose future is dropped (a client hung up) or that failed with a storage error may
-/// still have reached the store, and guessing wrong would serve a stale rule for a TTL.
-struct InvalidateWhenDone<'a>(&'a CachedRuleStore);
+/// Invalidates what a write may have changed when it finishes, fails, or is cancelled
+/// mid-way: a write whose future is dropped (a client hung up) or that failed with a
+/// storage error may still have reached the store, and guessing wrong would serve a
+/// stale rule for a TTL. `None` is a write of many rules: everything.
+struct InvalidateWhenDone<'a>(&'a CachedRuleStore, Option<String>);
 
 impl Drop for InvalidateWhenDone<'_> {
     fn drop(&mut self) {
-        self.0.invalidate_all();
+        match &self.1 {
+            Some(key) => self.0.invalidate_pattern_key(key),
+            None => self.0.invalidate_all(),
+        }
     }
 }
 
 #[async_trait]
 impl RuleStore for CachedRuleStore {
     async fn create(&self, rule: Rule) -> Result<Rule, RuleError> {
-        let _invalidate = InvalidateWhenDone(self);
+        let _invalidate = InvalidateWhenDone(self, Some(rule.pattern().key()));
         self.inner.create(rule).await
     }
 
@@ -161,7 +207,7 @@ impl RuleStore for CachedRuleStore {
     }
 
     async fn delete(&self, pattern: &RecipientPattern) -> Result<(), RuleError> {
-        let _invalidate = InvalidateWhenDone(self);
+        let _invalidate = InvalidateWhenDone(self, Some(pattern.key()));
         self.inner.delete(pattern).await
     }
 
@@ -170,7 +216,7 @@ impl RuleStore for CachedRuleStore {
     }
 
     async fn upsert_many(&self, rules: Vec<Rule>) -> Result<u64, RuleError> {
-        let _invalidate = InvalidateWhenDone(self);
+        let _invalidate = InvalidateWhenDone(self, None);
         self.inner.upsert_many(rules).await
     }
 
@@ -187,10 +233,13 @@ impl RuleStore for CachedRuleStore {
                 .try_get_with_by_ref(key.as_str(), self.lookup(recipient))
                 .await
                 .map_err(unshare)?;
-            if cached.generation == self.generation.load(Ordering::SeqCst) {
+            if self
+                .freshness
+                .is_fresh(cached.read_at, recipient.domain().as_str())
+            {
                 return Ok(cached.rule);
             }
-            // Read before a write that has since completed. Evicting it may also evict
+            // Read before an invalidation that covers it. Evicting it may also evict
             // a fresh answer stored meanwhile, which only costs one more lookup.
             cache.invalidate(key.as_str()).await;
         }
@@ -202,7 +251,7 @@ impl fmt::Debug for CachedRuleStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CachedRuleStore")
             .field("config", &self.config)
-            .field("generation", &self.generation.load(Ordering::Relaxed))
+            .field("clock", &self.freshness.now())
             .finish_non_exhaustive()
     }
 }

@@ -4,16 +4,21 @@
 //! [`PgDatabase::open`] is the one way in: it connects, runs the migrations, then hands
 //! out the ports sharing its pool ([`PgDatabase::rules`], [`PgDatabase::email_log`],
 //! [`PgDatabase::queue`]). They pass the same contract suites as the SQLite adapter.
+//!
+//! Every rule write notifies the other instances; a [`RuleChangeListener`] hears
+//! about it and tells the rule cache what to forget.
 
 mod database;
 mod emails;
 mod millis;
 mod pool;
 mod queue;
+mod rule_changes;
 mod rules;
 
 pub use database::PgDatabase;
 pub use emails::PgEmailLog;
 pub use pool::{OpenError, PoolSettings};
 pub use queue::PgDeliveryQueue;
+pub use rule_changes::{ListenerSettings, RuleChangeListener};
 pub use rules::PgRuleStore;

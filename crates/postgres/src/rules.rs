@@ -10,7 +10,12 @@ use mailfwd_domain::{
 use sqlx::postgres::PgPool;
 use thiserror::Error;
 
+use crate::rule_changes::payload;
+
 /// Rules in the `rules` table, keyed by [`RecipientPattern::key`].
+///
+/// Every write call that changes something sends one notification with it, which a
+/// [`RuleChangeListener`](crate::RuleChangeListener) on any instance hears.
 #[derive(Debug, Clone)]
 pub struct PgRuleStore {
     pool: PgPool,
@@ -92,18 +97,25 @@ fn last_per_key(rules: &[Rule]) -> Vec<&Rule> {
 #[async_trait]
 impl RuleStore for PgRuleStore {
     async fn create(&self, rule: Rule) -> Result<Rule, RuleError> {
-        let result = sqlx::query(
-            "INSERT INTO rules (pattern_key, domain, pattern, destinations) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (pattern_key) DO NOTHING",
+        // The notification is part of the statement, so of its transaction: sent if and
+        // only if the row is, when it commits.
+        let inserted = sqlx::query(
+            "WITH inserted AS (
+                 INSERT INTO rules (pattern_key, domain, pattern, destinations)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (pattern_key) DO NOTHING RETURNING pattern_key)
+             SELECT pattern_key, pg_notify($5, $6) FROM inserted",
         )
         .bind(rule.pattern().key())
         .bind(rule.pattern().domain().as_str())
         .bind(rule.pattern().to_string())
         .bind(destinations(&rule))
-        .execute(&self.pool)
+        .bind(payload::CHANNEL)
+        .bind(payload::for_key(rule.pattern().key()))
+        .fetch_optional(&self.pool)
         .await
         .map_err(RuleError::storage)?;
-        if result.rows_affected() == 0 {
+        if inserted.is_none() {
             return Err(RuleError::AlreadyExists(rule.pattern().clone()));
         }
         Ok(rule)
@@ -122,12 +134,17 @@ impl RuleStore for PgRuleStore {
     }
 
     async fn delete(&self, pattern: &RecipientPattern) -> Result<(), RuleError> {
-        let result = sqlx::query("DELETE FROM rules WHERE pattern_key = $1")
-            .bind(pattern.key())
-            .execute(&self.pool)
-            .await
-            .map_err(RuleError::storage)?;
-        if result.rows_affected() == 0 {
+        let deleted = sqlx::query(
+            "WITH deleted AS (DELETE FROM rules WHERE pattern_key = $1 RETURNING pattern_key)
+             SELECT pattern_key, pg_notify($2, $3) FROM deleted",
+        )
+        .bind(pattern.key())
+        .bind(payload::CHANNEL)
+        .bind(payload::for_key(pattern.key()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(RuleError::storage)?;
+        if deleted.is_none() {
             return Err(RuleError::NotFound(pattern.clone()));
         }
         Ok(())
@@ -208,6 +225,16 @@ impl RuleStore for PgRuleStore {
             .execute(&mut *tx)
             .await
             .map_err(RuleError::storage)?;
+        }
+        // One notification for the whole import, however many rows: each `NOTIFY`
+        // takes a global lock at commit.
+        if let Some(payload) = payload::for_import(&unique) {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(payload::CHANNEL)
+                .bind(payload)
+                .execute(&mut *tx)
+                .await
+                .map_err(RuleError::storage)?;
         }
         tx.commit().await.map_err(RuleError::storage)?;
         Ok(rules.len() as u64)

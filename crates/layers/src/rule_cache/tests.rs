@@ -1,7 +1,7 @@
 //! The cache's own promises, observed through a wrapped store that counts lookups, can
 //! fail one, and can hold one open until the test lets it finish.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::join_all;
@@ -9,6 +9,8 @@ use mailfwd_domain::memory::MemoryRuleStore;
 use tokio::sync::oneshot;
 
 use super::*;
+
+mod invalidation;
 
 /// A [`MemoryRuleStore`] with instruments on `resolve`.
 #[derive(Default)]

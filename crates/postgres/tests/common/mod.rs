@@ -20,7 +20,7 @@ const PREFIX: &str = "mailfwd_test_";
 
 /// An open connection to the `postgres` maintenance database, or a failed test that
 /// says how to start the server.
-async fn admin() -> PgConnection {
+pub async fn admin() -> PgConnection {
     let url = format!("{SERVER}/postgres");
     match PgConnection::connect(&url).await {
         Ok(connection) => connection,
