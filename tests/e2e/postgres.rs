@@ -122,3 +122,200 @@ async fn serve_on_postgres_takes_rules_receives_and_forwards() {
     server.terminate();
     database.drop_now().await;
 }
+
+/// One of several instances on `database`, sharing the email store `bodies`, relaying
+/// to `sink`: its own data directory, the shared SRS secret, a rule cache that would
+/// keep a stale answer for an hour unless told, and a 3 s instance timeout.
+fn instance(
+    id: &str,
+    data: &std::path::Path,
+    database: &TestDatabase,
+    bodies: &std::path::Path,
+    sink: &Sink,
+) -> Server {
+    let store = format!("file://{}", bodies.display());
+    let relay = sink.addr.to_string();
+    Server::start(
+        data,
+        &[
+            ("MAILFWD_DATABASE_URL", database.url.as_str()),
+            ("MAILFWD_DATABASE_POOL_SIZE", "5"),
+            ("MAILFWD_EMAIL_STORE", store.as_str()),
+            ("MAILFWD_RELAY", relay.as_str()),
+            ("MAILFWD_INSTANCE_ID", id),
+            ("MAILFWD_INSTANCE_TIMEOUT", "3s"),
+            ("MAILFWD_SRS_SECRET", "shared-by-all-instances"),
+            ("MAILFWD_RULE_CACHE_TTL", "1h"),
+            ("MAILFWD_HOSTNAME", "mx.mailfwd.test"),
+        ],
+    )
+}
+
+/// Two instances, A and B, on a fresh database and one email store.
+struct Pair {
+    database: TestDatabase,
+    a: Server,
+    b: Server,
+    _dirs: [tempfile::TempDir; 3],
+}
+
+async fn pair(sink: &Sink) -> Pair {
+    let database = TestDatabase::create().await;
+    let dirs = [(); 3].map(|()| tempfile::tempdir().unwrap());
+    let a = instance("a", dirs[0].path(), &database, dirs[2].path(), sink);
+    let b = instance("b", dirs[1].path(), &database, dirs[2].path(), sink);
+    Pair {
+        database,
+        a,
+        b,
+        _dirs: dirs,
+    }
+}
+
+/// Sends `count` messages to sales@acme.test through `server` over `connections`
+/// sessions, each with the subject `tag-N`; the subjects of those answered `250`.
+async fn send(server: &Server, tag: &str, count: usize, connections: usize) -> Vec<String> {
+    let mut sends = tokio::task::JoinSet::new();
+    for connection in 0..connections {
+        let (address, tag) = (server.smtp.clone(), tag.to_owned());
+        sends.spawn(async move {
+            let mut client = Client::connect(&address).await;
+            let mut accepted = Vec::new();
+            for n in (connection..count).step_by(connections) {
+                let subject = format!("{tag}-{n}");
+                let body = format!("Subject: {subject}\r\n\r\nx\r\n");
+                client
+                    .send_mail("someone@example.org", "sales@acme.test", body.as_bytes())
+                    .await;
+                accepted.push(subject);
+                assert_eq!(client.command("RSET").await.code, 250);
+            }
+            accepted
+        });
+    }
+    let mut accepted = Vec::new();
+    while let Some(sent) = sends.join_next().await {
+        accepted.extend(sent.unwrap());
+    }
+    accepted
+}
+
+/// How many copies of each subject the sink got.
+fn copies(sink: &Sink) -> std::collections::HashMap<String, usize> {
+    let mut copies = std::collections::HashMap::new();
+    for message in sink.received() {
+        let text = String::from_utf8_lossy(&message.data).into_owned();
+        let subject = text
+            .lines()
+            .find_map(|line| line.strip_prefix("Subject: "))
+            .unwrap_or_default()
+            .to_owned();
+        *copies.entry(subject).or_insert(0) += 1;
+    }
+    copies
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rule_created_through_one_instance_forwards_mail_received_by_the_other_at_once() {
+    let sink = Sink::start(Options::destination()).await;
+    let pair = pair(&sink).await;
+    // B looks the recipient up first, and caches that there is no rule.
+    let mut client = Client::connect(&pair.b.smtp).await;
+    client.ehlo().await;
+    client.cmd("MAIL FROM:<someone@example.org>", 250).await;
+    assert_eq!(client.command("RCPT TO:<sales@acme.test>").await.code, 550);
+
+    pair.a
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+    let created = std::time::Instant::now();
+    // B's cache would answer 550 for an hour; A's notification drops the entry.
+    loop {
+        match client.command("RCPT TO:<sales@acme.test>").await.code {
+            250 => break,
+            550 if created.elapsed() < Duration::from_secs(2) => {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            other => panic!(
+                "B still refuses the recipient after {:?}: {other}",
+                created.elapsed()
+            ),
+        }
+    }
+    eprintln!(
+        "B accepted the new rule's recipient {:?} after A created it",
+        created.elapsed()
+    );
+    let done = client.data(b"Subject: through B\r\n\r\nx\r\n.\r\n").await;
+    assert_eq!(done.code, 250);
+    let received = sink.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!(received[0].recipients, ["alice@dest.test"]);
+    pair.a.terminate();
+    pair.b.terminate();
+    pair.database.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_messages_half_to_each_instance_are_each_delivered_exactly_once() {
+    let sink = Sink::start(Options::destination()).await;
+    let pair = pair(&sink).await;
+    pair.a
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+    let started = std::time::Instant::now();
+    let (to_a, to_b) = tokio::join!(send(&pair.a, "a", 1000, 10), send(&pair.b, "b", 1000, 10));
+    assert_eq!(to_a.len() + to_b.len(), 2000);
+    sink.wait_for_messages(2000, Duration::from_secs(120)).await;
+    eprintln!(
+        "2,000 messages through two instances delivered in {:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let copies = copies(&sink);
+    for subject in to_a.iter().chain(&to_b) {
+        assert_eq!(copies.get(subject), Some(&1), "{subject}");
+    }
+    assert_eq!(sink.received().len(), 2000, "nothing delivered twice");
+    pair.a.terminate();
+    pair.b.terminate();
+    pair.database.drop_now().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_instances_mail_is_delivered_by_the_other_within_the_instance_timeout() {
+    let sink = Sink::start(Options::destination()).await;
+    // Slow replies: A is killed with deliveries in flight and jobs still queued.
+    sink.set_mode(mailfwd_testkit::sink::Mode::Slow);
+    let pair = pair(&sink).await;
+    pair.a
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+    let accepted = send(&pair.a, "a", 300, 10).await;
+    pair.a.kill();
+    let killed = std::time::Instant::now();
+    let delivered_before = copies(&sink).len();
+    sink.set_mode(mailfwd_testkit::sink::Mode::Accept);
+    loop {
+        let copies = copies(&sink);
+        if accepted.iter().all(|subject| copies.contains_key(subject)) {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "{} of {} messages A answered 250 were delivered {:?} after it was killed",
+            accepted.iter().filter(|s| copies.contains_key(*s)).count(),
+            accepted.len(),
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // B takes A's leases over once A has been silent for the 3 s timeout, and sweeps
+    // up what A had accepted and not evaluated at the same pace; the rest is B
+    // delivering a few hundred messages.
+    eprintln!(
+        "A killed with {delivered_before} of 300 delivered; B delivered the rest within {:?}",
+        killed.elapsed()
+    );
+    pair.b.terminate();
+    pair.database.drop_now().await;
+}

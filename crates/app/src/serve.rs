@@ -19,7 +19,7 @@ use crate::wiring::Ports;
 /// Whatever kept it from starting (storage, a port in use, a TLS file …), or the first
 /// listener that failed; the others are stopped in order first.
 pub async fn run(config: Config) -> Result<(), AppError> {
-    let ports = Ports::open(&config)
+    let mut ports = Ports::open(&config)
         .await
         .map_err(|e| AppError::Storage(e.into()))?;
     let metrics = Prometheus::install(Arc::clone(&ports.queue), Arc::clone(&ports.emails))?;
@@ -81,6 +81,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let stopped = listeners.stop().await;
     let _ = stop_forwarder.send(true);
     workers.join_all().await;
+    if let Some(listener) = ports.rule_changes.take() {
+        listener.stop().await;
+    }
     tracing::info!("mailfwd stopped");
     failure.map_or(stopped, Err)
 }

@@ -62,6 +62,9 @@ pub struct DatabasePorts {
     pub log: Arc<dyn EmailLog>,
     /// Delivery jobs.
     pub queue: Arc<dyn DeliveryQueue>,
+    /// The PostgreSQL database, when that is what it is: other instances write to it,
+    /// and their rule changes must reach this instance's cache.
+    pub postgres: Option<PgDatabase>,
 }
 
 /// All the storage the configuration names.
@@ -125,6 +128,7 @@ pub async fn open_database(
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
                 queue: Arc::new(database.queue()),
+                postgres: None,
             })
         }
         DatabaseAdapter::Postgres => {
@@ -133,6 +137,7 @@ pub async fn open_database(
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
                 queue: Arc::new(database.queue_for(instance)),
+                postgres: Some(database),
             })
         }
     }

@@ -7,6 +7,7 @@ use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Maile
 use mailfwd_domain::email::SplitEmailStore;
 use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, OwnAddresses, RuleStore};
 use mailfwd_layers::CachedRuleStore;
+use mailfwd_postgres::{ListenerSettings, RuleChangeListener};
 use mailfwd_smtp_out::{MailerConfig, MailerError, SmtpMailer};
 use thiserror::Error;
 
@@ -37,6 +38,9 @@ pub struct Ports {
     pub queue: Arc<dyn DeliveryQueue>,
     /// mailfwd's own addresses: SRS and postmaster.
     pub own: Arc<OwnAddresses>,
+    /// On PostgreSQL, hears the rule changes other instances make and drops them from
+    /// the rule cache; kept for as long as the ports are.
+    pub rule_changes: Option<RuleChangeListener>,
 }
 
 impl Ports {
@@ -47,9 +51,13 @@ impl Ports {
     /// [`WiringError`] naming the store or the setting at fault.
     pub async fn open(config: &Config) -> Result<Ports, WiringError> {
         let Storage { database, bodies } = Storage::open(config).await?;
-        let cache = config.rule_cache();
+        let rules = Arc::new(CachedRuleStore::new(database.rules, config.rule_cache()));
+        let rule_changes = database.postgres.as_ref().map(|postgres| {
+            RuleChangeListener::spawn(postgres, ListenerSettings::default(), rules.invalidator())
+        });
         Ok(Ports {
-            rules: Arc::new(CachedRuleStore::new(database.rules, cache)),
+            rules,
+            rule_changes,
             emails: Arc::new(SplitEmailStore::new(bodies, database.log)),
             queue: database.queue,
             own: Arc::new(config.own_addresses()?),

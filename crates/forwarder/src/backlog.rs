@@ -34,12 +34,25 @@ pub(crate) struct Backlog {
     notify: Notify,
     /// A delayed request is pending: one at a time, however many evaluations fail.
     retry_pending: AtomicBool,
+    /// A sweep is wanted: a pass over the emails accepted long enough ago that the
+    /// instance that accepted them should have evaluated them (see [`Backlog::sweep`]).
+    sweep_wanted: AtomicBool,
 }
 
 impl Backlog {
     /// Asks for a pass from the start of the log, after the one running if any.
     pub(crate) fn request(&self) {
         self.wanted.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    /// Asks for a sweep: with several instances on one database, one that died leaves
+    /// the emails it accepted and had not evaluated yet, which no other instance's
+    /// hand-off holds. A sweep evaluates the unevaluated emails older than the instance
+    /// timeout; younger ones are left to the instance evaluating them now (were it to
+    /// take them too, no job would be made twice, but the work would be).
+    pub(crate) fn sweep(&self) {
+        self.sweep_wanted.store(true, Ordering::Release);
         self.notify.notify_one();
     }
 
@@ -84,7 +97,9 @@ impl Shared {
         mut stop: watch::Receiver<bool>,
     ) {
         loop {
-            if !self.backlog.wanted.swap(false, Ordering::AcqRel) {
+            let full = self.backlog.wanted.swap(false, Ordering::AcqRel);
+            let sweep = self.backlog.sweep_wanted.swap(false, Ordering::AcqRel);
+            if !full && !sweep {
                 // Caught up: what is accepted from now on goes to the hand-off again. An
                 // email left to the reader just before this asked for a pass: the notify
                 // permit brings the reader straight back for it.
@@ -95,7 +110,9 @@ impl Shared {
                     () = self.backlog.notify.notified() => continue,
                 }
             }
-            match self.pass(&to_evaluator, &mut stop).await {
+            // A full pass covers what a sweep would.
+            let older_than = (!full).then_some(self.config.instance_timeout);
+            match self.pass(&to_evaluator, &mut stop, older_than).await {
                 Ok(0) => {}
                 // After a restart, or an overflow of the hand-off.
                 Ok(count) => {
@@ -107,12 +124,21 @@ impl Shared {
         }
     }
 
-    /// One pass over the unevaluated emails; how many it handed to the evaluator.
+    /// One pass over the unevaluated emails (only those received more than
+    /// `older_than` ago, when given); how many it handed to the evaluator.
     async fn pass(
         &self,
         to_evaluator: &flume::Sender<ReceivedEmail>,
         stop: &mut watch::Receiver<bool>,
+        older_than: Option<std::time::Duration>,
     ) -> Result<usize, Ended> {
+        let now = self.deliverer.now();
+        let old_enough = |email: &ReceivedEmail| {
+            older_than.is_none_or(|age| {
+                now.duration_since(email.received_at)
+                    .is_ok_and(|since| since >= age)
+            })
+        };
         let (mut after, mut handed) = (None, 0);
         loop {
             let page = match self
@@ -135,7 +161,7 @@ impl Shared {
                 // both hold an email.
                 let mut in_flight = self.in_flight();
                 page.into_iter()
-                    .filter(|email| in_flight.insert(email.id))
+                    .filter(|email| old_enough(email) && in_flight.insert(email.id))
                     .collect()
             };
             for email in page {

@@ -111,7 +111,11 @@ impl Shared {
         loop {
             tokio::select! {
                 _ = stop.changed() => return,
-                () = tokio::time::sleep(every) => self.heartbeat().await,
+                () = tokio::time::sleep(every) => {
+                    self.heartbeat().await;
+                    // What an instance that died had accepted but not evaluated.
+                    self.backlog.sweep();
+                }
             }
         }
     }

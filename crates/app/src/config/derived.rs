@@ -190,9 +190,14 @@ impl Config {
     /// This instance's name among those sharing a database.
     #[must_use]
     pub fn instance_id(&self) -> String {
-        self.instance_id
-            .clone()
-            .unwrap_or_else(|| format!("{}:{}", self.hostname(), self.smtp_listen.port()))
+        self.instance_id.clone().unwrap_or_else(|| {
+            // Port 0 (any free port) names no one instance: the process does, for as
+            // long as it runs.
+            match self.smtp_listen.port() {
+                0 => format!("{}:pid{}", self.hostname(), std::process::id()),
+                port => format!("{}:{port}", self.hostname()),
+            }
+        })
     }
 
     /// The PostgreSQL pool of this instance.
