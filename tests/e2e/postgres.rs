@@ -319,3 +319,120 @@ async fn a_sigkilled_instances_mail_is_delivered_by_the_other_within_the_instanc
     pair.b.terminate();
     pair.database.drop_now().await;
 }
+
+/// Makes `database` unreachable for mailfwd (no new connections, the open ones ended)
+/// or reachable again: the database going away, without stopping the server that
+/// other tests use at the same time.
+async fn set_reachable(database: &TestDatabase, reachable: bool) {
+    let mut connection = admin().await;
+    let allow = if reachable { "true" } else { "false" };
+    execute(
+        &mut connection,
+        format!(
+            "ALTER DATABASE \"{}\" ALLOW_CONNECTIONS {allow}",
+            database.name
+        ),
+    )
+    .await
+    .unwrap();
+    if !reachable {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&database.name)
+            .execute(&mut connection)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_the_database_is_away_mail_gets_451_and_nothing_answered_250_is_lost() {
+    let database = TestDatabase::create().await;
+    let sink = Sink::start(Options::destination()).await;
+    let data = tempfile::tempdir().unwrap();
+    let relay = sink.addr.to_string();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("MAILFWD_DATABASE_URL", database.url.as_str()),
+            ("MAILFWD_RELAY", relay.as_str()),
+            ("MAILFWD_DATABASE_ACQUIRE_TIMEOUT", "1"),
+        ],
+    );
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+
+    // A steady sender, one message after the other, for the whole test.
+    let smtp = server.smtp.clone();
+    let sending = tokio::spawn(async move {
+        let (mut accepted, mut deferred) = (Vec::new(), 0);
+        let started = std::time::Instant::now();
+        let mut n = 0;
+        while started.elapsed() < Duration::from_secs(16) {
+            n += 1;
+            let mut client = Client::connect(&smtp).await;
+            client.ehlo().await;
+            client.cmd("MAIL FROM:<someone@example.org>", 250).await;
+            let rcpt = client.command("RCPT TO:<sales@acme.test>").await;
+            let code = if rcpt.code == 250 {
+                let body = format!("Subject: steady-{n}\r\n\r\nx\r\n.\r\n");
+                client.data(body.as_bytes()).await.code
+            } else {
+                rcpt.code
+            };
+            match code {
+                250 => accepted.push(format!("steady-{n}")),
+                451 => deferred += 1,
+                other => panic!("message {n} got {other}, neither 250 nor 451"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (accepted, deferred)
+    });
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    set_reachable(&database, false).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let health = reqwest::get(format!("{}/healthz", server.http))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503, "healthz while the database is away");
+    let rules = reqwest::get(format!("{}/v1/forwards", server.http))
+        .await
+        .unwrap();
+    assert_eq!(rules.status(), 503);
+    assert_eq!(rules.headers()["retry-after"], "5");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    set_reachable(&database, true).await;
+
+    let (accepted, deferred) = sending.await.unwrap();
+    assert!(deferred > 0, "no 451 while the database was away");
+    let started = std::time::Instant::now();
+    loop {
+        let copies = copies(&sink);
+        let missing: Vec<_> = accepted
+            .iter()
+            .filter(|s| !copies.contains_key(*s))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{} of {} messages answered 250 never arrived: {missing:?}",
+            missing.len(),
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!(
+        "database away for 10 s: {} messages answered 250 (all delivered), {deferred} answered 451",
+        accepted.len()
+    );
+    let health = reqwest::get(format!("{}/healthz", server.http))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200, "healthz once the database is back");
+    server.terminate();
+    database.drop_now().await;
+}

@@ -168,7 +168,9 @@ impl<S: Send + Sync> FromRequestParts<S> for EmailIdPath {
         (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No email with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Something unexpected failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the email store is not answering; try again after `Retry-After` seconds (the cause is in the server log)", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]
@@ -194,7 +196,9 @@ pub(crate) async fn get_email(
         (status = 400, description = "A time that is not RFC 3339 in UTC, a limit out of 1..=1000, a cursor this server did not hand out, or an unknown parameter", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Something unexpected failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the email store is not answering; try again after `Retry-After` seconds (the cause is in the server log)", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]

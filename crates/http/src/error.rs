@@ -120,6 +120,11 @@ pub(crate) enum ApiError {
     /// 500: anything unexpected; the source is logged, never sent.
     #[error("an internal error occurred; it has been logged")]
     Internal(#[source] Box<dyn StdError + Send + Sync>),
+    /// 503: the database or the email store is not answering (down, unreachable,
+    /// overloaded); the source is logged, never sent, and the client is told when to
+    /// try again.
+    #[error("the database or the email store is not answering; try again shortly")]
+    StorageUnavailable(#[source] Box<dyn StdError + Send + Sync>),
     /// 503: the health check could not reach the store.
     #[error("the rule store is not answering; see the server log")]
     Unavailable(#[source] RuleError),
@@ -140,7 +145,9 @@ impl ApiError {
             ApiError::ImportInterrupted { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::StorageUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -166,7 +173,7 @@ impl From<RuleError> for ApiError {
             RuleError::InvalidCursor => {
                 ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
             }
-            RuleError::Storage(_) => ApiError::Internal(Box::new(error)),
+            RuleError::Storage(_) => ApiError::StorageUnavailable(Box::new(error)),
         }
     }
 }
@@ -178,14 +185,19 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor => {
                 ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
             }
-            StoreError::Overloaded | StoreError::Storage(_) => ApiError::Internal(Box::new(error)),
+            StoreError::Overloaded | StoreError::Storage(_) => {
+                ApiError::StorageUnavailable(Box::new(error))
+            }
         }
     }
 }
 
 impl From<QueueError> for ApiError {
     fn from(error: QueueError) -> Self {
-        ApiError::Internal(Box::new(error))
+        match error {
+            QueueError::Storage(_) => ApiError::StorageUnavailable(Box::new(error)),
+            QueueError::LeaseLost { .. } => ApiError::Internal(Box::new(error)),
+        }
     }
 }
 
@@ -222,6 +234,9 @@ impl IntoResponse for ApiError {
             ApiError::Internal(source) => {
                 tracing::error!(error = %chain(source.as_ref()), "request failed");
             }
+            ApiError::StorageUnavailable(source) => {
+                tracing::error!(error = %chain(source.as_ref()), "request failed: storage is not answering");
+            }
             ApiError::ImportInterrupted { source, .. } => {
                 tracing::error!(error = %chain(source), "import failed");
             }
@@ -240,6 +255,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(problem)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let ApiError::StorageUnavailable(_) | ApiError::Unavailable(_) = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let ApiError::Unauthorized(_) = self {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -29,7 +29,9 @@ use crate::extract::{ApiJson, ApiQuery, PatternPath};
         (status = 413, description = "The body is larger than the JSON body limit", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not application/json", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Valid addresses, but not a valid rule: no destination, too many, forwarding to itself, or, with the rules already stored, a forwarding loop or a chain of rules too long (the detail names the addresses)", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Something unexpected failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the email store is not answering; try again after `Retry-After` seconds (the cause is in the server log)", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]
@@ -62,7 +64,9 @@ pub(crate) async fn create_rule(
         (status = 400, description = "A bad domain, a limit out of 1..=1000, or a cursor this server did not hand out", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Something unexpected failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the email store is not answering; try again after `Retry-After` seconds (the cause is in the server log)", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]
@@ -89,7 +93,9 @@ pub(crate) async fn list_rules(
         (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule for this pattern", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Something unexpected failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the email store is not answering; try again after `Retry-After` seconds (the cause is in the server log)", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]
@@ -113,7 +119,9 @@ pub(crate) async fn get_rule(
         (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No rule for this pattern", body = Problem, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "Something unexpected failed; the cause is in the server log, not in the answer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database or the email store is not answering; try again after `Retry-After` seconds (the cause is in the server log)", body = Problem, content_type = "application/problem+json",
+            headers(("retry-after" = u32, description = "Seconds to wait before trying again"))),
     ),
     security(("bearer" = []))
 )]

@@ -265,7 +265,7 @@ impl RuleStore for BrokenStore {
 }
 
 #[tokio::test]
-async fn storage_failures_are_500_without_internals_and_health_is_503() {
+async fn storage_failures_are_503_with_retry_after_and_without_internals() {
     let app = TestApp::with_store(Arc::new(BrokenStore), HttpConfig::default(), None).await;
     let response = app
         .post_json(
@@ -273,8 +273,24 @@ async fn storage_failures_are_500_without_internals_and_health_is_503() {
             &json!({"email": "a@x.test", "forward": "b@x.test"}),
         )
         .await;
-    let detail = problem(response, StatusCode::INTERNAL_SERVER_ERROR).await;
-    assert_eq!(detail, "an internal error occurred; it has been logged");
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap()),
+        Some("5")
+    );
+    let detail = problem(response, StatusCode::SERVICE_UNAVAILABLE).await;
+    assert_eq!(
+        detail,
+        "the database or the email store is not answering; try again shortly"
+    );
+    let detail = problem(
+        app.get("/v1/forwards").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
+    assert!(!detail.contains("secret"), "{detail}");
 
     let detail = problem(
         app.post_csv("/v1/forwards/import", "email,forward\na@x.test,b@x.test\n")

@@ -171,7 +171,9 @@ async fn the_document_states_the_servers_constraints() {
     assert!(import["responses"]["422"]["content"]["application/json"].is_object());
 
     let create = &paths["/v1/forwards"]["post"];
-    for status in ["400", "401", "403", "409", "413", "415", "422", "500"] {
+    for status in [
+        "400", "401", "403", "409", "413", "415", "422", "500", "503",
+    ] {
         assert!(
             create["responses"][status]["content"]["application/problem+json"].is_object(),
             "create does not document {status}"
