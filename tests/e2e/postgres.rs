@@ -119,6 +119,29 @@ async fn serve_on_postgres_takes_rules_receives_and_forwards() {
     let deliveries =
         crate::forward::deliveries_until(&server, &id, |d| d["state"] == "delivered").await;
     assert_eq!(deliveries.len(), 2);
+
+    // `mailfwd import` writes to the same database, and the running server (whose
+    // cache answered for acme.test already) forwards to the imported rule at once.
+    let csv = data.path().join("rules.csv");
+    std::fs::write(&csv, "email,forward\ninfo@acme.test,carol@dest.test\n").unwrap();
+    let import = crate::harness::run(
+        data.path(),
+        &["import", csv.to_str().unwrap()],
+        &[("MAILFWD_DATABASE_URL", database.url.as_str())],
+    );
+    assert!(import.status.success(), "{import:?}");
+    client.cmd("RSET", 250).await;
+    client.cmd("MAIL FROM:<someone@example.org>", 250).await;
+    client.cmd("RCPT TO:<info@acme.test>", 250).await;
+    assert_eq!(
+        client
+            .data(b"Subject: imported\r\n\r\nx\r\n.\r\n")
+            .await
+            .code,
+        250
+    );
+    let received = sink.wait_for_messages(2, Duration::from_secs(20)).await;
+    assert_eq!(received[1].recipients, ["carol@dest.test"]);
     server.terminate();
     database.drop_now().await;
 }
