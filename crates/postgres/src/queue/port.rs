@@ -10,8 +10,8 @@ use mailfwd_domain::delivery::{
 use mailfwd_domain::email::EmailId;
 use sqlx::AssertSqlSafe;
 
+use super::PgDeliveryQueue;
 use super::row::{JOB_COLUMNS, JobRow};
-use super::{PgDeliveryQueue, distinct_jobs};
 use crate::millis::{from_unix_millis, unix_millis};
 
 #[async_trait]
@@ -29,11 +29,8 @@ impl DeliveryQueue for PgDeliveryQueue {
         if force {
             return self.force(email, destinations, now).await;
         }
-        let inserted = self
-            .insert_new(email, distinct_jobs(destinations), now, None)
-            .await?;
-        let keys: Vec<String> = inserted.iter().map(JobRow::key).collect();
-        self.outcomes(email, destinations, &keys).await
+        let (outcomes, _) = self.enqueue_new(email, destinations, now, None).await?;
+        Ok(outcomes)
     }
 
     async fn enqueue_claimed(
@@ -46,11 +43,9 @@ impl DeliveryQueue for PgDeliveryQueue {
         if destinations.is_empty() {
             return Ok(Vec::new());
         }
-        let inserted = self
-            .insert_new(email, distinct_jobs(destinations), now, Some(lease))
+        let (outcomes, inserted) = self
+            .enqueue_new(email, destinations, now, Some(lease))
             .await?;
-        let keys: Vec<String> = inserted.iter().map(JobRow::key).collect();
-        let outcomes = self.outcomes(email, destinations, &keys).await?;
         let claimed = inserted
             .into_iter()
             .map(JobRow::into_claimed)
@@ -102,7 +97,7 @@ impl DeliveryQueue for PgDeliveryQueue {
     }
 
     async fn release(&self, claimed: &ClaimedJob, due_at: SystemTime) -> Result<(), QueueError> {
-        self.settle(claimed, "pending", None, due_at, true).await
+        self.settle(claimed, None, due_at, true).await
     }
 
     async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError> {
@@ -161,7 +156,7 @@ impl DeliveryQueue for PgDeliveryQueue {
         reply: &str,
         now: SystemTime,
     ) -> Result<(), QueueError> {
-        self.settle(job, "delivered", Some(reply), now, false).await
+        self.finish(job, "delivered", reply, now).await
     }
 
     async fn retry_later(
@@ -170,8 +165,7 @@ impl DeliveryQueue for PgDeliveryQueue {
         reply: &str,
         retry_at: SystemTime,
     ) -> Result<(), QueueError> {
-        self.settle(job, "pending", Some(reply), retry_at, false)
-            .await
+        self.settle(job, Some(reply), retry_at, false).await
     }
 
     async fn failed(
@@ -180,13 +174,17 @@ impl DeliveryQueue for PgDeliveryQueue {
         reason: &str,
         now: SystemTime,
     ) -> Result<(), QueueError> {
-        self.settle(job, "failed", Some(reason), now, false).await
+        self.finish(job, "failed", reason, now).await
     }
 
     async fn jobs_of(&self, email: EmailId) -> Result<Vec<DeliveryJob>, QueueError> {
+        // Pending and final jobs, in one statement: one snapshot, in which a job being
+        // moved to history is in exactly one of the two tables.
         let rows: Vec<JobRow> = sqlx::query_as(AssertSqlSafe(format!(
             "SELECT {JOB_COLUMNS} FROM delivery_jobs AS j WHERE j.email_id = $1::uuid
-             ORDER BY j.destination_key"
+             UNION ALL
+             SELECT {JOB_COLUMNS} FROM delivery_history AS j WHERE j.email_id = $1::uuid
+             ORDER BY destination_key"
         )))
         .bind(email.to_string())
         .fetch_all(&self.pool)

@@ -1,4 +1,4 @@
-//! One row of the `delivery_jobs` table, and its conversion to a [`DeliveryJob`].
+//! One row of `delivery_jobs` or `delivery_history` (same columns), and its conversion to a [`DeliveryJob`].
 
 use mailfwd_domain::EmailAddress;
 use mailfwd_domain::delivery::{ClaimedJob, DeliveryJob, JobState, QueueError};
@@ -16,7 +16,7 @@ struct CorruptJob {
     why: String,
 }
 
-/// The columns of `delivery_jobs` that make a [`DeliveryJob`], and the lease.
+/// The columns of a job row that make a [`DeliveryJob`], and the lease.
 #[derive(sqlx::FromRow)]
 pub(super) struct JobRow {
     email_id: String,
