@@ -459,3 +459,68 @@ async fn while_the_database_is_away_mail_gets_451_and_nothing_answered_250_is_lo
     server.terminate();
     database.drop_now().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_down_at_start_gets_451_until_it_is_up_then_mail_flows() {
+    let database = TestDatabase::create().await;
+    set_reachable(&database, false).await;
+    let sink = Sink::start(Options::destination()).await;
+    let data = tempfile::tempdir().unwrap();
+    let relay = sink.addr.to_string();
+    // It starts, although it can neither connect nor create its tables.
+    let server = Server::start(
+        data.path(),
+        &[
+            ("MAILFWD_DATABASE_URL", database.url.as_str()),
+            ("MAILFWD_RELAY", relay.as_str()),
+            ("MAILFWD_DATABASE_ACQUIRE_TIMEOUT", "1"),
+        ],
+    );
+    let mut client = Client::connect(&server.smtp).await;
+    client.ehlo().await;
+    client.cmd("MAIL FROM:<someone@example.org>", 250).await;
+    let refused = client.command("RCPT TO:<sales@acme.test>").await;
+    assert_eq!(refused.code, 451, "{refused:?}");
+    assert!(refused.line().contains("4.3.0"), "{refused:?}");
+    let health = reqwest::get(format!("{}/healthz", server.http))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 503);
+
+    set_reachable(&database, true).await;
+    // Its tables are made as soon as the database answers; then everything works.
+    let back = std::time::Instant::now();
+    loop {
+        let health = reqwest::get(format!("{}/healthz", server.http))
+            .await
+            .unwrap();
+        if health.status() == 200 {
+            break;
+        }
+        assert!(
+            back.elapsed() < Duration::from_secs(30),
+            "still {}",
+            health.status()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+    let mut client = Client::connect(&server.smtp).await;
+    client
+        .send_mail(
+            "someone@example.org",
+            "sales@acme.test",
+            b"Subject: after\r\n\r\nx\r\n",
+        )
+        .await;
+    let received = sink.wait_for_messages(1, Duration::from_secs(20)).await;
+    assert_eq!(received[0].recipients, ["alice@dest.test"]);
+    eprintln!(
+        "a database down at start: 451 meanwhile, healthy {:?} after it came back",
+        back.elapsed()
+    );
+    server.terminate();
+    database.drop_now().await;
+}

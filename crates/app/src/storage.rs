@@ -87,6 +87,7 @@ impl Storage {
                 &config.database_url(),
                 &config.pool_settings(),
                 &config.instance_id(),
+                Opening::Lazily,
             )
             .await?,
             bodies: open_body_store(&config.email_store_url())?,
@@ -105,6 +106,7 @@ pub async fn open_rules(config: &Config) -> Result<Arc<dyn RuleStore>, StorageEr
         &config.database_url(),
         &config.pool_settings(),
         &config.instance_id(),
+        Opening::AtOnce,
     )
     .await?
     .rules)
@@ -120,6 +122,7 @@ pub async fn open_database(
     url: &str,
     pool: &PoolSettings,
     instance: &str,
+    opening: Opening,
 ) -> Result<DatabasePorts, StorageError> {
     match database_adapter(url)? {
         DatabaseAdapter::Sqlite => {
@@ -132,7 +135,10 @@ pub async fn open_database(
             })
         }
         DatabaseAdapter::Postgres => {
-            let database = PgDatabase::open(url, pool).await?;
+            let database = match opening {
+                Opening::AtOnce => PgDatabase::open(url, pool).await?,
+                Opening::Lazily => PgDatabase::open_lazily(url, pool).await?,
+            };
             Ok(DatabasePorts {
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
@@ -141,6 +147,16 @@ pub async fn open_database(
             })
         }
     }
+}
+
+/// When a server database is connected to and migrated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    /// Now: a server that is down is an error at once (a command that runs and ends).
+    AtOnce,
+    /// When the server answers, in the background: `serve` starts and answers
+    /// temporary failures until it does (SQLite, a file, opens at once either way).
+    Lazily,
 }
 
 /// The adapters a database URL can name.

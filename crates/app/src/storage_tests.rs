@@ -10,7 +10,7 @@ use super::*;
 #[tokio::test]
 async fn an_unknown_database_scheme_names_the_variable_the_url_and_the_schemes() {
     for url in ["mysql://db.example/mailfwd", "mailfwd.db", "mysql:x"] {
-        let error = open_database(url, &PoolSettings::default(), "test")
+        let error = open_database(url, &PoolSettings::default(), "test", Opening::AtOnce)
             .await
             .err()
             .unwrap();
@@ -38,7 +38,7 @@ async fn an_adapter_error_says_which_variable_it_is_about() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("no/such/dir/mailfwd.db");
     let url = format!("sqlite://{}", missing.display());
-    let error = open_database(&url, &PoolSettings::default(), "test")
+    let error = open_database(&url, &PoolSettings::default(), "test", Opening::AtOnce)
         .await
         .err()
         .unwrap()
@@ -51,7 +51,7 @@ async fn an_adapter_error_says_which_variable_it_is_about() {
 async fn a_sqlite_url_opens_every_database_port_on_one_file() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("mailfwd.db").display());
-    let database = open_database(&url, &PoolSettings::default(), "test")
+    let database = open_database(&url, &PoolSettings::default(), "test", Opening::AtOnce)
         .await
         .unwrap();
     let pattern = RecipientPattern::parse("sales@acme.test").unwrap();
@@ -62,7 +62,7 @@ async fn a_sqlite_url_opens_every_database_port_on_one_file() {
     assert!(page.emails.is_empty());
 
     // Opened again, the same file holds the same rule.
-    let again = open_database(&url, &PoolSettings::default(), "test")
+    let again = open_database(&url, &PoolSettings::default(), "test", Opening::AtOnce)
         .await
         .unwrap();
     assert_eq!(again.rules.get(&pattern).await.unwrap(), rule);

@@ -120,6 +120,33 @@ impl Shared {
         }
     }
 
+    /// Releases the leases this instance's previous run held, trying again every few
+    /// seconds while the database does not answer; false if `stop` came first.
+    async fn release_own(&self, mut stop: watch::Receiver<bool>) -> bool {
+        let mut delay = Duration::from_secs(1);
+        loop {
+            match self.deliverer.release_all_leases().await {
+                Ok(released) => {
+                    if released > 0 {
+                        tracing::info!(
+                            released,
+                            "released the deliveries the previous run held; they are due now"
+                        );
+                    }
+                    return true;
+                }
+                Err(error) => tracing::error!(
+                    %error,
+                    "cannot release the previous run's leases yet; nothing is delivered until then; trying again"
+                ),
+            }
+            tokio::select! {
+                _ = stop.changed() => return false,
+                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(15)),
+            }
+        }
+    }
+
     async fn heartbeat(&self) {
         match self.deliverer.heartbeat(self.config.instance_timeout).await {
             Ok(0) => {}
@@ -220,43 +247,46 @@ impl Forwarder {
     /// Starts the engine. First the leases the previous run of this instance held are
     /// released (a crash left them), so their jobs are due at once; then the evaluator,
     /// the backlog reader (which starts with whatever is left unevaluated) and the
-    /// workers start. They stop when `stop` turns true: each worker cuts short the
-    /// attempt it is making and gives its job back, the evaluations under way finish,
-    /// and the claims of jobs no worker took are given back too, all due at once for
-    /// the next start.
+    /// workers start. If the database does not answer, the release is tried again every
+    /// few seconds and nothing else starts before it has worked: released later, the
+    /// leases of this instance would include the ones this run has just claimed. They
+    /// stop when `stop` turns true: each worker cuts short the attempt it is making and
+    /// gives its job back, the evaluations under way finish, and the claims of jobs no
+    /// worker took are given back too, all due at once for the next start.
     pub async fn start(self, stop: watch::Receiver<bool>) -> JoinSet<()> {
-        match self.shared.deliverer.release_all_leases().await {
-            Ok(0) => {}
-            Ok(released) => tracing::info!(
-                released,
-                "released the deliveries the previous run held; they are due now"
-            ),
-            Err(error) => tracing::error!(
-                %error,
-                "cannot release the previous run's leases; their deliveries wait for the leases to run out"
-            ),
-        }
-        let shared = self.shared;
-        // Registered before the first claim, so no other instance takes this one for
-        // silent.
-        shared.heartbeat().await;
-        let (fresh_tx, fresh_rx) = flume::bounded(shared.config.workers);
-        // Enough for the evaluator never to wait for the reader while a backlog exists.
-        let (backlog_tx, backlog_rx) = flume::bounded(shared.config.evaluating);
-        shared.backlog.request();
+        let (shared, accepted) = (self.shared, self.accepted);
         let mut tasks = JoinSet::new();
-        tasks.spawn(Arc::clone(&shared).heartbeats(stop.clone()));
-        tasks.spawn(Arc::clone(&shared).read_backlog(backlog_tx, stop.clone()));
-        tasks.spawn(Arc::clone(&shared).evaluate(
-            self.accepted,
-            backlog_rx,
-            fresh_tx,
-            fresh_rx.clone(),
-            stop.clone(),
-        ));
-        for _ in 0..shared.config.workers {
-            tasks.spawn(Arc::clone(&shared).deliver(fresh_rx.clone(), stop.clone()));
-        }
+        tasks.spawn(async move {
+            if !shared.release_own(stop.clone()).await {
+                return;
+            }
+            // Registered before the first claim, so no other instance takes this one
+            // for silent.
+            shared.heartbeat().await;
+            let (fresh_tx, fresh_rx) = flume::bounded(shared.config.workers);
+            // Enough for the evaluator never to wait for the reader while a backlog
+            // exists.
+            let (backlog_tx, backlog_rx) = flume::bounded(shared.config.evaluating);
+            shared.backlog.request();
+            let mut engine = JoinSet::new();
+            engine.spawn(Arc::clone(&shared).heartbeats(stop.clone()));
+            engine.spawn(Arc::clone(&shared).read_backlog(backlog_tx, stop.clone()));
+            engine.spawn(Arc::clone(&shared).evaluate(
+                accepted,
+                backlog_rx,
+                fresh_tx,
+                fresh_rx.clone(),
+                stop.clone(),
+            ));
+            for _ in 0..shared.config.workers {
+                engine.spawn(Arc::clone(&shared).deliver(fresh_rx.clone(), stop.clone()));
+            }
+            while let Some(ended) = engine.join_next().await {
+                if let Err(error) = ended {
+                    tracing::error!(%error, "a forwarding task failed");
+                }
+            }
+        });
         tasks
     }
 }

@@ -3,7 +3,7 @@
 
 use sqlx::postgres::PgPool;
 
-use crate::pool::{OpenError, PoolSettings, connect};
+use crate::pool::{OpenError, PoolSettings, connect, connect_lazily, liveness_pool};
 use crate::{PgDeliveryQueue, PgEmailLog, PgRuleStore};
 
 /// An open PostgreSQL database and the ports it implements.
@@ -14,6 +14,8 @@ use crate::{PgDeliveryQueue, PgEmailLog, PgRuleStore};
 #[derive(Debug, Clone)]
 pub struct PgDatabase {
     pool: PgPool,
+    /// One connection for the queue's heartbeats, apart from the busy pool.
+    liveness: PgPool,
 }
 
 impl PgDatabase {
@@ -25,7 +27,34 @@ impl PgDatabase {
     /// [`OpenError`] saying which step failed (URL, connecting, migrating) for which URL.
     pub async fn open(url: &str, settings: &PoolSettings) -> Result<PgDatabase, OpenError> {
         let pool = connect(url, settings).await?;
-        Ok(PgDatabase { pool })
+        Ok(PgDatabase {
+            pool,
+            liveness: liveness_pool(url, settings)?,
+        })
+    }
+
+    /// [`PgDatabase::open`] for a long-running instance: if the server does not answer
+    /// (or cannot be migrated) now, the pool connects when next used and the
+    /// migrations are applied in the background as soon as the server answers (retried
+    /// until then), so a database that is down at start makes the ports fail, as a
+    /// database that goes away later does, instead of stopping the instance. Must be
+    /// called inside Tokio.
+    ///
+    /// # Errors
+    /// [`OpenError::InvalidUrl`] only.
+    pub async fn open_lazily(url: &str, settings: &PoolSettings) -> Result<PgDatabase, OpenError> {
+        let pool = match connect(url, settings).await {
+            Ok(pool) => pool,
+            Err(error @ OpenError::InvalidUrl { .. }) => return Err(error),
+            Err(error) => {
+                tracing::error!(%error, "starting without the database; mail is answered 451 until it answers");
+                connect_lazily(url, settings)?
+            }
+        };
+        Ok(PgDatabase {
+            pool,
+            liveness: liveness_pool(url, settings)?,
+        })
     }
 
     /// The forwarding rules (`RuleStore`), read and written by every instance on the
@@ -55,7 +84,11 @@ impl PgDatabase {
     /// restarts, so that a restart releases its own leases and no one else's.
     #[must_use]
     pub fn queue_for(&self, instance: &str) -> PgDeliveryQueue {
-        PgDeliveryQueue::new(self.pool.clone(), instance.to_owned())
+        PgDeliveryQueue::new(
+            self.pool.clone(),
+            self.liveness.clone(),
+            instance.to_owned(),
+        )
     }
 
     /// The pool, for tests and tools that look at the tables directly.

@@ -71,6 +71,76 @@ pub enum OpenError {
 /// together migrate one after the other.
 pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool, OpenError> {
     let shown = redacted(url);
+    let pool = pool_options(settings)
+        .connect_with(connect_options(url)?)
+        .await
+        .map_err(|source| OpenError::Connect {
+            url: shown.clone(),
+            source,
+        })?;
+    migrate(&pool)
+        .await
+        .map_err(|source| OpenError::Migrate { url: shown, source })?;
+    Ok(pool)
+}
+
+/// A pool on `url` that connects when first used, and a task that applies the pending
+/// migrations as soon as the server answers, trying again every few seconds until it
+/// has: a server that is down at start does not stop the instance, whose requests fail
+/// (and are answered as temporary failures) until it is back. Must run inside Tokio.
+pub(crate) fn connect_lazily(url: &str, settings: &PoolSettings) -> Result<PgPool, OpenError> {
+    let pool = pool_options(settings).connect_lazy_with(connect_options(url)?);
+    let (migrating, shown) = (pool.clone(), redacted(url));
+    tokio::spawn(async move {
+        let mut delay = std::time::Duration::from_secs(1);
+        loop {
+            match migrate(&migrating).await {
+                Ok(()) => {
+                    tracing::info!(database = %shown, "the PostgreSQL database is up to date");
+                    return;
+                }
+                Err(error) => {
+                    tracing::error!(database = %shown, %error,
+                        "cannot reach or migrate the PostgreSQL database; mail is answered 451 until it can; trying again");
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(std::time::Duration::from_secs(15));
+                }
+            }
+        }
+    });
+    Ok(pool)
+}
+
+/// A pool of one connection of its own for an instance's heartbeats: a busy main pool
+/// (every connection taken by deliveries for longer than the instance timeout) must not
+/// delay the signal that the instance is alive, or the others would take over the
+/// deliveries it is making and send them twice.
+pub(crate) fn liveness_pool(url: &str, settings: &PoolSettings) -> Result<PgPool, OpenError> {
+    let settings = PoolSettings {
+        max_connections: 1,
+        min_connections: 0,
+        ..settings.clone()
+    };
+    Ok(pool_options(&settings).connect_lazy_with(connect_options(url)?))
+}
+
+/// sqlx's migrator takes an advisory lock: instances starting together migrate one
+/// after the other.
+async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    sqlx::migrate!("./migrations").run(pool).await
+}
+
+fn pool_options(settings: &PoolSettings) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(settings.min_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(settings.idle_timeout)
+}
+
+/// The connection options of `url`, which must be a PostgreSQL URL.
+fn connect_options(url: &str) -> Result<PgConnectOptions, OpenError> {
+    let shown = redacted(url);
     // sqlx reads any scheme as PostgreSQL; a `sqlite://` URL here is a wiring mistake
     // that should be named, not tried as a host.
     if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
@@ -81,26 +151,7 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool
             ),
         });
     }
-    let options = PgConnectOptions::from_str(url).map_err(|source| OpenError::InvalidUrl {
-        url: shown.clone(),
-        source,
-    })?;
-    let pool = PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .min_connections(settings.min_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(settings.idle_timeout)
-        .connect_with(options)
-        .await
-        .map_err(|source| OpenError::Connect {
-            url: shown.clone(),
-            source,
-        })?;
-    sqlx::migrate!("./migrations")
-        .run(&pool)
-        .await
-        .map_err(|source| OpenError::Migrate { url: shown, source })?;
-    Ok(pool)
+    PgConnectOptions::from_str(url).map_err(|source| OpenError::InvalidUrl { url: shown, source })
 }
 
 /// The URL with its password (if any) replaced, fit for error messages and logs.

@@ -25,6 +25,8 @@ use row::lease_of;
 #[derive(Debug, Clone)]
 pub struct PgDeliveryQueue {
     pool: PgPool,
+    /// The connection heartbeats go through, so a busy pool never delays them.
+    liveness: PgPool,
     /// The instance this handle claims for: stable across its restarts.
     instance: String,
 }
@@ -57,8 +59,12 @@ fn lease_held(claimed: &ClaimedJob, rows: u64) -> Result<(), QueueError> {
 impl PgDeliveryQueue {
     /// A queue on an open pool whose migrations have run, claiming for `instance`.
     #[must_use]
-    pub(crate) fn new(pool: PgPool, instance: String) -> Self {
-        PgDeliveryQueue { pool, instance }
+    pub(crate) fn new(pool: PgPool, liveness: PgPool, instance: String) -> Self {
+        PgDeliveryQueue {
+            pool,
+            liveness,
+            instance,
+        }
     }
 
     /// Gives back a job this worker holds, still pending, with `reply` (kept as it was

@@ -124,7 +124,7 @@ impl DeliveryQueue for PgDeliveryQueue {
         )
         .bind(&self.instance)
         .bind(now_ms)
-        .execute(&self.pool)
+        .execute(&self.liveness)
         .await
         .map_err(QueueError::storage)?;
         // Only jobs still under a lease (due later than now) of an instance silent too
@@ -144,7 +144,7 @@ impl DeliveryQueue for PgDeliveryQueue {
         .bind(now_ms.saturating_sub(i64::try_from(silent_for.as_millis()).unwrap_or(i64::MAX)))
         .bind(now_ms)
         .bind(&self.instance)
-        .execute(&self.pool)
+        .execute(&self.liveness)
         .await
         .map(|done| done.rows_affected())
         .map_err(QueueError::storage)
