@@ -56,6 +56,15 @@ impl Config {
         }
         self.parse_routes()?;
         self.check_own_addresses()?;
+        if self.database_acquire_timeout.is_zero() {
+            return rule("database_acquire_timeout", "must be more than 0");
+        }
+        if self.instance_timeout < std::time::Duration::from_secs(3) {
+            return rule(
+                "instance_timeout",
+                "must be at least 3s: instances say they are alive three times per timeout, and a shorter one takes a busy live instance for dead (its deliveries would be made twice)",
+            );
+        }
         if !(1..=128).contains(&self.smtp_ipv6_client_prefix) {
             return rule("smtp_ipv6_client_prefix", "must be from 1 to 128");
         }

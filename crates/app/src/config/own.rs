@@ -4,7 +4,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use mailfwd_domain::{Domain, EmailAddress, OwnAddresses, Srs};
+use mailfwd_domain::{Domain, EmailAddress, OwnAddresses, Srs, SrsConfigError};
 use thiserror::Error;
 
 use super::{Config, ConfigError};
@@ -41,7 +41,17 @@ pub enum SecretError {
 impl Config {
     /// Checks the SRS and postmaster settings without touching the secret file.
     pub(super) fn check_own_addresses(&self) -> Result<(), ConfigError> {
-        self.srs_domain()?;
+        let domain = self.srs_domain()?;
+        match Srs::check_settings(&domain, self.srs_max_age_days) {
+            Ok(()) => {}
+            Err(SrsConfigError::MaxAgeTooLong(_)) => {
+                return Err(ConfigError::Rule {
+                    setting: "srs_max_age_days",
+                    rule: "must be less than 1024, the cycle of the SRS timestamp",
+                });
+            }
+            Err(_) => return Err(self.bad_srs_domain()),
+        }
         self.postmaster()?;
         let secrets = self.srs_secrets();
         if self.srs_secret.is_some() && secrets.is_empty() {
@@ -50,34 +60,29 @@ impl Config {
                 rule: "is set but holds no secret; unset it to have one made, or give secrets separated by commas",
             });
         }
-        let placeholder = Srs::new(
-            Domain::parse("x.test").expect("valid"),
-            vec!["x".into()],
-            self.srs_max_age_days,
-        );
-        if placeholder.is_err() {
-            return Err(ConfigError::Rule {
-                setting: "srs_max_age_days",
-                rule: "must be less than 1024, the cycle of the SRS timestamp",
-            });
-        }
         Ok(())
     }
 
     /// The domain rewritten senders go into: `srs_domain`, or the host name.
     fn srs_domain(&self) -> Result<Domain, ConfigError> {
-        let (setting, name) = match &self.srs_domain {
+        Domain::parse(&self.srs_domain_setting().1).map_err(|_| self.bad_srs_domain())
+    }
+
+    /// The setting the SRS domain comes from, and its value.
+    fn srs_domain_setting(&self) -> (&'static str, String) {
+        match &self.srs_domain {
             Some(domain) => ("srs_domain", domain.clone()),
             None => ("hostname", self.hostname()),
-        };
-        Domain::parse(&name)
-            .ok()
-            .filter(|domain| !domain.is_address_literal())
-            .ok_or(ConfigError::Entry {
-                setting,
-                entry: name,
-                rule: "is not a domain name SRS addresses can be made in (set MAILFWD_SRS_DOMAIN)",
-            })
+        }
+    }
+
+    fn bad_srs_domain(&self) -> ConfigError {
+        let (setting, entry) = self.srs_domain_setting();
+        ConfigError::Entry {
+            setting,
+            entry,
+            rule: "is not a domain name SRS addresses can be made in (set MAILFWD_SRS_DOMAIN)",
+        }
     }
 
     /// Where postmaster's mail goes, when set.

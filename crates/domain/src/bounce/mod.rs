@@ -145,9 +145,11 @@ impl Bouncer {
         let mut body = self.emails.open_body(id).await?;
         let mut read = BytesMut::new();
         while let Some(chunk) = body.next_chunk().await? {
+            // Only the new bytes (and the three before them) can complete the end.
+            let from = read.len().saturating_sub(3);
             read.extend_from_slice(&chunk);
-            if let Some(end) = find(&read, b"\r\n\r\n") {
-                read.truncate(end + 2);
+            if let Some(end) = find(&read[from..], b"\r\n\r\n") {
+                read.truncate(from + end + 2);
                 break;
             }
             if read.len() > self.max_headers {

@@ -80,12 +80,26 @@ async fn world() -> World {
 }
 
 async fn store(world: &World, recipients: &[&str], body: &[u8]) -> ReceivedEmail {
+    store_from(world, Some("x@sender.test"), recipients, body).await
+}
+
+/// Stores an email from `sender` (`None`: the null sender) to `recipients`, which may
+/// be SRS addresses longer than a plain address may be.
+async fn store_from(
+    world: &World,
+    sender: Option<&str>,
+    recipients: &[&str],
+    body: &[u8],
+) -> ReceivedEmail {
     let mut writer = world.emails.begin().await.unwrap();
     writer.write(body).await.unwrap();
     let email = NewEmail {
         envelope: Envelope {
-            sender: Some(addr("x@sender.test")),
-            recipients: recipients.iter().map(|r| addr(r)).collect(),
+            sender: sender.map(addr),
+            recipients: recipients
+                .iter()
+                .map(|r| EmailAddress::parse_rewritten(r).unwrap())
+                .collect(),
         },
         peer: Some("192.0.2.1:5000".into()),
         helo: Some("sender.test".into()),
@@ -342,28 +356,13 @@ async fn bounces_go_to_the_reversed_address_and_postmaster_to_its_mailbox_unless
         )
         .unwrap()
         .to_string();
-    let mut writer = world.emails.begin().await.unwrap();
-    writer.write(b"x").await.unwrap();
     let recipients = [
         fresh.as_str(),
         expired.as_str(),
         "postmaster@mx.fwd.test",
         "postmaster@acme.test",
     ];
-    let email = NewEmail {
-        envelope: Envelope {
-            sender: None,
-            recipients: recipients
-                .iter()
-                .map(|r| EmailAddress::parse_rewritten(r).unwrap())
-                .collect(),
-        },
-        peer: None,
-        helo: None,
-        tls: false,
-        encoding: crate::email::Encoding::default(),
-    };
-    let email = writer.commit(email).await.unwrap();
+    let email = store_from(&world, None, &recipients, b"x").await;
     let evaluation = world.evaluator.evaluate(&email, false, now).await.unwrap();
     let destinations: Vec<String> = evaluation
         .destinations

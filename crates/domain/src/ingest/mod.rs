@@ -168,3 +168,7 @@ impl Ingest {
 #[cfg(test)]
 #[path = "ingest_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "own_address_tests.rs"]
+mod own_address_tests;

@@ -17,6 +17,9 @@ pub enum SrsConfigError {
     /// every timestamp would pass.
     #[error("the SRS maximum age of {0} days must be below 1024, the cycle of its timestamp")]
     MaxAgeTooLong(u32),
+    /// The SRS domain is an address literal: bounces need a name with an MX record.
+    #[error("the SRS domain '{0}' is an address literal; it must be a domain name")]
+    AddressLiteral(String),
 }
 
 /// Why an address was not reversed. Each message names the address and what is wrong.

@@ -92,14 +92,28 @@ impl Srs {
         if let Some(index) = secrets.iter().position(String::is_empty) {
             return Err(SrsConfigError::EmptySecret(index));
         }
-        if u64::from(max_age_days) >= codec::DAY_SLOTS {
-            return Err(SrsConfigError::MaxAgeTooLong(max_age_days));
-        }
+        Srs::check_settings(&domain, max_age_days)?;
         Ok(Srs {
             domain,
             secrets: secrets.into_iter().map(String::into_bytes).collect(),
             max_age_days,
         })
+    }
+
+    /// Checks the settings other than the secrets, so a configuration can be checked
+    /// before its secret is read: the domain must be a name and the maximum age must fit
+    /// inside the 1024-day cycle of the timestamp.
+    ///
+    /// # Errors
+    /// [`SrsConfigError::AddressLiteral`] or [`SrsConfigError::MaxAgeTooLong`].
+    pub fn check_settings(domain: &Domain, max_age_days: u32) -> Result<(), SrsConfigError> {
+        if domain.is_address_literal() {
+            return Err(SrsConfigError::AddressLiteral(domain.to_string()));
+        }
+        if u64::from(max_age_days) >= codec::DAY_SLOTS {
+            return Err(SrsConfigError::MaxAgeTooLong(max_age_days));
+        }
+        Ok(())
     }
 
     /// Whether `local` (a local part) starts like an SRS address: `SRS0` or `SRS1`, in

@@ -148,3 +148,24 @@ fn the_rule_cache_is_configured_by_ttl_and_capacity() {
         "{error}"
     );
 }
+
+#[test]
+fn database_and_instance_timeouts_that_would_break_sharing_are_refused() {
+    for (vars, names) in [
+        (
+            [("MAILFWD_INSTANCE_TIMEOUT", "1s")],
+            "instance_timeout (MAILFWD_INSTANCE_TIMEOUT) must be at least 3s",
+        ),
+        (
+            [("MAILFWD_DATABASE_ACQUIRE_TIMEOUT", "0")],
+            "database_acquire_timeout (MAILFWD_DATABASE_ACQUIRE_TIMEOUT) must be more than 0",
+        ),
+        (
+            [("MAILFWD_DATABASE_POOL_SIZE", "0")],
+            "database_pool_size (MAILFWD_DATABASE_POOL_SIZE) must be at least 1",
+        ),
+    ] {
+        let error = load_env(None, &vars).expect_err("refused").to_string();
+        assert!(error.contains(names), "{vars:?}: {error}");
+    }
+}
