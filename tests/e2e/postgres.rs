@@ -343,6 +343,55 @@ async fn a_sigkilled_instances_mail_is_delivered_by_the_other_within_the_instanc
     pair.database.drop_now().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_a_stopping_instance_gives_back_are_taken_by_the_other_at_once() {
+    let sink = Sink::start(Options::destination()).await;
+    // Slow replies: A is stopped with deliveries in flight and jobs still claimed.
+    sink.set_mode(mailfwd_testkit::sink::Mode::Slow);
+    let pair = pair(&sink).await;
+    pair.a
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+    let accepted = send(&pair.a, "a", 300, 10).await;
+    // B's workers found nothing in the queue moments ago: without being told, they
+    // would next look up to 5 s from now.
+    let status = pair.a.terminate();
+    assert!(status.success(), "A stopped cleanly: {status}");
+    let stopped = std::time::Instant::now();
+    let delivered_before = sink.received().len();
+    sink.set_mode(mailfwd_testkit::sink::Mode::Accept);
+    assert!(
+        delivered_before < accepted.len(),
+        "A had delivered everything before it stopped; nothing to hand over"
+    );
+    while sink.received().len() == delivered_before {
+        assert!(
+            stopped.elapsed() < Duration::from_secs(2),
+            "B took none of the jobs A gave back within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = stopped.elapsed();
+    loop {
+        let copies = copies(&sink);
+        if accepted.iter().all(|subject| copies.contains_key(subject)) {
+            break;
+        }
+        assert!(
+            stopped.elapsed() < Duration::from_secs(30),
+            "not all delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "A stopped with {delivered_before} of 300 delivered; B's first delivery {first:?} \
+         later, all delivered within {:?}",
+        stopped.elapsed()
+    );
+    pair.b.terminate();
+    pair.database.drop_now().await;
+}
+
 /// Makes `database` unreachable for mailfwd (no new connections, the open ones ended)
 /// or reachable again: the database going away, without stopping the server that
 /// other tests use at the same time.

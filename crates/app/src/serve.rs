@@ -40,6 +40,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
             ..ForwarderConfig::default()
         },
     );
+    ports.listen_for_changes(forwarder.queue_waker());
     let ingest = ports.ingest(&config).with_listener(forwarder.handoff());
     forwarder.set_bouncer(ports.bouncer(&config, ingest.clone()));
 
@@ -81,7 +82,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let stopped = listeners.stop().await;
     let _ = stop_forwarder.send(true);
     workers.join_all().await;
-    if let Some(listener) = ports.rule_changes.take() {
+    if let Some(listener) = ports.changes.take() {
         listener.stop().await;
     }
     tracing::info!("mailfwd stopped");

@@ -6,8 +6,9 @@ use mailfwd_domain::bounce::Bouncer;
 use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Mailer};
 use mailfwd_domain::email::SplitEmailStore;
 use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, OwnAddresses, RuleStore};
+use mailfwd_forwarder::QueueWaker;
 use mailfwd_layers::CachedRuleStore;
-use mailfwd_postgres::{ListenerSettings, RuleChangeListener};
+use mailfwd_postgres::{Change, ChangeListener, ListenerSettings, PgDatabase};
 use mailfwd_smtp_out::{MailerConfig, MailerError, SmtpMailer};
 use thiserror::Error;
 
@@ -38,9 +39,13 @@ pub struct Ports {
     pub queue: Arc<dyn DeliveryQueue>,
     /// mailfwd's own addresses: SRS and postmaster.
     pub own: Arc<OwnAddresses>,
-    /// On PostgreSQL, hears the rule changes other instances make and drops them from
-    /// the rule cache; kept for as long as the ports are.
-    pub rule_changes: Option<RuleChangeListener>,
+    /// On PostgreSQL, hears what other instances do (see [`Ports::listen_for_changes`]);
+    /// kept for as long as the ports are.
+    pub changes: Option<ChangeListener>,
+    /// The rule cache in front of [`Ports::rules`].
+    rule_cache: Arc<CachedRuleStore>,
+    /// The database, when it is PostgreSQL.
+    postgres: Option<PgDatabase>,
 }
 
 impl Ports {
@@ -51,17 +56,34 @@ impl Ports {
     /// [`WiringError`] naming the store or the setting at fault.
     pub async fn open(config: &Config) -> Result<Ports, WiringError> {
         let Storage { database, bodies } = Storage::open(config).await?;
-        let rules = Arc::new(CachedRuleStore::new(database.rules, config.rule_cache()));
-        let rule_changes = database.postgres.as_ref().map(|postgres| {
-            RuleChangeListener::spawn(postgres, ListenerSettings::default(), rules.invalidator())
-        });
+        let rule_cache = Arc::new(CachedRuleStore::new(database.rules, config.rule_cache()));
         Ok(Ports {
-            rules,
-            rule_changes,
+            rules: Arc::clone(&rule_cache) as Arc<dyn RuleStore>,
+            rule_cache,
+            postgres: database.postgres,
+            changes: None,
             emails: Arc::new(SplitEmailStore::new(bodies, database.log)),
             queue: database.queue,
             own: Arc::new(config.own_addresses()?),
         })
+    }
+
+    /// On PostgreSQL, starts hearing what other instances do: rule changes, dropped
+    /// from the rule cache, and jobs they left due, for `waker` to wake this instance's
+    /// idle workers. Nothing on SQLite, which one instance owns.
+    pub fn listen_for_changes(&mut self, waker: QueueWaker) {
+        let Some(postgres) = &self.postgres else {
+            return;
+        };
+        let invalidate = self.rule_cache.invalidator();
+        self.changes = Some(ChangeListener::spawn(
+            postgres,
+            ListenerSettings::default(),
+            move |change| match change {
+                Change::Rules(invalidation) => invalidate(invalidation),
+                Change::JobsDue(jobs) => waker.jobs_due(jobs),
+            },
+        ));
     }
 
     /// The ingest service over these ports.

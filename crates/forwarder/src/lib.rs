@@ -94,6 +94,8 @@ struct Shared {
     config: ForwarderConfig,
     /// Tells idle workers to look in the queue.
     wake: Arc<Notify>,
+    /// Wakes as many of them as there are jobs.
+    waker: QueueWaker,
     /// Emails in the hand-off or being evaluated: the backlog reader leaves them alone.
     in_flight: Mutex<HashSet<EmailId>>,
     backlog: Arc<Backlog>,
@@ -155,12 +157,7 @@ impl Shared {
                     released,
                     "took over the deliveries of an instance that stopped answering"
                 );
-                for _ in 0..usize::try_from(released)
-                    .unwrap_or(usize::MAX)
-                    .min(self.config.workers)
-                {
-                    self.wake.notify_one();
-                }
+                self.waker.jobs_due(Some(released));
             }
             Err(error) => tracing::error!(%error, "cannot record that this instance is alive"),
         }
@@ -193,10 +190,11 @@ impl Forwarder {
             ..config
         };
         let wake = Arc::new(Notify::new());
-        let evaluator = evaluator.with_listener(Arc::new(WakeWorkers {
+        let waker = QueueWaker {
             wake: Arc::clone(&wake),
             workers: config.workers,
-        }));
+        };
+        let evaluator = evaluator.with_listener(Arc::new(waker.clone()));
         let (sender, accepted) = mpsc::channel(config.handoff);
         let destinations = Arc::new(Destinations::new(config.destinations.clone()));
         let shared = Arc::new(Shared {
@@ -205,6 +203,7 @@ impl Forwarder {
             deliverer,
             config,
             wake,
+            waker,
             in_flight: Mutex::new(HashSet::new()),
             backlog: Arc::new(Backlog::default()),
             destinations,
@@ -234,6 +233,14 @@ impl Forwarder {
     /// changes nothing. Without it, failures are recorded and logged only.
     pub fn set_bouncer(&self, bouncer: Bouncer) {
         let _ = self.shared.bouncer.set(bouncer);
+    }
+
+    /// What wakes the idle workers for jobs due in the queue: give it to whatever hears
+    /// that another instance left jobs due (on PostgreSQL, the change listener), so they
+    /// are claimed at once rather than at the workers' next look at the queue.
+    #[must_use]
+    pub fn queue_waker(&self) -> QueueWaker {
+        self.shared.waker.clone()
     }
 
     /// The evaluator whose evaluations wake the workers when they leave due jobs (a
@@ -321,18 +328,34 @@ impl AcceptedListener for Handoff {
     }
 }
 
-/// Wakes idle workers when an evaluation leaves due jobs in the queue.
-struct WakeWorkers {
+/// Wakes idle workers to look in the queue: when an evaluation leaves due jobs there
+/// (a reprocessed email), when this instance takes over a silent one's jobs, and when
+/// another instance says it left jobs due (see [`Forwarder::queue_waker`]).
+#[derive(Clone)]
+pub struct QueueWaker {
     wake: Arc<Notify>,
     workers: usize,
 }
 
-impl EnqueueListener for WakeWorkers {
-    fn enqueued(&self, _email: EmailId, jobs: usize) {
-        // One worker per job: waking them all for one job would send them all to claim
-        // at once, and all but one would find nothing.
-        for _ in 0..jobs.min(self.workers) {
+impl QueueWaker {
+    /// About `jobs` jobs are due now; `None` if how many is unknown. One worker is woken
+    /// per job, all of them at most: waking them all for one job would send them all to
+    /// claim at once, and all but one would find nothing. A worker that claims one
+    /// claims again until the queue has nothing due.
+    pub fn jobs_due(&self, jobs: Option<u64>) {
+        let wanted = jobs.map_or(self.workers, |jobs| {
+            usize::try_from(jobs)
+                .unwrap_or(usize::MAX)
+                .min(self.workers)
+        });
+        for _ in 0..wanted {
             self.wake.notify_one();
         }
+    }
+}
+
+impl EnqueueListener for QueueWaker {
+    fn enqueued(&self, _email: EmailId, jobs: usize) {
+        self.jobs_due(Some(u64::try_from(jobs).unwrap_or(u64::MAX)));
     }
 }

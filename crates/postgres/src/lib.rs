@@ -5,20 +5,21 @@
 //! out the ports sharing its pool ([`PgDatabase::rules`], [`PgDatabase::email_log`],
 //! [`PgDatabase::queue`]). They pass the same contract suites as the SQLite adapter.
 //!
-//! Every rule write notifies the other instances; a [`RuleChangeListener`] hears
-//! about it and tells the rule cache what to forget.
+//! Every rule write notifies the other instances, and so does every queue write that
+//! leaves jobs due for anyone; a [`ChangeListener`] hears about it and tells the rule
+//! cache what to forget and the idle workers to look in the queue.
 
+mod changes;
 mod database;
 mod emails;
 mod millis;
 mod pool;
 mod queue;
-mod rule_changes;
 mod rules;
 
+pub use changes::{Change, ChangeListener, ListenerSettings};
 pub use database::PgDatabase;
 pub use emails::PgEmailLog;
 pub use pool::{OpenError, PoolSettings};
 pub use queue::PgDeliveryQueue;
-pub use rule_changes::{ListenerSettings, RuleChangeListener};
 pub use rules::PgRuleStore;

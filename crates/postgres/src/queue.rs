@@ -10,6 +10,7 @@ use mailfwd_domain::EmailAddress;
 use mailfwd_domain::delivery::{ClaimedJob, QueueError};
 use sqlx::postgres::PgPool;
 
+use crate::changes::jobs::notify_due;
 use crate::millis::unix_millis;
 use row::lease_of;
 
@@ -57,6 +58,18 @@ fn lease_held(claimed: &ClaimedJob, rows: u64) -> Result<(), QueueError> {
 }
 
 impl PgDeliveryQueue {
+    /// Tells every instance's idle workers that `jobs` jobs, just committed, are due
+    /// (nothing if none). Best effort: the write it reports has committed, and workers
+    /// poll the queue anyway, so a failure is logged and otherwise ignored.
+    async fn tell_due(&self, pool: &PgPool, jobs: u64) {
+        if jobs == 0 {
+            return;
+        }
+        if let Err(error) = notify_due(pool, jobs).await {
+            tracing::debug!(%error, jobs, "cannot tell other instances of due jobs; they poll");
+        }
+    }
+
     /// A queue on an open pool whose migrations have run, claiming for `instance`.
     #[must_use]
     pub(crate) fn new(pool: PgPool, liveness: PgPool, instance: String) -> Self {

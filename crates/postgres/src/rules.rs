@@ -10,12 +10,12 @@ use mailfwd_domain::{
 use sqlx::postgres::PgPool;
 use thiserror::Error;
 
-use crate::rule_changes::payload;
+use crate::changes::payload;
 
 /// Rules in the `rules` table, keyed by [`RecipientPattern::key`].
 ///
 /// Every write call that changes something sends one notification with it, which a
-/// [`RuleChangeListener`](crate::RuleChangeListener) on any instance hears.
+/// [`ChangeListener`](crate::ChangeListener) on any instance hears.
 #[derive(Debug, Clone)]
 pub struct PgRuleStore {
     pool: PgPool,

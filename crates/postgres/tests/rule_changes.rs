@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mailfwd_domain::{EmailAddress, Invalidation, RecipientPattern, Rule, RuleStore};
 use mailfwd_layers::{CachedRuleStore, RuleCacheConfig};
-use mailfwd_postgres::{ListenerSettings, PgDatabase, RuleChangeListener};
+use mailfwd_postgres::{Change, ChangeListener, ListenerSettings, PgDatabase};
 use sqlx::Connection;
 use sqlx::postgres::PgListener;
 
@@ -33,7 +33,7 @@ fn rule(pattern: &str, destination: &str) -> Rule {
 /// records what it heard.
 struct Instance {
     cache: Arc<CachedRuleStore>,
-    listener: RuleChangeListener,
+    listener: ChangeListener,
     heard: Arc<Mutex<Vec<Invalidation>>>,
 }
 
@@ -57,9 +57,11 @@ async fn instance_with(database: &PgDatabase, settings: ListenerSettings) -> Ins
     let heard = Arc::new(Mutex::new(Vec::new()));
     let invalidate = cache.invalidator();
     let record = Arc::clone(&heard);
-    let listener = RuleChangeListener::spawn(database, settings, move |change| {
-        record.lock().expect("not poisoned").push(change.clone());
-        invalidate(change);
+    let listener = ChangeListener::spawn(database, settings, move |change| {
+        if let Change::Rules(change) = change {
+            record.lock().expect("not poisoned").push(change.clone());
+            invalidate(change);
+        }
     });
     tokio::time::timeout(Duration::from_secs(5), listener.listening())
         .await
@@ -244,7 +246,7 @@ async fn each_write_notifies_once_and_a_write_that_changed_nothing_not_at_all() 
 async fn kill_rule_listeners(database: &PgDatabase) -> usize {
     let killed: Vec<(bool,)> = sqlx::query_as(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name LIKE '%rule listener'",
+         WHERE datname = current_database() AND application_name LIKE '%change listener'",
     )
     .fetch_all(database.pool())
     .await
@@ -255,7 +257,7 @@ async fn kill_rule_listeners(database: &PgDatabase) -> usize {
 async fn rule_listener_sessions(database: &PgDatabase) -> i64 {
     let (count,): (i64,) = sqlx::query_as(
         "SELECT count(*) FROM pg_stat_activity
-         WHERE datname = current_database() AND application_name LIKE '%rule listener'",
+         WHERE datname = current_database() AND application_name LIKE '%change listener'",
     )
     .fetch_one(database.pool())
     .await

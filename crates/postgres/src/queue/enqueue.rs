@@ -25,6 +25,7 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::row::{JOB_COLUMNS, JobRow};
 use super::{PgDeliveryQueue, distinct_jobs};
+use crate::changes::jobs::notify_due;
 use crate::millis::unix_millis;
 
 impl PgDeliveryQueue {
@@ -48,6 +49,11 @@ impl PgDeliveryQueue {
         }
         let keys: Vec<String> = inserted.iter().map(JobRow::key).collect();
         let outcomes = outcomes(&mut tx, email, destinations, &keys).await?;
+        if lease.is_none() && !inserted.is_empty() {
+            notify_due(&mut *tx, inserted.len() as u64)
+                .await
+                .map_err(QueueError::storage)?;
+        }
         tx.commit().await.map_err(QueueError::storage)?;
         Ok((outcomes, inserted))
     }
@@ -101,6 +107,11 @@ impl PgDeliveryQueue {
         .fetch_all(&mut *tx)
         .await
         .map_err(QueueError::storage)?;
+        if !written.is_empty() {
+            notify_due(&mut *tx, written.len() as u64)
+                .await
+                .map_err(QueueError::storage)?;
+        }
         tx.commit().await.map_err(QueueError::storage)?;
         Ok(destinations
             .iter()

@@ -97,14 +97,20 @@ impl DeliveryQueue for PgDeliveryQueue {
     }
 
     async fn release(&self, claimed: &ClaimedJob, due_at: SystemTime) -> Result<(), QueueError> {
-        self.settle(claimed, None, due_at, true).await
+        self.settle(claimed, None, due_at, true).await?;
+        // Due now (a shutdown, a job that waited too long): any idle instance may take
+        // it. Postponed (its destination busy), it is found when due by polling.
+        if due_at <= SystemTime::now() {
+            self.tell_due(&self.pool, 1).await;
+        }
+        Ok(())
     }
 
     async fn release_all_leases(&self, now: SystemTime) -> Result<u64, QueueError> {
         // Only this instance's: the others on the database are alive, or their silence
         // is for `heartbeat` to judge. Attempts stay counted: the killed attempt may
         // have reached the destination.
-        sqlx::query(
+        let released = sqlx::query(
             "UPDATE delivery_jobs SET lease = NULL, claimed_by = NULL, next_attempt_at = $1
              WHERE claimed_by = $2 AND state = 'pending' AND lease IS NOT NULL",
         )
@@ -112,8 +118,10 @@ impl DeliveryQueue for PgDeliveryQueue {
         .bind(&self.instance)
         .execute(&self.pool)
         .await
-        .map(|done| done.rows_affected())
-        .map_err(QueueError::storage)
+        .map_err(QueueError::storage)?
+        .rows_affected();
+        self.tell_due(&self.pool, released).await;
+        Ok(released)
     }
 
     async fn heartbeat(&self, now: SystemTime, silent_for: Duration) -> Result<u64, QueueError> {
@@ -130,7 +138,7 @@ impl DeliveryQueue for PgDeliveryQueue {
         // Only jobs still under a lease (due later than now) of an instance silent too
         // long; their next attempt is brought forward to now, never put off. A row
         // another statement holds is skipped, not waited for: the next heartbeat sees it.
-        sqlx::query(
+        let released = sqlx::query(
             "WITH silent AS (
                SELECT j.email_id, j.destination_key FROM delivery_jobs AS j
                JOIN instances AS i ON i.id = j.claimed_by
@@ -146,8 +154,11 @@ impl DeliveryQueue for PgDeliveryQueue {
         .bind(&self.instance)
         .execute(&self.liveness)
         .await
-        .map(|done| done.rows_affected())
-        .map_err(QueueError::storage)
+        .map_err(QueueError::storage)?
+        .rows_affected();
+        // Every instance may share the work of the one that died.
+        self.tell_due(&self.liveness, released).await;
+        Ok(released)
     }
 
     async fn delivered(

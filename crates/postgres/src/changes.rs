@@ -1,12 +1,16 @@
-//! Hearing about rule changes made by other instances, for their rule caches.
+//! Hearing what other instances did: rule changes, for the rule caches, and delivery
+//! jobs made due, for the idle workers.
 //!
-//! Every rule write notifies [`payload::CHANNEL`] in its own transaction; a
-//! [`RuleChangeListener`] listens there on a connection of its own and reports each
-//! change as an [`Invalidation`]. Notifications sent while nobody listens are gone
+//! Every rule write notifies [`payload::CHANNEL`] in its own transaction, and every
+//! queue write that leaves jobs due for any instance notifies [`jobs::CHANNEL`] (see
+//! there). A [`ChangeListener`] listens on both on a connection of its own and reports
+//! each notification as a [`Change`]. Notifications sent while nobody listens are gone
 //! for good (sqlx's `PgListener::recv` even reconnects without saying so), so the
-//! listener uses `try_recv`, which does say, and reports [`Invalidation::All`] once it
-//! listens again: after every (re)connection, the first one included.
+//! listener uses `try_recv`, which does say, and once it listens again reports
+//! [`Invalidation::All`] and [`Change::JobsDue`] with an unknown count: after every
+//! (re)connection, the first one included.
 
+pub(crate) mod jobs;
 pub(crate) mod payload;
 
 use std::time::Duration;
@@ -45,24 +49,37 @@ impl Default for ListenerSettings {
     }
 }
 
-/// A background task that reports rule changes made through any instance on the
+/// What a notification said another instance (or this one) did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Rules changed: what a rule cache must forget.
+    Rules(Invalidation),
+    /// About this many delivery jobs became due for any instance to claim (jobs given
+    /// back, taken over from a silent instance, or reprocessed); `None` when unknown
+    /// (notifications may have been missed).
+    JobsDue(Option<u64>),
+}
+
+/// A background task that reports the changes made through any instance on the
 /// database (this one included) to a callback, until it is stopped or dropped.
 ///
 /// The callback runs on the listener's task, so it must be quick (a cache
-/// invalidation); it gets [`Invalidation::All`] whenever notifications may have been
-/// missed: when the listener (re)connects, when it loses its connection, and after
-/// every failed attempt to connect (so while it cannot listen, a cache it feeds holds
-/// nothing older than [`ListenerSettings::retry_delay`] and an attempt).
+/// invalidation, waking workers). It gets `Change::Rules(Invalidation::All)` whenever
+/// notifications may have been missed: when the listener (re)connects, when it loses
+/// its connection, and after every failed attempt to connect (so while it cannot
+/// listen, a cache it feeds holds nothing older than [`ListenerSettings::retry_delay`]
+/// and an attempt); and `Change::JobsDue(None)` whenever it (re)connects, for the jobs
+/// whose notifications it missed (until then, workers find them by polling).
 #[derive(Debug)]
-pub struct RuleChangeListener {
+pub struct ChangeListener {
     stop: watch::Sender<bool>,
     listening: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
 
-impl RuleChangeListener {
+impl ChangeListener {
     /// Starts listening on `database` with a connection of its own (outside the pool,
-    /// which it leaves whole; its `application_name` ends in "rule listener"). Never
+    /// which it leaves whole; its `application_name` ends in "change listener"). Never
     /// fails: while the database cannot be reached it keeps retrying, and logs why.
     ///
     /// # Panics
@@ -70,8 +87,8 @@ impl RuleChangeListener {
     pub fn spawn(
         database: &PgDatabase,
         settings: ListenerSettings,
-        on_change: impl Fn(Invalidation) + Send + Sync + 'static,
-    ) -> RuleChangeListener {
+        on_change: impl Fn(Change) + Send + Sync + 'static,
+    ) -> ChangeListener {
         let options = listener_options(&database.pool().connect_options());
         let (stop, stopped) = watch::channel(false);
         let (listening_tx, listening) = watch::channel(false);
@@ -79,7 +96,7 @@ impl RuleChangeListener {
             run(options, settings, on_change, stopped, &listening_tx).await;
             listening_tx.send_replace(false);
         });
-        RuleChangeListener {
+        ChangeListener {
             stop,
             listening,
             task,
@@ -88,7 +105,7 @@ impl RuleChangeListener {
 
     /// Whether the listener is connected and listening right now (for health checks:
     /// while it is not, other instances' changes reach this one's cache only through
-    /// flushes).
+    /// flushes, and their due jobs its workers only through polling).
     #[must_use]
     pub fn is_listening(&self) -> bool {
         // A task that ended by a panic (in the callback) never said it stopped.
@@ -107,7 +124,7 @@ impl RuleChangeListener {
     pub async fn stop(self) {
         self.stop.send_replace(true);
         if let Err(error) = self.task.await {
-            tracing::warn!(%error, "the rule-change listener ended abnormally");
+            tracing::warn!(%error, "the change listener ended abnormally");
         }
     }
 }
@@ -115,8 +132,8 @@ impl RuleChangeListener {
 /// The pool's connection settings, named so the listener's session can be told apart.
 fn listener_options(pool_options: &PgConnectOptions) -> PgConnectOptions {
     let name = match pool_options.get_application_name() {
-        Some(name) => format!("{name} rule listener"),
-        None => "mailfwd rule listener".to_owned(),
+        Some(name) => format!("{name} change listener"),
+        None => "mailfwd change listener".to_owned(),
     };
     pool_options.clone().application_name(&name)
 }
@@ -130,7 +147,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 async fn run(
     options: PgConnectOptions,
     settings: ListenerSettings,
-    on_change: impl Fn(Invalidation),
+    on_change: impl Fn(Change),
     mut stop: watch::Receiver<bool>,
     listening: &watch::Sender<bool>,
 ) {
@@ -145,10 +162,11 @@ async fn run(
             Ok(mut listener) => {
                 // Only now that new changes will be heard: what changed while nobody
                 // listened (before the first connection or since the last) is unknown.
-                on_change(Invalidation::All);
+                on_change(Change::Rules(Invalidation::All));
+                on_change(Change::JobsDue(None));
                 listening.send_replace(true);
                 failing = false;
-                tracing::info!("listening for rule changes made by other instances");
+                tracing::info!("listening for rule changes and due jobs of other instances");
                 let lost = tokio::select! {
                     () = stopped(&mut stop) => return,
                     lost = receive(&mut listener, &settings, &on_change) => lost,
@@ -157,21 +175,21 @@ async fn run(
                 // Dropping it rather than letting sqlx reconnect: a new listener starts
                 // from a known state, whatever the old one was doing when it failed.
                 drop(listener);
-                on_change(Invalidation::All);
+                on_change(Change::Rules(Invalidation::All));
                 tracing::warn!(
-                    "the rule-change listener lost its connection ({lost}): flushed the \
-                     rule cache, reconnecting"
+                    "the change listener lost its connection ({lost}): flushed the rule \
+                     cache, reconnecting"
                 );
             }
             Err(error) => {
-                on_change(Invalidation::All);
+                on_change(Change::Rules(Invalidation::All));
                 if failing {
-                    tracing::debug!(%error, "still cannot listen for rule changes");
+                    tracing::debug!(%error, "still cannot listen for changes");
                 } else {
                     tracing::warn!(
                         %error,
-                        "cannot listen for rule changes made by other instances (the rule \
-                         cache is flushed at every attempt meanwhile); retrying every {:?}",
+                        "cannot listen for the changes of other instances (the rule cache \
+                         is flushed at every attempt meanwhile); retrying every {:?}",
                         settings.retry_delay
                     );
                 }
@@ -185,7 +203,7 @@ async fn run(
     }
 }
 
-/// A listener on a connection of its own, listening on the rules channel.
+/// A listener on a connection of its own, listening on the rules and jobs channels.
 async fn connect(
     options: &PgConnectOptions,
     settings: &ListenerSettings,
@@ -205,7 +223,9 @@ async fn connect(
         // A lost connection makes `try_recv` return `Ok(None)` at once, without awaiting
         // a reconnection that `receive`'s ping timer could cancel half-way (and so hide).
         listener.eager_reconnect(false);
-        listener.listen(payload::CHANNEL).await?;
+        listener
+            .listen_all([payload::CHANNEL, jobs::CHANNEL])
+            .await?;
         Ok(listener)
     };
     tokio::time::timeout(settings.connect_timeout, listen)
@@ -222,13 +242,17 @@ async fn connect(
 async fn receive(
     listener: &mut PgListener,
     settings: &ListenerSettings,
-    on_change: &impl Fn(Invalidation),
+    on_change: &impl Fn(Change),
 ) -> String {
     loop {
         // `try_recv` may be cancelled here: it only reads whole messages, and with
         // `eager_reconnect(false)` it never awaits anything else on a live connection.
         match tokio::time::timeout(settings.ping_interval, listener.try_recv()).await {
-            Ok(Ok(Some(notification))) => on_change(payload::parse(notification.payload())),
+            Ok(Ok(Some(notification))) => on_change(if notification.channel() == jobs::CHANNEL {
+                Change::JobsDue(jobs::parse(notification.payload()))
+            } else {
+                Change::Rules(payload::parse(notification.payload()))
+            }),
             Ok(Ok(None)) => return "the connection closed".to_owned(),
             Ok(Err(error)) => return error.to_string(),
             Err(_quiet) => {
