@@ -10,6 +10,8 @@ mod grouping;
 mod harness;
 mod loops;
 mod postgres;
+mod postgres_outage;
+mod private_postgres;
 mod python_grpc;
 mod reprocess;
 mod rules;

@@ -144,7 +144,7 @@ impl Shared {
             }
             tokio::select! {
                 _ = stop.changed() => return false,
-                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(15)),
+                () = tokio::time::sleep(delay) => delay = (delay * 2).min(Duration::from_secs(5)),
             }
         }
     }

@@ -85,14 +85,17 @@ pub(crate) async fn connect(url: &str, settings: &PoolSettings) -> Result<PgPool
 }
 
 /// A pool on `url` that connects when first used, and a task that applies the pending
-/// migrations as soon as the server answers, trying again every few seconds until it
+/// migrations as soon as the server answers, trying again every second until it
 /// has: a server that is down at start does not stop the instance, whose requests fail
 /// (and are answered as temporary failures) until it is back. Must run inside Tokio.
 pub(crate) fn connect_lazily(url: &str, settings: &PoolSettings) -> Result<PgPool, OpenError> {
     let pool = pool_options(settings).connect_lazy_with(connect_options(url)?);
     let (migrating, shown) = (pool.clone(), redacted(url));
     tokio::spawn(async move {
-        let mut delay = std::time::Duration::from_secs(1);
+        // A connection attempt a second costs a down server nothing, and the instance
+        // is ready within a second of the server; the log says so once, then every
+        // half-minute.
+        let mut failures = 0_u32;
         loop {
             match migrate(&migrating).await {
                 Ok(()) => {
@@ -100,10 +103,12 @@ pub(crate) fn connect_lazily(url: &str, settings: &PoolSettings) -> Result<PgPoo
                     return;
                 }
                 Err(error) => {
-                    tracing::error!(database = %shown, %error,
-                        "cannot reach or migrate the PostgreSQL database; mail is answered 451 until it can; trying again");
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(std::time::Duration::from_secs(15));
+                    if failures.is_multiple_of(30) {
+                        tracing::error!(database = %shown, %error,
+                            "cannot reach or migrate the PostgreSQL database; mail is answered 451 until it can; trying again every second");
+                    }
+                    failures = failures.wrapping_add(1);
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
                 }
             }
         }
