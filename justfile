@@ -57,3 +57,9 @@ fuzz CASES="100000":
 # with many more cases than the test suite runs (installs schemathesis if missing).
 fuzz-api EXAMPLES="500":
     MAILFWD_SCHEMATHESIS_EXAMPLES={{EXAMPLES}} cargo test -p mailfwd --test e2e schemathesis -- --nocapture
+
+# Throughput on PostgreSQL with one instance and with two, next to SQLite and Postfix in
+# the same run (ROUNDS=3 for three rounds; needs PostgreSQL at 127.0.0.1:5432).
+bench-scale-out:
+    cargo build --release -p mailfwd
+    crates/app/benches/scale_out.sh target/release/mailfwd

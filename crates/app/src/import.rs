@@ -73,6 +73,7 @@ async fn import(config: &Config, args: &ImportArgs) -> Result<ImportReport, Impo
     let store = open_rules(config).await?;
     let options = ImportOptions {
         atomic: args.atomic,
+        atomic_max_rows: config.import_atomic_max_rows,
         max_destinations: config.max_destinations,
         expansion: config.expansion_limits(),
         ..ImportOptions::default()

@@ -101,6 +101,9 @@ pub(crate) enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// 413: an atomic import with more rows than it may hold.
+    #[error("{0}")]
+    ImportTooLarge(String),
     /// 415: the body's content type is missing or not one this route reads.
     #[error("{0}")]
     UnsupportedMediaType(&'static str),
@@ -139,7 +142,9 @@ impl ApiError {
             ApiError::NotFound(_) | ApiError::NoRoute => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge { .. } | ApiError::ImportTooLarge(_) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::InvalidRule(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ImportInterrupted { .. } | ApiError::Internal(_) => {
@@ -205,6 +210,7 @@ impl From<ImportError> for ApiError {
     fn from(error: ImportError) -> Self {
         match error {
             ImportError::BadHeader(_) => ApiError::BadRequest(error.to_string()),
+            ImportError::AtomicTooLarge { .. } => ApiError::ImportTooLarge(error.to_string()),
             ImportError::Storage {
                 rules_written,
                 source,

@@ -39,7 +39,7 @@ const CSV_TYPES: [&str; 2] = ["text/csv", "application/octet-stream"];
         (status = 400, description = "The first line is not the header `email,forward`, the file is empty, or `atomic` is not `true` or `false`", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong bearer token, or (no token configured) a peer not on loopback", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "No token is configured and the Host header names neither a loopback host nor an allowed one", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "The body is larger than the import body limit; without `atomic`, batches read before the limit stay written", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the import body limit (without `atomic`, batches read before the limit stay written), or an atomic import has more rows than the atomic row limit (nothing written)", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The content type is not text/csv or application/octet-stream", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Atomic import with rejected rows: nothing was written", body = ImportReportBody),
         (status = 500, description = "The store failed during the import; the detail says how many rules were written before (they stay written unless atomic)", body = Problem, content_type = "application/problem+json"),
@@ -63,6 +63,7 @@ pub(crate) async fn import_rules(
     let atomic = query.atomic.unwrap_or(false);
     let options = ImportOptions {
         atomic,
+        atomic_max_rows: state.config.import_atomic_max_rows,
         max_destinations: state.config.max_destinations,
         expansion: state.config.expansion,
         ..ImportOptions::default()

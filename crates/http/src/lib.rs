@@ -54,6 +54,8 @@ pub struct HttpConfig {
     pub expansion: ExpansionLimits,
     /// The largest CSV import body, in bytes; larger bodies are answered 413.
     pub import_body_limit: usize,
+    /// The most rows of an atomic import; more are answered 413, nothing written.
+    pub import_atomic_max_rows: u64,
     /// The largest JSON request body, in bytes; larger bodies are answered 413.
     pub json_body_limit: usize,
 }
@@ -66,6 +68,7 @@ impl Default for HttpConfig {
             max_destinations: DEFAULT_MAX_DESTINATIONS,
             expansion: ExpansionLimits::default(),
             import_body_limit: DEFAULT_IMPORT_BODY_LIMIT,
+            import_atomic_max_rows: mailfwd_domain::import::DEFAULT_ATOMIC_MAX_ROWS,
             json_body_limit: DEFAULT_JSON_BODY_LIMIT,
         }
     }
@@ -79,6 +82,7 @@ impl fmt::Debug for HttpConfig {
             .field("max_destinations", &self.max_destinations)
             .field("expansion", &self.expansion)
             .field("import_body_limit", &self.import_body_limit)
+            .field("import_atomic_max_rows", &self.import_atomic_max_rows)
             .field("json_body_limit", &self.json_body_limit)
             .finish()
     }

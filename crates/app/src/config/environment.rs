@@ -79,6 +79,7 @@ const SETTINGS: &[&str] = &[
     "rule_cache_ttl",
     "rule_cache_capacity",
     "import_body_limit",
+    "import_atomic_max_rows",
     "log",
     "log_format",
 ];

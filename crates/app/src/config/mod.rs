@@ -205,6 +205,8 @@ pub struct Config {
     pub rule_cache_capacity: u64,
     /// Largest CSV body `POST /v1/forwards/import` accepts, in bytes.
     pub import_body_limit: usize,
+    /// The most rows an atomic import (HTTP or `mailfwd import --atomic`) takes.
+    pub import_atomic_max_rows: u64,
     /// Log filter, in `tracing_subscriber::EnvFilter` syntax.
     pub log: String,
     /// `text` or `json`.
@@ -314,6 +316,7 @@ impl Default for Config {
             rule_cache_ttl: Duration::from_secs(30),
             rule_cache_capacity: 100_000,
             import_body_limit: 64 * 1024 * 1024,
+            import_atomic_max_rows: mailfwd_domain::import::DEFAULT_ATOMIC_MAX_ROWS,
             log: "info".to_owned(),
             log_format: LogFormat::Text,
         }

@@ -157,6 +157,7 @@ impl HttpListener {
             max_destinations: config.max_destinations,
             expansion: config.expansion_limits(),
             import_body_limit: config.import_body_limit,
+            import_atomic_max_rows: config.import_atomic_max_rows,
             ..HttpConfig::default()
         };
         Ok(HttpListener {

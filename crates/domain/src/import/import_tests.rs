@@ -101,6 +101,31 @@ async fn atomic_import_writes_nothing_when_a_row_is_bad() {
 }
 
 #[tokio::test]
+async fn an_atomic_import_over_its_row_limit_stops_and_writes_nothing() {
+    let store = MemoryRuleStore::new();
+    let options = ImportOptions {
+        atomic: true,
+        atomic_max_rows: 2,
+        ..ImportOptions::default()
+    };
+    let two = "email,forward\na@x.test,b@y.test\nc@x.test,d@y.test\n";
+    let report = import(&store, &[two], options.clone())
+        .await
+        .expect("two fit");
+    assert_eq!(report.rules_written, 2);
+
+    let three = "email,forward\ne@x.test,b@y.test\nf@x.test,d@y.test\ng@x.test,h@y.test\n";
+    let error = import(&store, &[three], options).await.unwrap_err();
+    assert!(matches!(error, ImportError::AtomicTooLarge { max_rows: 2 }));
+    assert!(error.to_string().contains("at most 2 rows"), "{error}");
+    let pattern = RecipientPattern::parse("e@x.test").expect("valid");
+    assert!(matches!(
+        store.get(&pattern).await,
+        Err(RuleError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
 async fn rows_of_one_pattern_in_different_batches_are_merged() {
     let store = MemoryRuleStore::new();
     let options = ImportOptions {

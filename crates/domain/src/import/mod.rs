@@ -16,11 +16,19 @@ use crate::rule::{RecipientPattern, Rule};
 use crate::rule_store::{RuleError, RuleStore};
 use csv_lines::{Line, LineSplitter};
 
+/// The default of [`ImportOptions::atomic_max_rows`]: an atomic import of this many
+/// rows peaks at about 130 MB.
+pub const DEFAULT_ATOMIC_MAX_ROWS: u64 = 100_000;
+
 /// How an import behaves.
 #[derive(Debug, Clone)]
 pub struct ImportOptions {
     /// Import nothing unless every row is valid.
     pub atomic: bool,
+    /// The most rows an atomic import takes. An atomic import checks every rule before
+    /// it writes one, so it holds them all in memory (about 1.4 KB a row with the
+    /// expansion check); this bounds that memory, whoever sends the file.
+    pub atomic_max_rows: u64,
     /// The most destinations a rule may have.
     pub max_destinations: usize,
     /// How far a rule may expand through others (with the rules stored and those of
@@ -36,6 +44,7 @@ impl Default for ImportOptions {
     fn default() -> Self {
         ImportOptions {
             atomic: false,
+            atomic_max_rows: DEFAULT_ATOMIC_MAX_ROWS,
             max_destinations: crate::rule::DEFAULT_MAX_DESTINATIONS,
             expansion: ExpansionLimits::default(),
             batch_size: 2_000,
@@ -78,6 +87,15 @@ pub enum ImportError {
     /// The first line is not a header naming the `email` and `forward` columns.
     #[error("line 1 must be the header 'email,forward'; {0}")]
     BadHeader(String),
+    /// An atomic import has more rows than it may hold; nothing was written.
+    #[error(
+        "an atomic import takes at most {max_rows} rows and this file has more; nothing was \
+         imported: split the file, or import it without atomic (which writes as it reads)"
+    )]
+    AtomicTooLarge {
+        /// The most rows an atomic import takes.
+        max_rows: u64,
+    },
     /// The store failed; batches written before the failure stay written unless atomic.
     #[error("the import stopped after {rules_written} rules were written: {source}")]
     Storage {
@@ -187,6 +205,11 @@ impl<'a> CsvImport<'a> {
                     self.report.rows += 1;
                     self.take_row(number, columns, &fields);
                 }
+            }
+            if self.options.atomic && self.report.rows > self.options.atomic_max_rows {
+                return Err(ImportError::AtomicTooLarge {
+                    max_rows: self.options.atomic_max_rows,
+                });
             }
         }
         Ok(())

@@ -256,3 +256,31 @@ async fn a_100k_row_streamed_import_succeeds_and_every_rule_resolves() {
         .unwrap();
     assert_eq!(rule["forward"], json!(["dest99999@gmail.test"]));
 }
+
+#[tokio::test]
+async fn an_atomic_import_over_the_row_limit_is_413_and_writes_nothing() {
+    let app = TestApp::with_config(HttpConfig {
+        import_atomic_max_rows: 10,
+        ..HttpConfig::default()
+    })
+    .await;
+    let mut csv = "email,forward\n".to_owned();
+    for i in 0..11 {
+        csv.push_str(&format!("user{i}@x.test,dest{i}@y.test\n"));
+    }
+    let detail = problem(
+        app.post_csv("/v1/forwards/import?atomic=true", csv.clone())
+            .await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+    )
+    .await;
+    assert!(detail.contains("at most 10 rows"), "{detail}");
+    problem(
+        app.get("/v1/forwards/user0@x.test").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    // The same file imported plainly is not limited.
+    let response = app.post_csv("/v1/forwards/import", csv).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
