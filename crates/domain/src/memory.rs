@@ -165,6 +165,11 @@ impl BodyStore for MemoryBodyStore {
             .ok_or(StoreError::NotFound(*id))?;
         Ok(Box::new(MemoryBodyReader(Some(body))))
     }
+
+    async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
+        lock(&self.bodies).remove(id);
+        Ok(())
+    }
 }
 
 /// An [`EmailLog`] in a `BTreeMap` ordered by id.

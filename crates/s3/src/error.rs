@@ -13,6 +13,7 @@ pub(crate) enum Step {
     Commit,
     Sync,
     Read,
+    Delete,
 }
 
 impl fmt::Display for Step {
@@ -22,6 +23,7 @@ impl fmt::Display for Step {
             Step::Commit => "store",
             Step::Sync => "make durable",
             Step::Read => "read",
+            Step::Delete => "delete",
         })
     }
 }

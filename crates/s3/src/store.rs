@@ -108,6 +108,13 @@ impl BodyStore for ObjectBodyStore {
             Err(e) => Err(body_error(*id, Step::Read, e)),
         }
     }
+
+    async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
+        match self.store.delete(&body_key(&self.prefix, id)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(body_error(*id, Step::Delete, e)),
+        }
+    }
 }
 
 /// Reads a body as the object store streams it.

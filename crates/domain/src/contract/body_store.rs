@@ -74,3 +74,23 @@ pub async fn interleaved_writers_keep_their_bodies_apart(store: &dyn BodyStore) 
         assert_eq!(read_all(store.open(id).await.unwrap()).await, expected);
     }
 }
+
+pub async fn deleted_bodies_are_gone_and_a_second_delete_is_fine(store: &dyn BodyStore) {
+    let (kept, deleted) = (EmailId::new(), EmailId::new());
+    for id in [&kept, &deleted] {
+        let mut writer = store.create(id).await.unwrap();
+        writer.write(&pattern(70_000, 3)).await.unwrap();
+        writer.commit().await.unwrap();
+    }
+    store.delete(&deleted).await.unwrap();
+    assert!(matches!(
+        store.open(&deleted).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.delete(&deleted).await.unwrap();
+    store.delete(&EmailId::new()).await.unwrap();
+    assert_eq!(
+        read_all(store.open(&kept).await.unwrap()).await,
+        pattern(70_000, 3)
+    );
+}

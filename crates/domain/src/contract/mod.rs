@@ -33,7 +33,8 @@ macro_rules! rule_store_contract_tests {
 macro_rules! body_store_contract_tests {
     ($make:expr) => {
         $crate::contract_cases!(body_store, $make; bodies_round_trip_byte_for_byte,
-            uncommitted_and_aborted_bodies_do_not_exist, interleaved_writers_keep_their_bodies_apart);
+            uncommitted_and_aborted_bodies_do_not_exist, interleaved_writers_keep_their_bodies_apart,
+            deleted_bodies_are_gone_and_a_second_delete_is_fine);
     };
 }
 

@@ -55,6 +55,13 @@ pub trait BodyStore: Send + Sync {
     /// # Errors
     /// [`StoreError::NotFound`] if there is none.
     async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError>;
+
+    /// Deletes the body of `id` for good; deleting one that is not there (any more) is
+    /// not an error, so a delete that was interrupted can simply be made again.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if it may still be there.
+    async fn delete(&self, id: &EmailId) -> Result<(), StoreError>;
 }
 
 /// The owner of the received log: one durable record per accepted email.

@@ -74,6 +74,9 @@ impl BodyStore for Recording {
     async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {
         self.inner.open(id).await
     }
+    async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
+        self.inner.delete(id).await
+    }
 }
 
 #[tokio::test]

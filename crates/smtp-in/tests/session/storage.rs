@@ -73,6 +73,9 @@ impl BodyStore for FailingBodies {
     async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {
         self.inner.open(id).await
     }
+    async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
+        self.inner.delete(id).await
+    }
 }
 
 async fn failing(fail: Fail) -> Mailfwd {
