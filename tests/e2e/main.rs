@@ -14,6 +14,7 @@ mod postgres_outage;
 mod private_postgres;
 mod python_grpc;
 mod reprocess;
+mod retention;
 mod rules;
 mod schemathesis;
 mod slow;

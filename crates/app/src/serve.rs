@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use mailfwd_forwarder::{Forwarder, ForwarderConfig};
+use mailfwd_forwarder::{Forwarder, ForwarderConfig, Retention};
 use mailfwd_grpc::GrpcServices;
 use mailfwd_http::Services;
 use tokio::sync::watch;
@@ -70,6 +70,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     announce(&config, &smtp, &http, &grpc);
 
     let (stop_forwarder, forwarder_stop) = watch::channel(false);
+    let retention = config.retention.map(|keep| {
+        let retention = Retention::new(Arc::clone(&ports.emails), Arc::clone(&ports.queue), keep);
+        tokio::spawn(retention.run(forwarder_stop.clone()))
+    });
     let workers = forwarder.start(forwarder_stop).await;
     let mut listeners = Listeners::start(smtp, http, grpc);
     let failure = tokio::select! {
@@ -82,6 +86,9 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     let stopped = listeners.stop().await;
     let _ = stop_forwarder.send(true);
     workers.join_all().await;
+    if let Some(retention) = retention {
+        let _ = retention.await;
+    }
     if let Some(listener) = ports.changes.take() {
         listener.stop().await;
     }

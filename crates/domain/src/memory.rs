@@ -200,6 +200,16 @@ impl EmailLog for MemoryEmailLog {
         Ok(())
     }
 
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        let mut records = lock(&self.records);
+        if records.contains_key(id) && !lock(&self.evaluated).contains(id) {
+            return Ok(false);
+        }
+        records.remove(id);
+        lock(&self.evaluated).remove(id);
+        Ok(true)
+    }
+
     async fn unevaluated(
         &self,
         after: Option<EmailId>,

@@ -262,6 +262,19 @@ impl DeliveryQueue for MemoryDeliveryQueue {
             .collect())
     }
 
+    async fn forget(&self, email: EmailId) -> Result<bool, QueueError> {
+        let mut jobs = lock(&self.jobs);
+        let of_email = |key: &(EmailId, String)| key.0 == email;
+        if jobs
+            .iter()
+            .any(|(key, entry)| of_email(key) && !entry.job.state.is_final())
+        {
+            return Ok(false);
+        }
+        jobs.retain(|key, _| !of_email(key));
+        Ok(true)
+    }
+
     async fn stats(&self, now: SystemTime) -> Result<QueueStats, QueueError> {
         let jobs = lock(&self.jobs);
         let mut stats = QueueStats::default();

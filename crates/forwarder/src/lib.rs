@@ -17,6 +17,7 @@ mod backlog;
 mod deliver;
 mod destinations;
 mod evaluate;
+mod retention;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -31,6 +32,7 @@ use tokio::task::JoinSet;
 use backlog::Backlog;
 pub use destinations::DestinationLimits;
 use destinations::Destinations;
+pub use retention::{Retention, RetentionPass};
 
 /// How often idle workers look in the queue for due retries, and how long a backlog
 /// read that failed waits before it is tried again.

@@ -130,6 +130,27 @@ impl EmailLog for PgEmailLog {
         Ok(EmailPage::from_overfetch(emails, limit))
     }
 
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        // Deleted if evaluated; if nothing was deleted, kept only if it is still there
+        // (unevaluated). Two statements, but a record never goes back to unevaluated.
+        let deleted = sqlx::query("DELETE FROM emails WHERE id = $1::uuid AND evaluated")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::storage)?
+            .rows_affected();
+        if deleted > 0 {
+            return Ok(true);
+        }
+        let kept: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM emails WHERE id = $1::uuid)")
+                .bind(id.to_string())
+                .fetch_one(&self.pool)
+                .await
+                .map_err(StoreError::storage)?;
+        Ok(!kept)
+    }
+
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
         sqlx::query("UPDATE emails SET evaluated = TRUE WHERE id = $1::uuid AND NOT evaluated")
             .bind(id.to_string())

@@ -56,6 +56,33 @@ impl EmailLog for SqliteEmailLog {
             .map_err(store_error)
     }
 
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.writer
+            .write(false, move |conn| {
+                Box::pin(async move {
+                    // One statement decides: deleted if evaluated, kept (false) if not,
+                    // and "gone" (true) if there was no record.
+                    let unevaluated: i64 = sqlx::query_scalar(
+                        "SELECT count(*) FROM emails WHERE id = ?1 AND evaluated = 0",
+                    )
+                    .bind(&id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    if unevaluated > 0 {
+                        return Ok(false);
+                    }
+                    sqlx::query("DELETE FROM emails WHERE id = ?1")
+                        .bind(&id)
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(true)
+                })
+            })
+            .await
+            .map_err(store_error)
+    }
+
     async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError> {
         let mut select = QueryBuilder::new("SELECT ");
         select.push(COLUMNS).push(" FROM emails WHERE id = ");

@@ -1,5 +1,6 @@
 //! `DeliveryQueue` on SQLite.
 
+mod forget;
 mod row;
 
 use std::time::{Duration, SystemTime};
@@ -364,6 +365,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         .await
         .map_err(QueueError::storage)?;
         rows.into_iter().map(JobRow::into_job).collect()
+    }
+
+    async fn forget(&self, email: EmailId) -> Result<bool, QueueError> {
+        self.forget_jobs(email).await
     }
 
     async fn stats(&self, now: SystemTime) -> Result<QueueStats, QueueError> {

@@ -56,6 +56,12 @@ impl Config {
         }
         self.parse_routes()?;
         self.check_own_addresses()?;
+        if self.retention.is_some_and(|keep| keep.is_zero()) {
+            return rule(
+                "retention",
+                "must be more than 0; leave it unset to keep every email",
+            );
+        }
         if self.database_acquire_timeout.is_zero() {
             return rule("database_acquire_timeout", "must be more than 0");
         }

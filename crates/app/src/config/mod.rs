@@ -50,8 +50,15 @@ pub struct Config {
     /// over its deliveries (it says it is alive three times as often).
     #[serde(with = "durations::seconds")]
     pub instance_timeout: Duration,
-    /// Where email bodies go: `file://…` or `s3://bucket/prefix`.
+    /// Where email bodies go: `file://…`, `s3://bucket/prefix` or `database`.
     pub email_store: Option<String>,
+    /// While bodies move to `email_store` (`mailfwd migrate-emails`): where they were.
+    /// Reads fall back to it; new bodies go to `email_store` only.
+    pub email_store_old: Option<String>,
+    /// Emails older than this whose every delivery is final are deleted (record,
+    /// deliveries, body); unset keeps everything.
+    #[serde(default, with = "durations::optional")]
+    pub retention: Option<Duration>,
     /// `host:port` of a relay host for all outbound mail; unset means MX lookup.
     pub relay: Option<String>,
     /// Per-domain next hops, `domain=host[:port]` separated by commas, consulted
@@ -297,6 +304,8 @@ impl Default for Config {
             retry_every: HOUR * 4,
             retry_give_up: HOUR * 24 * 5,
             delivery_attempt_timeout: None,
+            email_store_old: None,
+            retention: None,
             destination_initial_concurrency: 5,
             destination_concurrency_limit: 20,
             destination_failed_cohort: 5,

@@ -374,3 +374,35 @@ pub async fn a_lost_lease_records_nothing_and_leaves_the_new_lease_alone(
             .await
     ));
 }
+
+pub async fn an_email_is_forgotten_only_once_every_job_is_final(queue: &dyn DeliveryQueue) {
+    let now = now_millis();
+    let (email, other) = (EmailId::new(), EmailId::new());
+    queue
+        .enqueue(email, &[addr("a@x.test"), addr("b@x.test")], false, now)
+        .await
+        .unwrap();
+    queue
+        .enqueue(other, &[addr("c@x.test")], false, now)
+        .await
+        .unwrap();
+    assert!(!queue.forget(email).await.unwrap(), "both jobs pending");
+    let mut claimed = queue.claim(now, LEASE, 3).await.unwrap();
+    claimed.retain(|job| job.job.email == email);
+    queue.delivered(&claimed[0], "250 ok", now).await.unwrap();
+    assert!(!queue.forget(email).await.unwrap(), "one job still pending");
+    assert_eq!(queue.jobs_of(email).await.unwrap().len(), 2);
+    queue.failed(&claimed[1], "550 no", now).await.unwrap();
+    assert!(queue.forget(email).await.unwrap());
+    assert!(queue.jobs_of(email).await.unwrap().is_empty());
+    assert!(queue.forget(email).await.unwrap(), "nothing left to forget");
+    assert!(
+        queue.forget(EmailId::new()).await.unwrap(),
+        "no jobs at all"
+    );
+    assert_eq!(
+        queue.jobs_of(other).await.unwrap().len(),
+        1,
+        "others untouched"
+    );
+}

@@ -173,3 +173,22 @@ pub async fn unevaluated_stats_count_and_date_the_backlog(store: &dyn EmailLog) 
         UnevaluatedStats::default()
     );
 }
+
+pub async fn only_evaluated_records_are_forgotten(store: &dyn EmailLog) {
+    let (kept, forgotten) = (record(now_millis(), None), record(now_millis(), None));
+    store.record(&kept).await.unwrap();
+    store.record(&forgotten).await.unwrap();
+    assert!(
+        !store.forget(&forgotten.id).await.unwrap(),
+        "not evaluated yet: still work to do"
+    );
+    assert_eq!(store.get(&forgotten.id).await.unwrap(), forgotten);
+    store.mark_evaluated(&forgotten.id).await.unwrap();
+    assert!(store.forget(&forgotten.id).await.unwrap());
+    assert!(matches!(
+        store.get(&forgotten.id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.forget(&forgotten.id).await.unwrap(), "gone already");
+    assert_eq!(store.get(&kept.id).await.unwrap(), kept);
+}

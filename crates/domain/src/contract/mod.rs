@@ -44,7 +44,8 @@ macro_rules! email_log_contract_tests {
     ($make:expr) => {
         $crate::contract_cases!(email_log, $make; records_round_trip, list_by_time_window_in_pages,
             records_stay_unevaluated_until_marked,
-            unevaluated_records_page_after_a_cursor, unevaluated_stats_count_and_date_the_backlog);
+            unevaluated_records_page_after_a_cursor, unevaluated_stats_count_and_date_the_backlog,
+            only_evaluated_records_are_forgotten);
     };
 }
 
@@ -60,7 +61,8 @@ macro_rules! delivery_queue_contract_tests {
             claims_are_exclusive_until_the_lease_expires,
             retries_come_back_when_due_and_failures_are_final,
             claim_respects_the_limit_and_hands_out_distinct_jobs,
-            release_all_leases_makes_held_jobs_due_at_once_and_keeps_their_attempts);
+            release_all_leases_makes_held_jobs_due_at_once_and_keeps_their_attempts,
+            an_email_is_forgotten_only_once_every_job_is_final);
     };
 }
 

@@ -195,4 +195,12 @@ pub trait DeliveryQueue: Send + Sync {
     /// # Errors
     /// [`QueueError::Storage`].
     async fn stats(&self, now: SystemTime) -> Result<QueueStats, QueueError>;
+
+    /// Deletes every job of `email` (their outcomes go with them), for retention — but
+    /// only if none is pending, checked in the same step: `false` (nothing deleted) if
+    /// one is, `true` otherwise, also when it had no jobs.
+    ///
+    /// # Errors
+    /// [`QueueError::Storage`]; then nothing was deleted.
+    async fn forget(&self, email: EmailId) -> Result<bool, QueueError>;
 }

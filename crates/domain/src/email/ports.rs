@@ -111,6 +111,13 @@ pub trait EmailLog: Send + Sync {
     /// # Errors
     /// [`StoreError::Storage`].
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError>;
+
+    /// Deletes the record of `id`, for retention, if it has been evaluated (an email
+    /// never evaluated still has work to do); `true` if it was deleted or was not there.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`]; then the record may still be there.
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError>;
 }
 
 /// Writes one email; it is accepted only when [`EmailWriter::commit`] returns.
@@ -184,4 +191,13 @@ pub trait EmailStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Storage`].
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError>;
+
+    /// Deletes an evaluated email for good: its record first, then its body (so no
+    /// record is ever left without its body); `false` if it was not evaluated, and
+    /// nothing was deleted (see [`EmailLog::forget`]).
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`]; a body left behind by a failure after the record went
+    /// is unreachable, never a record without a body.
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError>;
 }

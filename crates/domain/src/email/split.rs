@@ -99,4 +99,12 @@ impl EmailStore for SplitEmailStore {
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
         self.log.unevaluated_stats().await
     }
+
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        if !self.log.forget(id).await? {
+            return Ok(false);
+        }
+        self.bodies.delete(id).await?;
+        Ok(true)
+    }
 }

@@ -204,6 +204,27 @@ impl DeliveryQueue for PgDeliveryQueue {
         rows.into_iter().map(JobRow::into_job).collect()
     }
 
+    async fn forget(&self, email: EmailId) -> Result<bool, QueueError> {
+        // Pending jobs are in `delivery_jobs`, final ones in `delivery_history`; a job
+        // made pending again moves back to `delivery_jobs` (see `enqueue`'s force), so
+        // history is deleted only while no job of the email is pending, in one
+        // statement whose lock on any pending row makes a concurrent requeue wait.
+        let kept: Option<bool> = sqlx::query_scalar(
+            "WITH pending AS (
+               SELECT 1 FROM delivery_jobs WHERE email_id = $1::uuid FOR UPDATE),
+             gone AS (
+               DELETE FROM delivery_history WHERE email_id = $1::uuid
+                 AND NOT EXISTS (SELECT 1 FROM pending)
+               RETURNING 1)
+             SELECT EXISTS (SELECT 1 FROM pending) FROM (SELECT count(*) FROM gone) AS g",
+        )
+        .bind(email.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(QueueError::storage)?;
+        Ok(!kept.unwrap_or(false))
+    }
+
     async fn stats(&self, now: SystemTime) -> Result<QueueStats, QueueError> {
         let (pending, due, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= $1),

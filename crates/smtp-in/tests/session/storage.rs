@@ -171,6 +171,9 @@ impl EmailLog for FailingLog {
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
         self.0.unevaluated_stats().await
     }
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        self.0.forget(id).await
+    }
 }
 
 #[tokio::test]
