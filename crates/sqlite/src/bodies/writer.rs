@@ -6,7 +6,7 @@ use mailfwd_domain::EmailId;
 use mailfwd_domain::email::{BodyWriter, StoreError};
 
 use super::{CHUNK, now_millis};
-use crate::writer::Writer;
+use crate::writer::{WriteError, Writer};
 
 /// Writes one body through the database's writer, holding at most one chunk: the bytes
 /// not yet written as a full chunk row.
@@ -85,68 +85,39 @@ impl SqliteBodyWriter {
         self.chunks += 1;
         Ok(())
     }
-}
 
-/// Deletes a draft and its chunks (cascade); never a committed body.
-async fn delete_draft(writer: &Writer, body: i64) -> Result<(), StoreError> {
-    writer
-        .write(false, move |conn| {
-            Box::pin(async move {
-                sqlx::query("DELETE FROM email_bodies WHERE body = ?1 AND committed = 0")
-                    .bind(body)
-                    .execute(conn)
-                    .await
-                    .map(drop)
-            })
-        })
-        .await
-        .map_err(StoreError::storage)
-}
-
-/// The draft `body` is gone: swept for abandoned during a very long write.
-#[derive(Debug, thiserror::Error)]
-#[error("the email body draft {0} was removed before its commit (abandoned for too long)")]
-struct DraftGone(i64);
-
-#[async_trait]
-impl BodyWriter for SqliteBodyWriter {
-    async fn write(&mut self, mut chunk: &[u8]) -> Result<(), StoreError> {
+    /// Writes the last chunk and flips the draft to the body of its email; on failure
+    /// the draft is deleted.
+    async fn finish(&mut self) -> Result<u64, StoreError> {
         if self.failed {
-            return Err(StoreError::storage(DraftGone(self.body)));
-        }
-        while !chunk.is_empty() {
-            let room = CHUNK - self.buffer.len();
-            let (now, later) = chunk.split_at(room.min(chunk.len()));
-            self.buffer.extend_from_slice(now);
-            self.size += now.len() as u64;
-            chunk = later;
-            if self.buffer.len() == CHUNK {
-                self.flush().await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<u64, StoreError> {
-        self.finished = true;
-        if self.failed {
-            let _ = delete_draft(&self.writer, self.body).await;
+            self.discard().await;
             return Err(StoreError::storage(DraftGone(self.body)));
         }
         if !self.buffer.is_empty()
             && let Err(error) = self.flush().await
         {
-            let _ = delete_draft(&self.writer, self.body).await;
+            self.discard().await;
             return Err(error);
         }
+        match self.flip().await {
+            Ok(1) => Ok(self.size),
+            Ok(_) => Err(StoreError::storage(DraftGone(self.body))),
+            Err(error) => {
+                self.discard().await;
+                Err(StoreError::storage(error))
+            }
+        }
+    }
+
+    /// Flips the draft to the committed body of its email, as a durable write: its
+    /// fsync makes the chunks before it durable too. A committed body of the same email
+    /// (a retried write) is deleted first, for the unique index, and only if this draft
+    /// is still there to replace it; the writer runs both statements in one transaction
+    /// with nothing in between. Returns 1 if the draft was there to flip, else 0.
+    async fn flip(&self) -> Result<u64, WriteError> {
         let (email, body) = (self.id.to_string(), self.body);
         let (size, chunks) = (i64::try_from(self.size).unwrap_or(i64::MAX), self.chunks);
-        // A durable write: its fsync makes the chunks before it durable too. The old body
-        // of the same email (a retried write) goes first, for the unique index, and only
-        // if this draft is still there to replace it; the writer runs both statements in
-        // one transaction with nothing in between.
-        let flipped = self
-            .writer
+        self.writer
             .write(true, move |conn| {
                 Box::pin(async move {
                     sqlx::query(
@@ -170,22 +141,69 @@ impl BodyWriter for SqliteBodyWriter {
                 })
             })
             .await
-            .map_err(StoreError::storage);
-        match flipped {
-            Ok(1) => Ok(self.size),
-            Ok(_) => Err(StoreError::storage(DraftGone(body))),
-            Err(error) => {
-                let _ = delete_draft(&self.writer, body).await;
-                Err(error)
+    }
+
+    /// Deletes the draft (abort, a failed commit) as best it can: the sweep gets the rest.
+    async fn discard(&self) {
+        if let Err(error) = delete_draft(&self.writer, self.body).await {
+            tracing::warn!(%error, body = self.body, "could not delete an email body draft; the sweep will");
+        }
+    }
+}
+
+/// Deletes a draft and its chunks (cascade); never a committed body.
+async fn delete_draft(writer: &Writer, body: i64) -> Result<(), StoreError> {
+    writer
+        .write(false, move |conn| {
+            Box::pin(async move {
+                sqlx::query("DELETE FROM email_bodies WHERE body = ?1 AND committed = 0")
+                    .bind(body)
+                    .execute(conn)
+                    .await
+                    .map(drop)
+            })
+        })
+        .await
+        .map_err(StoreError::storage)
+}
+
+/// The draft cannot be committed: a write of it failed, or it was swept as abandoned
+/// during a very long write.
+#[derive(Debug, thiserror::Error)]
+#[error("the email body draft {0} is unusable or was removed before its commit")]
+struct DraftGone(i64);
+
+#[async_trait]
+impl BodyWriter for SqliteBodyWriter {
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<(), StoreError> {
+        if self.failed {
+            return Err(StoreError::storage(DraftGone(self.body)));
+        }
+        while !chunk.is_empty() {
+            let room = CHUNK - self.buffer.len();
+            let (now, later) = chunk.split_at(room.min(chunk.len()));
+            self.buffer.extend_from_slice(now);
+            self.size += now.len() as u64;
+            chunk = later;
+            if self.buffer.len() == CHUNK {
+                self.flush().await?;
             }
         }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, StoreError> {
+        let committed = self.finish().await;
+        // Only now: a commit cancelled half-way (its session gone) leaves the draft to
+        // `Drop`, which deletes it unless it was committed (a draft delete never touches
+        // a committed body).
+        self.finished = true;
+        committed
     }
 
     async fn abort(mut self: Box<Self>) {
+        self.discard().await;
         self.finished = true;
-        if let Err(error) = delete_draft(&self.writer, self.body).await {
-            tracing::warn!(%error, body = self.body, "could not delete an aborted email body draft; the sweep will");
-        }
     }
 }
 
