@@ -6,8 +6,10 @@
 //! `writer.rs`). Chunks are relaxed writes (no fsync) and the commit is a durable one:
 //! the write-ahead log is only ever lost from its end, so the fsync of the commit makes
 //! every chunk written before it durable too, and a body costs one fsync however many
-//! chunks it has, shared with the other sessions committing at that moment. Reads go
-//! straight to the pool and run alongside the writer (WAL).
+//! chunks it has, shared with the other sessions committing at that moment. A chunk
+//! waits in the writer's queue as any write does, and a body writer waits for each one
+//! before it takes more bytes, so the queue holds at most one chunk per session. Reads
+//! go straight to the pool and run alongside the writer (WAL).
 //!
 //! Tables (migration 0006): a head row per writer in `email_bodies`, a draft until its
 //! commit flips it to the committed body of its email in one statement; its bytes in
