@@ -4,7 +4,7 @@
 use sqlx::postgres::PgPool;
 
 use crate::pool::{OpenError, PoolSettings, connect, connect_lazily, liveness_pool};
-use crate::{PgDeliveryQueue, PgEmailLog, PgRuleStore};
+use crate::{PgBodyStore, PgDeliveryQueue, PgEmailLog, PgRuleStore};
 
 /// An open PostgreSQL database and the ports it implements.
 ///
@@ -89,6 +89,14 @@ impl PgDatabase {
             self.liveness.clone(),
             instance.to_owned(),
         )
+    }
+
+    /// The email bodies (`BodyStore`) in the database, shared by every instance on it:
+    /// for deployments that want one system to back up rather than PostgreSQL and S3.
+    /// Each call sweeps abandoned drafts on its first `create` (see [`PgBodyStore`]).
+    #[must_use]
+    pub fn body_store(&self) -> PgBodyStore {
+        PgBodyStore::new(self.pool.clone())
     }
 
     /// The pool, for tests and tools that look at the tables directly.

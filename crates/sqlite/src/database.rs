@@ -5,7 +5,7 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::pool::{OpenError, connect};
 use crate::writer::Writer;
-use crate::{SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore};
+use crate::{SqliteBodyStore, SqliteDeliveryQueue, SqliteEmailLog, SqliteRuleStore};
 
 /// An open SQLite database and the ports it implements.
 ///
@@ -53,5 +53,14 @@ impl Database {
     #[must_use]
     pub fn queue(&self) -> SqliteDeliveryQueue {
         SqliteDeliveryQueue::new(self.pool.clone(), self.writer.clone())
+    }
+
+    /// The email bodies (`BodyStore`) in the database file itself, writing through the
+    /// database's writer: for a laptop or a single instance that wants one file to back
+    /// up. Each call sweeps abandoned drafts on its first `create` (see
+    /// [`SqliteBodyStore`]).
+    #[must_use]
+    pub fn body_store(&self) -> SqliteBodyStore {
+        SqliteBodyStore::new(self.pool.clone(), self.writer.clone())
     }
 }
