@@ -8,6 +8,7 @@ use std::sync::Arc;
 use mailfwd_domain::RuleStore;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_domain::email::{BodyStore, EmailLog};
+use mailfwd_layers::MigratingBodyStore;
 use mailfwd_postgres::{PgDatabase, PoolSettings};
 use mailfwd_s3::ObjectBodyStore;
 use thiserror::Error;
@@ -18,9 +19,13 @@ use crate::config::Config;
 pub const DATABASE_VARIABLE: &str = "MAILFWD_DATABASE_URL";
 /// The variable (and setting) naming the email body store.
 pub const EMAIL_STORE_VARIABLE: &str = "MAILFWD_EMAIL_STORE";
+/// The variable naming the store bodies are moving from, during a migration.
+pub const EMAIL_STORE_OLD_VARIABLE: &str = "MAILFWD_EMAIL_STORE_OLD";
+/// The email store URL meaning "in the database, next to the records".
+pub const DATABASE_EMAIL_STORE: &str = "database";
 
 const DATABASE_SCHEMES: &str = "sqlite://PATH or postgres://USER@HOST/DATABASE";
-const EMAIL_STORE_SCHEMES: &str = "file://PATH or s3://BUCKET/PREFIX";
+const EMAIL_STORE_SCHEMES: &str = "file://PATH, s3://BUCKET/PREFIX or database";
 
 /// Why the storage could not be opened.
 #[derive(Debug, Error)]
@@ -50,8 +55,13 @@ pub enum StorageError {
     #[error("{DATABASE_VARIABLE}: {0}")]
     Postgres(#[from] mailfwd_postgres::OpenError),
     /// The body store URL is malformed or its backend refused the settings.
-    #[error("{EMAIL_STORE_VARIABLE}: {0}")]
-    EmailStore(#[from] mailfwd_s3::OpenError),
+    #[error("{variable}: {source}")]
+    EmailStore {
+        /// The variable the URL came from.
+        variable: &'static str,
+        /// Why the store could not be opened.
+        source: mailfwd_s3::OpenError,
+    },
 }
 
 /// The ports a database implements.
@@ -62,6 +72,8 @@ pub struct DatabasePorts {
     pub log: Arc<dyn EmailLog>,
     /// Delivery jobs.
     pub queue: Arc<dyn DeliveryQueue>,
+    /// Email bodies in the database itself (`MAILFWD_EMAIL_STORE=database`).
+    pub bodies: Arc<dyn BodyStore>,
     /// The PostgreSQL database, when that is what it is: other instances write to it,
     /// and their rule changes must reach this instance's cache.
     pub postgres: Option<PgDatabase>,
@@ -82,16 +94,26 @@ impl Storage {
     /// [`StorageError`] naming the store that could not be opened and why.
     pub async fn open(config: &Config) -> Result<Storage, StorageError> {
         create_data_dir(&config.data_dir)?;
-        Ok(Storage {
-            database: open_database(
-                &config.database_url(),
-                &config.pool_settings(),
-                &config.instance_id(),
-                Opening::Lazily,
-            )
-            .await?,
-            bodies: open_body_store(&config.email_store_url())?,
-        })
+        let database = open_database(
+            &config.database_url(),
+            &config.pool_settings(),
+            &config.instance_id(),
+            Opening::Lazily,
+        )
+        .await?;
+        let bodies = open_body_store(
+            EMAIL_STORE_VARIABLE,
+            &config.email_store_url(),
+            &database.bodies,
+        )?;
+        let bodies = match &config.email_store_old {
+            Some(old) => {
+                let old = open_body_store(EMAIL_STORE_OLD_VARIABLE, old, &database.bodies)?;
+                Arc::new(MigratingBodyStore::new(old, bodies)) as Arc<dyn BodyStore>
+            }
+            None => bodies,
+        };
+        Ok(Storage { database, bodies })
     }
 }
 
@@ -131,6 +153,7 @@ pub async fn open_database(
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
                 queue: Arc::new(database.queue()),
+                bodies: Arc::new(database.body_store()),
                 postgres: None,
             })
         }
@@ -143,6 +166,7 @@ pub async fn open_database(
                 rules: Arc::new(database.rules()),
                 log: Arc::new(database.email_log()),
                 queue: Arc::new(database.queue_for(instance)),
+                bodies: Arc::new(database.body_store()),
                 postgres: Some(database),
             })
         }
@@ -181,23 +205,40 @@ fn database_adapter(url: &str) -> Result<DatabaseAdapter, StorageError> {
 /// [`StorageError::Unsupported`] naming the variable and the URL.
 pub fn check_schemes(config: &Config) -> Result<(), StorageError> {
     database_adapter(&config.database_url())?;
-    body_store_scheme(&config.email_store_url())
+    body_store_scheme(EMAIL_STORE_VARIABLE, &config.email_store_url())?;
+    if let Some(old) = &config.email_store_old {
+        body_store_scheme(EMAIL_STORE_OLD_VARIABLE, old)?;
+    }
+    Ok(())
 }
 
-/// Opens the body store at `url` with the adapter its scheme names.
+/// Opens the body store at `url` (named by `variable`) with the adapter its scheme
+/// names; `database` is the database's own, for [`DATABASE_EMAIL_STORE`].
 ///
 /// # Errors
 /// [`StorageError::Unsupported`] for an unknown scheme; the adapter's error otherwise.
-pub fn open_body_store(url: &str) -> Result<Arc<dyn BodyStore>, StorageError> {
-    body_store_scheme(url)?;
-    Ok(Arc::new(ObjectBodyStore::from_url(url)?))
+pub fn open_body_store(
+    variable: &'static str,
+    url: &str,
+    database: &Arc<dyn BodyStore>,
+) -> Result<Arc<dyn BodyStore>, StorageError> {
+    body_store_scheme(variable, url)?;
+    if url == DATABASE_EMAIL_STORE {
+        return Ok(Arc::clone(database));
+    }
+    let store = ObjectBodyStore::from_url(url)
+        .map_err(|source| StorageError::EmailStore { variable, source })?;
+    Ok(Arc::new(store))
 }
 
-/// Whether the body store adapter serves `url` (local files and S3 are one adapter).
-fn body_store_scheme(url: &str) -> Result<(), StorageError> {
+/// Whether a body store adapter serves `url` (local files and S3 are one adapter).
+fn body_store_scheme(variable: &'static str, url: &str) -> Result<(), StorageError> {
+    if url == DATABASE_EMAIL_STORE {
+        return Ok(());
+    }
     match scheme(url) {
         Some("file" | "s3") => Ok(()),
-        _ => Err(unsupported(EMAIL_STORE_VARIABLE, url, EMAIL_STORE_SCHEMES)),
+        _ => Err(unsupported(variable, url, EMAIL_STORE_SCHEMES)),
     }
 }
 

@@ -25,11 +25,28 @@ async fn an_unknown_database_scheme_names_the_variable_the_url_and_the_schemes()
 
 #[test]
 fn an_unknown_email_store_scheme_names_the_variable_the_url_and_the_schemes() {
-    let error = open_body_store("ftp://files.example/emails").err().unwrap();
+    let database: Arc<dyn mailfwd_domain::email::BodyStore> =
+        Arc::new(mailfwd_domain::memory::MemoryBodyStore::new());
+    let error = open_body_store(
+        EMAIL_STORE_VARIABLE,
+        "ftp://files.example/emails",
+        &database,
+    )
+    .err()
+    .unwrap();
     assert_eq!(
         error.to_string(),
         "MAILFWD_EMAIL_STORE='ftp://files.example/emails' is not supported: \
-         use file://PATH or s3://BUCKET/PREFIX"
+         use file://PATH, s3://BUCKET/PREFIX or database"
+    );
+    let error = open_body_store(EMAIL_STORE_OLD_VARIABLE, "databse", &database)
+        .err()
+        .unwrap();
+    assert!(
+        error
+            .to_string()
+            .starts_with("MAILFWD_EMAIL_STORE_OLD='databse' is not supported"),
+        "{error}"
     );
 }
 
@@ -72,6 +89,13 @@ async fn a_sqlite_url_opens_every_database_port_on_one_file() {
 async fn a_file_url_opens_a_body_directory() {
     let dir = tempfile::tempdir().unwrap();
     let emails = dir.path().join("emails");
-    open_body_store(&format!("file://{}", emails.display())).unwrap();
+    let database: Arc<dyn mailfwd_domain::email::BodyStore> =
+        Arc::new(mailfwd_domain::memory::MemoryBodyStore::new());
+    open_body_store(
+        EMAIL_STORE_VARIABLE,
+        &format!("file://{}", emails.display()),
+        &database,
+    )
+    .unwrap();
     assert!(emails.is_dir());
 }
