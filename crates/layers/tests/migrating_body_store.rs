@@ -1,6 +1,8 @@
 //! The migrating body store passes the body-store contract (with bodies written through
 //! it landing in the new store), and reads bodies still in the old store.
 
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use mailfwd_domain::EmailId;
