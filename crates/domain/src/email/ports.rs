@@ -4,8 +4,6 @@
 //! over two smaller ports: a [`BodyStore`] for the MIME bytes (files, S3) and an
 //! [`EmailLog`] for the records (SQLite, PostgreSQL).
 
-use std::time::SystemTime;
-
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -86,7 +84,7 @@ pub trait BodyStore: Send + Sync {
     ///
     /// # Errors
     /// [`StoreError::Storage`] if the marks cannot be listed.
-    async fn pending(&self, older_than: SystemTime) -> Result<Vec<EmailId>, StoreError> {
+    async fn pending(&self, older_than: std::time::SystemTime) -> Result<Vec<EmailId>, StoreError> {
         let _ = older_than;
         Ok(Vec::new())
     }
