@@ -11,6 +11,7 @@ pub mod expansion;
 pub mod import;
 pub mod ingest;
 pub mod memory;
+mod memory_bodies;
 mod memory_queue;
 pub mod message;
 pub mod own_addresses;

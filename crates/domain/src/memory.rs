@@ -1,18 +1,18 @@
 //! In-memory implementations of the ports, for tests and for embedding the domain.
 
+pub use crate::memory_bodies::MemoryBodyStore;
 pub use crate::memory_queue::MemoryDeliveryQueue;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 
 use crate::address::EmailAddress;
 use crate::email::{
-    BodyReader, BodyStore, BodyWriter, EmailId, EmailLog, EmailPage, EmailQuery, ReceivedEmail,
-    StoreError, UnevaluatedStats, parse_email_cursor,
+    EmailId, EmailLog, EmailPage, EmailQuery, ReceivedEmail, StoreError, UnevaluatedStats,
+    parse_email_cursor,
 };
 use crate::rule::{RecipientPattern, Rule};
 use crate::rule_store::{RuleError, RulePage, RuleQuery, RuleStore, decode_cursor};
@@ -99,76 +99,6 @@ impl RuleStore for MemoryRuleStore {
             .iter()
             .find_map(|key| rules.get(key))
             .cloned())
-    }
-}
-
-/// A [`BodyStore`] in a map of byte vectors. Commit is instant: memory is "durable"
-/// for as long as the process lives, which is all a test needs.
-#[derive(Debug, Default)]
-pub struct MemoryBodyStore {
-    bodies: Arc<Mutex<HashMap<EmailId, Bytes>>>,
-}
-
-impl MemoryBodyStore {
-    /// An empty store.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-struct MemoryBodyWriter {
-    id: EmailId,
-    buffer: Vec<u8>,
-    bodies: Arc<Mutex<HashMap<EmailId, Bytes>>>,
-}
-
-#[async_trait]
-impl BodyWriter for MemoryBodyWriter {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
-        self.buffer.extend_from_slice(chunk);
-        Ok(())
-    }
-
-    async fn commit(self: Box<Self>) -> Result<u64, StoreError> {
-        let size = self.buffer.len() as u64;
-        lock(&self.bodies).insert(self.id, Bytes::from(self.buffer));
-        Ok(size)
-    }
-
-    async fn abort(self: Box<Self>) {}
-}
-
-struct MemoryBodyReader(Option<Bytes>);
-
-#[async_trait]
-impl BodyReader for MemoryBodyReader {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
-        Ok(self.0.take())
-    }
-}
-
-#[async_trait]
-impl BodyStore for MemoryBodyStore {
-    async fn create(&self, id: &EmailId) -> Result<Box<dyn BodyWriter>, StoreError> {
-        Ok(Box::new(MemoryBodyWriter {
-            id: *id,
-            buffer: Vec::new(),
-            bodies: Arc::clone(&self.bodies),
-        }))
-    }
-
-    async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {
-        let body = lock(&self.bodies)
-            .get(id)
-            .cloned()
-            .ok_or(StoreError::NotFound(*id))?;
-        Ok(Box::new(MemoryBodyReader(Some(body))))
-    }
-
-    async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
-        lock(&self.bodies).remove(id);
-        Ok(())
     }
 }
 

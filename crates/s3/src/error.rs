@@ -14,6 +14,8 @@ pub(crate) enum Step {
     Sync,
     Read,
     Delete,
+    Mark,
+    Unmark,
 }
 
 impl fmt::Display for Step {
@@ -24,6 +26,8 @@ impl fmt::Display for Step {
             Step::Sync => "make durable",
             Step::Read => "read",
             Step::Delete => "delete",
+            Step::Mark => "mark as pending",
+            Step::Unmark => "drop the pending marker of",
         })
     }
 }
@@ -58,4 +62,14 @@ pub(crate) fn body_error(
 /// `StoreError::Storage` for a writer used after it failed.
 pub(crate) fn unusable(id: EmailId, step: Step) -> StoreError {
     body_error(id, step, Unusable)
+}
+
+/// Listing the pending markers failed.
+#[derive(Debug, Error)]
+#[error("cannot list the pending bodies: {0}")]
+struct ListingError(#[source] object_store::Error);
+
+/// `StoreError::Storage` for a failed listing of the pending markers.
+pub(crate) fn listing_error(source: object_store::Error) -> StoreError {
+    StoreError::storage(ListingError(source))
 }

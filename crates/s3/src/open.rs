@@ -9,6 +9,7 @@ use thiserror::Error;
 
 use crate::ObjectBodyStore;
 use crate::durable::{LocalDisk, create_root};
+use crate::remote;
 
 /// The variable that points S3 clients at an S3-compatible server (MinIO, Ceph, …).
 pub const ENDPOINT_VARIABLE: &str = "MAILFWD_S3_ENDPOINT";
@@ -67,8 +68,9 @@ impl ObjectBodyStore {
     ///   region and other options come from the usual `AWS_*` variables (those
     ///   `AmazonS3Builder::from_env` reads); [`ENDPOINT_VARIABLE`] points at an
     ///   S3-compatible server, `http://` ones allowed. Requests are path-style unless
-    ///   `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`. Nothing is sent to S3 here: wrong
-    ///   credentials or a missing bucket show on first use.
+    ///   `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`. Requests time out and are retried as
+    ///   [`crate::remote`] says. Nothing is sent to S3 here: wrong credentials or a
+    ///   missing bucket show on first use.
     ///
     /// # Errors
     /// [`OpenError`], naming the URL and what is wrong with it.
@@ -136,8 +138,12 @@ fn open_bucket(
         });
     }
     // Path-style by default: it works with every S3-compatible server; the
-    // environment may still ask for virtual-hosted style.
-    let mut builder = AmazonS3Builder::new().with_virtual_hosted_style_request(false);
+    // environment may still ask for virtual-hosted style. Timeouts and retries are
+    // ours (see `remote`), set before the environment so that it may override them.
+    let mut builder = AmazonS3Builder::new()
+        .with_virtual_hosted_style_request(false)
+        .with_client_options(remote::client_options())
+        .with_retry(remote::retry_config());
     let mut endpoint = None;
     for (key, value) in env {
         if key == ENDPOINT_VARIABLE {

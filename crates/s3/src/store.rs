@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -14,6 +15,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use crate::durable::LocalDisk;
 use crate::error::{Step, body_error};
 use crate::key::body_key;
+use crate::marker::Markers;
 use crate::writer::{ObjectBodyWriter, Parts};
 
 /// Parts for a local directory: small, since a part is only a write into the staging
@@ -36,12 +38,20 @@ const REMOTE_PARTS: Parts = Parts {
 /// Bodies stream in and out in chunks and are never held whole in memory. A body is
 /// visible only once committed; on a local directory `commit` also syncs the file and
 /// every directory on its path before it returns, so a committed body survives a crash.
+///
+/// On a remote store (S3), each body is also marked pending (`<prefix>/pending/<id>`)
+/// from before it is visible until [`BodyStore::accepted`] says its record is durable,
+/// so [`BodyStore::pending`] can find the orphans a crash leaves by listing the markers
+/// alone, not the whole bucket. A local directory keeps no markers, as before: a marker
+/// would add a file create, sync and unlink to every email on a path tuned for
+/// throughput, and its `pending` is always empty.
 #[derive(Debug, Clone)]
 pub struct ObjectBodyStore {
     store: Arc<dyn ObjectStore>,
     prefix: String,
     parts: Parts,
     disk: Option<Arc<LocalDisk>>,
+    markers: Option<Markers>,
 }
 
 impl ObjectBodyStore {
@@ -66,15 +76,21 @@ impl ObjectBodyStore {
         prefix: &str,
         disk: Option<LocalDisk>,
     ) -> Self {
-        let (parts, disk) = match disk {
-            Some(disk) => (LOCAL_PARTS, Some(Arc::new(disk))),
-            None => (REMOTE_PARTS, None),
+        let prefix = prefix.trim_matches('/').to_owned();
+        let (parts, disk, markers) = match disk {
+            Some(disk) => (LOCAL_PARTS, Some(Arc::new(disk)), None),
+            None => (
+                REMOTE_PARTS,
+                None,
+                Some(Markers::new(Arc::clone(&store), &prefix)),
+            ),
         };
         ObjectBodyStore {
             store,
-            prefix: prefix.trim_matches('/').to_owned(),
+            prefix,
             parts,
             disk,
+            markers,
         }
     }
 
@@ -89,12 +105,18 @@ impl ObjectBodyStore {
 #[async_trait]
 impl BodyStore for ObjectBodyStore {
     async fn create(&self, id: &EmailId) -> Result<Box<dyn BodyWriter>, StoreError> {
+        let key = body_key(&self.prefix, id);
+        let marking = match &self.markers {
+            Some(markers) => Some((markers.clone(), markers.start(*id, &key)?)),
+            None => None,
+        };
         Ok(Box::new(ObjectBodyWriter::new(
             *id,
             Arc::clone(&self.store),
-            body_key(&self.prefix, id),
+            key,
             self.parts,
             self.disk.clone(),
+            marking,
         )))
     }
 
@@ -109,10 +131,31 @@ impl BodyStore for ObjectBodyStore {
         }
     }
 
+    /// Deletes the body, then its marker: a marker outliving its body is harmless (the
+    /// sweep finds no record and deletes again), a body outliving its marker is not.
     async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
         match self.store.delete(&body_key(&self.prefix, id)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(body_error(*id, Step::Delete, e)),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(body_error(*id, Step::Delete, e)),
+        }
+        match &self.markers {
+            Some(markers) => markers.remove(id).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Removes the marker in the background, so the client's `250` does not wait for
+    /// a round trip to S3.
+    async fn accepted(&self, id: &EmailId) {
+        if let Some(markers) = &self.markers {
+            markers.remove_soon(*id);
+        }
+    }
+
+    async fn pending(&self, older_than: SystemTime) -> Result<Vec<EmailId>, StoreError> {
+        match &self.markers {
+            Some(markers) => markers.older_than(older_than).await,
+            None => Ok(Vec::new()),
         }
     }
 }

@@ -11,6 +11,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 
 use crate::durable::LocalDisk;
 use crate::error::{Step, body_error, unusable};
+use crate::marker::{Markers, Marking};
 
 /// How bodies are cut into parts for one kind of backend.
 #[derive(Debug, Clone, Copy)]
@@ -36,12 +37,17 @@ enum State {
 /// A body shorter than one part (most email) is stored with one plain `put`; a longer
 /// one becomes a multipart upload as soon as its first part is full. Either way the
 /// object becomes visible only when the upload completes.
+///
+/// On S3, the body's pending marker is being written meanwhile (see [`crate::marker`]);
+/// `commit` waits for it before it completes the upload, so no body is ever visible
+/// without its marker, and a writer that does not commit removes it.
 pub(crate) struct ObjectBodyWriter {
     id: EmailId,
     store: Arc<dyn ObjectStore>,
     key: Path,
     parts: Parts,
     disk: Option<Arc<LocalDisk>>,
+    marking: Option<(Markers, Marking)>,
     state: State,
     size: u64,
 }
@@ -53,6 +59,7 @@ impl ObjectBodyWriter {
         key: Path,
         parts: Parts,
         disk: Option<Arc<LocalDisk>>,
+        marking: Option<(Markers, Marking)>,
     ) -> Self {
         ObjectBodyWriter {
             id,
@@ -60,6 +67,7 @@ impl ObjectBodyWriter {
             key,
             parts,
             disk,
+            marking,
             state: State::Buffering(Vec::new()),
             size: 0,
         }
@@ -121,6 +129,18 @@ impl BodyWriter for ObjectBodyWriter {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, StoreError> {
+        if let Some((markers, marking)) = self.marking.take() {
+            if let Err(e) = marking.written().await {
+                self.abort_upload().await;
+                markers.remove_soon(self.id);
+                return Err(e);
+            }
+            if let Err(e) = self.complete().await {
+                take_back_soon(self.id, Arc::clone(&self.store), self.key.clone(), markers);
+                return Err(e);
+            }
+            return Ok(self.size);
+        }
         self.complete().await?;
         if let Some(disk) = &self.disk
             && let Err(e) = disk.make_durable(disk.path_of(&self.key)).await
@@ -134,6 +154,16 @@ impl BodyWriter for ObjectBodyWriter {
     }
 
     async fn abort(mut self: Box<Self>) {
+        self.abort_upload().await;
+        if let Some((_, marking)) = self.marking.take() {
+            marking.cancel().await;
+        }
+    }
+}
+
+impl ObjectBodyWriter {
+    /// Aborts the multipart upload, if one is under way.
+    async fn abort_upload(&mut self) {
         if let State::Uploading(upload) = std::mem::replace(&mut self.state, State::Finished)
             && let Err(e) = upload.abort().await
         {
@@ -143,14 +173,25 @@ impl BodyWriter for ObjectBodyWriter {
 }
 
 impl Drop for ObjectBodyWriter {
-    /// A writer dropped mid-upload (its session was cancelled) aborts the upload in the
-    /// background, so no incomplete multipart upload is left behind.
+    /// A writer dropped before it committed (its session was cancelled, or a write
+    /// failed) aborts the upload and removes the marker in the background, so neither
+    /// an incomplete multipart upload nor a stray marker is left behind.
     fn drop(&mut self) {
-        if let State::Uploading(upload) = std::mem::replace(&mut self.state, State::Finished)
+        let upload = match std::mem::replace(&mut self.state, State::Finished) {
+            State::Uploading(upload) => Some(upload),
+            _ => None,
+        };
+        let marking = self.marking.take();
+        if (upload.is_some() || marking.is_some())
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
             runtime.spawn(async move {
-                let _ = upload.abort().await;
+                if let Some(upload) = upload {
+                    let _ = upload.abort().await;
+                }
+                if let Some((_, marking)) = marking {
+                    marking.cancel().await;
+                }
             });
         }
     }
@@ -168,4 +209,28 @@ async fn start_upload(
     let mut upload = WriteMultipart::new_with_chunk_size(upload, parts.size);
     upload.put(Bytes::from(first));
     Ok(upload)
+}
+
+/// After a failed completion, in the background (the caller is owed its error now):
+/// makes sure the body is not stored and drops its marker.
+///
+/// A completion that timed out may still have landed, so the marker is removed only
+/// once the body is known to be absent, or deleted; when S3 cannot tell, the marker
+/// stays, and the sweep deletes the body later. Never a body without its marker.
+fn take_back_soon(id: EmailId, store: Arc<dyn ObjectStore>, key: Path, markers: Markers) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let absent = match store.head(&key).await {
+            Err(object_store::Error::NotFound { .. }) => true,
+            Ok(_) => store.delete(&key).await.is_ok(),
+            Err(_) => false,
+        };
+        if !absent {
+            tracing::warn!(%id, "a failed body may be stored; left marked for the sweep");
+        } else if let Err(e) = markers.remove(&id).await {
+            tracing::warn!(%id, error = %e, "could not remove the marker of a failed body");
+        }
+    });
 }

@@ -2,6 +2,7 @@
 
 mod ports;
 mod split;
+mod sweep;
 
 use std::fmt;
 use std::time::SystemTime;
@@ -12,6 +13,7 @@ use crate::address::EmailAddress;
 
 pub use ports::{BodyReader, BodyStore, BodyWriter, EmailLog, EmailStore, EmailWriter};
 pub use split::SplitEmailStore;
+pub use sweep::SweepReport;
 
 /// The id of a received email: a UUIDv7, so ids sort by the time they were made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -62,6 +62,32 @@ pub trait BodyStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Storage`] if it may still be there.
     async fn delete(&self, id: &EmailId) -> Result<(), StoreError>;
+
+    /// Hears that the record of `id` is durable, so its body is no longer at risk of
+    /// being an orphan: a store that marks bodies as pending (see
+    /// [`BodyStore::pending`]) drops the mark.
+    ///
+    /// Called between the record's commit and the client's `250`, so it must be cheap:
+    /// slow work belongs in the background. Best effort: a failure is logged, never
+    /// returned, since a mark left behind costs only a look-up by the next sweep
+    /// ([`super::SplitEmailStore::sweep_orphans`]). The default does nothing, for stores
+    /// that do not mark bodies.
+    async fn accepted(&self, id: &EmailId) {
+        let _ = id;
+    }
+
+    /// Bodies marked pending before `older_than` and not yet [`BodyStore::accepted`]:
+    /// maybe orphans, whose record was never written (a crash between body and record,
+    /// or a record that failed). The caller checks each against the log.
+    ///
+    /// The default is none, for stores that do not mark bodies.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if the marks cannot be listed.
+    async fn pending(&self, older_than: std::time::SystemTime) -> Result<Vec<EmailId>, StoreError> {
+        let _ = older_than;
+        Ok(Vec::new())
+    }
 }
 
 /// The owner of the received log: one durable record per accepted email.

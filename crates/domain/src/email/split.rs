@@ -9,12 +9,17 @@ use super::{
 };
 
 /// Bodies in one store, records in another. The body is made durable before the record
-/// is written, so a record always has its body; a crash between the two leaves only
-/// an unreferenced body, never a record without one.
+/// is written, so a record always has its body.
+///
+/// A crash between the two, or a record that fails, would leave a body without a
+/// record: an orphan nobody will ever read or delete. So a failed record takes its body
+/// back, and stores that can mark bodies pending (S3, see [`BodyStore::pending`]) hear
+/// when the record is durable ([`BodyStore::accepted`]); what a crash leaves marked is
+/// found and removed by [`SplitEmailStore::sweep_orphans`].
 #[derive(Clone)]
 pub struct SplitEmailStore {
-    bodies: Arc<dyn BodyStore>,
-    log: Arc<dyn EmailLog>,
+    pub(super) bodies: Arc<dyn BodyStore>,
+    pub(super) log: Arc<dyn EmailLog>,
 }
 
 impl SplitEmailStore {
@@ -28,7 +33,34 @@ impl SplitEmailStore {
 struct SplitWriter {
     id: EmailId,
     body: Box<dyn BodyWriter>,
+    bodies: Arc<dyn BodyStore>,
     log: Arc<dyn EmailLog>,
+}
+
+/// The record of a committed body failed with `error`: finds out whether it was written
+/// after all (a commit whose answer was lost), and if it surely was not, deletes the body.
+///
+/// The body is deleted only when the log says `NotFound`: deleting it on any error could
+/// leave a record, committed despite the error, pointing at nothing. When the log cannot
+/// say, body and marker stay for the sweep to decide once the log is back.
+async fn after_failed_record(
+    bodies: &dyn BodyStore,
+    log: &dyn EmailLog,
+    received: ReceivedEmail,
+    error: StoreError,
+) -> Result<ReceivedEmail, StoreError> {
+    match log.get(&received.id).await {
+        Ok(_) => {
+            bodies.accepted(&received.id).await;
+            Ok(received)
+        }
+        Err(StoreError::NotFound(_)) => {
+            // Best effort: a body left here keeps its marker, so the sweep retries.
+            let _ = bodies.delete(&received.id).await;
+            Err(error)
+        }
+        Err(_) => Err(error),
+    }
 }
 
 #[async_trait]
@@ -42,15 +74,28 @@ impl EmailWriter for SplitWriter {
     }
 
     async fn commit(self: Box<Self>, email: NewEmail) -> Result<ReceivedEmail, StoreError> {
-        let size = self.body.commit().await?;
+        let SplitWriter {
+            id,
+            body,
+            bodies,
+            log,
+        } = *self;
+        let size = body.commit().await?;
         let received = ReceivedEmail {
-            id: self.id,
+            id,
             email,
             size,
             received_at: now_millis(),
         };
-        self.log.record(&received).await?;
-        Ok(received)
+        match log.record(&received).await {
+            Ok(()) => {
+                // Cheap by contract (stores drop their marker in the background), so
+                // the client's 250 does not wait for it.
+                bodies.accepted(&id).await;
+                Ok(received)
+            }
+            Err(error) => after_failed_record(&*bodies, &*log, received, error).await,
+        }
     }
 
     async fn abort(self: Box<Self>) {
@@ -66,6 +111,7 @@ impl EmailStore for SplitEmailStore {
         Ok(Box::new(SplitWriter {
             id,
             body,
+            bodies: Arc::clone(&self.bodies),
             log: Arc::clone(&self.log),
         }))
     }

@@ -1,9 +1,11 @@
 //! `ObjectBodyStore` on a local directory and on a real S3-protocol server (s3s-fs,
-//! in process): the `BodyStore` contract on both, plus what each leaves on disk.
+//! in process, from the test kit): the `BodyStore` contract on both, plus what each
+//! leaves on disk, how S3 failures surface, and how orphan bodies are swept.
 
+mod faults;
 mod local;
+mod orphans;
 mod s3;
-mod s3_server;
 mod urls;
 
 use std::path::PathBuf;
@@ -51,4 +53,27 @@ pub fn names_in(dir: &std::path::Path) -> Vec<String> {
         .unwrap_or_default();
     names.sort();
     names
+}
+
+/// The files under `dir`, at any depth, as paths relative to it, sorted; empty if it
+/// does not exist. Directories left empty do not count: S3 has none.
+pub fn files_under(dir: &std::path::Path) -> Vec<String> {
+    fn walk(root: &std::path::Path, dir: &std::path::Path, found: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                walk(root, &path, found);
+            } else {
+                let relative = path.strip_prefix(root).expect("under the root");
+                found.push(relative.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(dir, dir, &mut found);
+    found.sort();
+    found
 }

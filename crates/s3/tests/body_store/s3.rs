@@ -5,11 +5,12 @@ use mailfwd_domain::EmailId;
 use mailfwd_domain::body_store_contract_tests;
 use mailfwd_domain::email::{BodyStore, StoreError};
 use mailfwd_s3::ObjectBodyStore;
+use mailfwd_testkit::s3::S3Server;
 
-use crate::s3_server::S3Server;
-use crate::{names_in, pattern, read_all};
+use crate::{files_under, pattern, read_all};
 
-async fn fresh_server_and_store() -> (S3Server, ObjectBodyStore) {
+/// A server with an empty bucket `mail`, and a store on `s3://mail/bodies/`.
+pub async fn fresh_server_and_store() -> (S3Server, ObjectBodyStore) {
     let server = S3Server::start("mail").await;
     let store = ObjectBodyStore::from_url_with_env("s3://mail/bodies/", server.env())
         .expect("configure the S3 client");
@@ -61,13 +62,13 @@ async fn an_aborted_multipart_upload_leaves_nothing() {
         store.open(&id).await,
         Err(StoreError::NotFound(_))
     ));
-    assert_eq!(names_in(&server.root.join("mail")), Vec::<String>::new());
-    let leftovers: Vec<String> = names_in(&server.root)
-        .into_iter()
-        .filter(|name| name != "mail")
-        .collect();
     assert_eq!(
-        leftovers,
+        files_under(&server.root.join("mail")),
+        Vec::<String>::new(),
+        "neither body nor marker"
+    );
+    assert_eq!(
+        server.unfinished_uploads(),
         Vec::<String>::new(),
         "no parts kept on the server"
     );
