@@ -41,6 +41,15 @@ pub enum Command {
     ///
     /// Exit status: 0 when every email was reprocessed, 1 otherwise.
     Reprocess(ReprocessArgs),
+    /// Move every stored email body from one email store to another, while `serve`
+    /// keeps running with MAILFWD_EMAIL_STORE set to the new store and
+    /// MAILFWD_EMAIL_STORE_OLD to the old one. Each body is copied, read back and
+    /// compared (size and SHA-256); the original is deleted only with --delete-source,
+    /// and only after. Killed and started again, it carries on where it stopped
+    /// (a checkpoint in the data directory) and never copies a body twice.
+    ///
+    /// Exit status: 0 when every body was moved (or already was), 1 otherwise.
+    MigrateEmails(MigrateArgs),
 }
 
 impl Command {
@@ -51,6 +60,7 @@ impl Command {
             Command::Serve => "serve",
             Command::Import(_) => "import",
             Command::Reprocess(_) => "reprocess",
+            Command::MigrateEmails(_) => "migrate-emails",
         }
     }
 }
@@ -83,6 +93,30 @@ pub struct ReprocessArgs {
     /// MAILFWD_GRPC_LISTEN (http://127.0.0.1:50051 unless set).
     #[arg(long, value_name = "URL")]
     pub grpc: Option<String>,
+}
+
+/// Arguments of `mailfwd migrate-emails`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// The store the bodies are in: file://PATH, s3://BUCKET/PREFIX or database.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+
+    /// The store they move to (same forms).
+    #[arg(long, value_name = "URL")]
+    pub to: String,
+
+    /// Delete each body from --from once its copy in --to is verified.
+    #[arg(long)]
+    pub delete_source: bool,
+
+    /// Bodies moved at once.
+    #[arg(long, default_value_t = 8)]
+    pub concurrency: usize,
+
+    /// Copy at most this many megabytes (10^6 bytes) per second, all copies together.
+    #[arg(long, value_name = "MB_PER_SECOND")]
+    pub rate_limit: Option<u32>,
 }
 
 /// Arguments of `mailfwd import`.

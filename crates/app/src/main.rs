@@ -7,6 +7,8 @@ mod import;
 mod listeners;
 mod logging;
 mod metrics;
+mod migrate;
+mod orphans;
 mod reprocess;
 mod serve;
 mod storage;
@@ -40,6 +42,7 @@ fn run(file: Option<&std::path::Path>, command: &Command) -> Result<ExitCode, Ap
         match command {
             Command::Serve => serve::run(config).await.map(|()| ExitCode::SUCCESS),
             Command::Import(args) => Ok(import::run(config, args.clone()).await),
+            Command::MigrateEmails(args) => Ok(migrate::run(config, args.clone()).await),
             Command::Reprocess(args) => reprocess::run(config, args.clone())
                 .await
                 .map(|()| ExitCode::SUCCESS)

@@ -74,6 +74,10 @@ pub async fn run(config: Config) -> Result<(), AppError> {
         let retention = Retention::new(Arc::clone(&ports.emails), Arc::clone(&ports.queue), keep);
         tokio::spawn(retention.run(forwarder_stop.clone()))
     });
+    let orphans = tokio::spawn(crate::orphans::sweep_hourly(
+        ports.split_emails.clone(),
+        forwarder_stop.clone(),
+    ));
     let workers = forwarder.start(forwarder_stop).await;
     let mut listeners = Listeners::start(smtp, http, grpc);
     let failure = tokio::select! {
@@ -89,6 +93,7 @@ pub async fn run(config: Config) -> Result<(), AppError> {
     if let Some(retention) = retention {
         let _ = retention.await;
     }
+    let _ = orphans.await;
     if let Some(listener) = ports.changes.take() {
         listener.stop().await;
     }

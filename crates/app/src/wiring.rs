@@ -35,6 +35,8 @@ pub struct Ports {
     pub rules: Arc<dyn RuleStore>,
     /// Received emails: bodies and the received log.
     pub emails: Arc<dyn EmailStore>,
+    /// The same, for the sweep of bodies never recorded (see [`crate::orphans`]).
+    pub split_emails: SplitEmailStore,
     /// Delivery jobs.
     pub queue: Arc<dyn DeliveryQueue>,
     /// mailfwd's own addresses: SRS and postmaster.
@@ -57,12 +59,14 @@ impl Ports {
     pub async fn open(config: &Config) -> Result<Ports, WiringError> {
         let Storage { database, bodies } = Storage::open(config).await?;
         let rule_cache = Arc::new(CachedRuleStore::new(database.rules, config.rule_cache()));
+        let split_emails = SplitEmailStore::new(bodies, database.log);
         Ok(Ports {
             rules: Arc::clone(&rule_cache) as Arc<dyn RuleStore>,
             rule_cache,
             postgres: database.postgres,
             changes: None,
-            emails: Arc::new(SplitEmailStore::new(bodies, database.log)),
+            emails: Arc::new(split_emails.clone()),
+            split_emails,
             queue: database.queue,
             own: Arc::new(config.own_addresses()?),
         })

@@ -174,6 +174,9 @@ impl BodyMover {
                 ),
             });
         }
+        // The email's record exists already: the copy is not pending one (a store that
+        // marks new bodies until their record is written can drop the mark).
+        self.to.accepted(id).await;
         Ok(Moved::Copied { bytes: size })
     }
 }

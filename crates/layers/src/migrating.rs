@@ -53,6 +53,15 @@ impl BodyStore for MigratingBodyStore {
         }
     }
 
+    async fn accepted(&self, id: &EmailId) {
+        // New bodies are written to the new store only; its markers are the ones to drop.
+        self.new.accepted(id).await;
+    }
+
+    async fn pending(&self, older_than: std::time::SystemTime) -> Result<Vec<EmailId>, StoreError> {
+        self.new.pending(older_than).await
+    }
+
     async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
         // Both copies go. A failure half-way leaves one, still readable, and deleting
         // again finishes the job (deleting a missing body is not an error).

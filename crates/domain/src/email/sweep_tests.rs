@@ -78,6 +78,9 @@ impl EmailLog for FlakyLog {
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
         self.inner.unevaluated_stats().await
     }
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        self.inner.forget(id).await
+    }
 }
 
 fn stores() -> (Arc<MemoryBodyStore>, Arc<FlakyLog>, SplitEmailStore) {
