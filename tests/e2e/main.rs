@@ -9,6 +9,7 @@ mod forward;
 mod grouping;
 mod harness;
 mod loops;
+mod migration;
 mod postgres;
 mod postgres_outage;
 mod private_postgres;
