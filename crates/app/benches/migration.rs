@@ -62,8 +62,14 @@ async fn store(bodies: &dyn BodyStore, log: &dyn EmailLog, n: u64) -> u64 {
 }
 
 fn main() {
-    let emails: u64 = std::env::var("EMAILS").ok().and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let emails: u64 = std::env::var("EMAILS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let admin = format!("{SERVER}/postgres");
         let mut connection = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
@@ -73,11 +79,19 @@ fn main() {
             format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"),
             format!("CREATE DATABASE {DATABASE}"),
         ] {
-            sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut connection).await.unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut connection)
+                .await
+                .unwrap();
         }
         let url = format!("{SERVER}/{DATABASE}");
-        let database = PgDatabase::open(&url, &PoolSettings::default()).await.unwrap();
-        let (bodies, log) = (Arc::new(database.body_store()), Arc::new(database.email_log()));
+        let database = PgDatabase::open(&url, &PoolSettings::default())
+            .await
+            .unwrap();
+        let (bodies, log) = (
+            Arc::new(database.body_store()),
+            Arc::new(database.email_log()),
+        );
         let loading = Instant::now();
         let total: u64 = stream::iter(0..emails)
             .map(|n| {
@@ -100,17 +114,32 @@ fn main() {
         let mut child = Command::new("/usr/bin/time");
         child
             .args(["-f", "peak RSS %M KB", binary, "migrate-emails"])
-            .args(["--from", "database", "--to", "s3://mail/emails", "--delete-source"])
+            .args([
+                "--from",
+                "database",
+                "--to",
+                "s3://mail/emails",
+                "--delete-source",
+            ])
             .env_clear()
             .env("MAILFWD_DATA_DIR", data.path())
             .env("MAILFWD_DATABASE_URL", &url)
             .env("MAILFWD_LOG", "warn")
             .envs(s3.env());
-        let output = tokio::task::spawn_blocking(move || child.output().unwrap()).await.unwrap();
+        let output = tokio::task::spawn_blocking(move || child.output().unwrap())
+            .await
+            .unwrap();
         let elapsed = started.elapsed();
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(output.status.success(), "{}\n{stderr}", String::from_utf8_lossy(&output.stdout));
-        let peak = stderr.lines().find(|l| l.starts_with("peak RSS")).unwrap_or("peak RSS ?");
+        assert!(
+            output.status.success(),
+            "{}\n{stderr}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        let peak = stderr
+            .lines()
+            .find(|l| l.starts_with("peak RSS"))
+            .unwrap_or("peak RSS ?");
         println!("{}", String::from_utf8_lossy(&output.stdout).trim());
         println!(
             "migration of {emails} emails ({:.1} MB): {:.1} s, {:.0} emails/s, {:.1} MB/s; {peak}",
@@ -122,8 +151,10 @@ fn main() {
         database.pool().close().await;
         let _ = tokio::time::timeout(
             Duration::from_secs(30),
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")))
-                .execute(&mut connection),
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)"
+            )))
+            .execute(&mut connection),
         )
         .await;
     });

@@ -56,6 +56,12 @@ impl Config {
         }
         self.parse_routes()?;
         self.check_own_addresses()?;
+        if self.email_store_old.as_deref() == Some(self.email_store_url().as_str()) {
+            return rule(
+                "email_store_old",
+                "names the same store as MAILFWD_EMAIL_STORE; set it only while bodies move from another store",
+            );
+        }
         if self.retention.is_some_and(|keep| keep.is_zero()) {
             return rule(
                 "retention",

@@ -169,3 +169,45 @@ fn database_and_instance_timeouts_that_would_break_sharing_are_refused() {
         assert!(error.contains(names), "{vars:?}: {error}");
     }
 }
+
+#[test]
+fn email_store_and_retention_settings_are_checked() {
+    for (vars, names) in [
+        (
+            [
+                ("MAILFWD_EMAIL_STORE", "database"),
+                ("MAILFWD_EMAIL_STORE_OLD", "database"),
+            ],
+            "email_store_old (MAILFWD_EMAIL_STORE_OLD) names the same store",
+        ),
+        (
+            [
+                ("MAILFWD_EMAIL_STORE", "database"),
+                ("MAILFWD_EMAIL_STORE_OLD", "ftp://x"),
+            ],
+            "MAILFWD_EMAIL_STORE_OLD='ftp://x' is not supported",
+        ),
+        (
+            [
+                ("MAILFWD_RETENTION", "0s"),
+                ("MAILFWD_EMAIL_STORE", "database"),
+            ],
+            "retention (MAILFWD_RETENTION) must be more than 0",
+        ),
+        (
+            [
+                ("MAILFWD_RETENTION", "a month"),
+                ("MAILFWD_EMAIL_STORE", "database"),
+            ],
+            "a month",
+        ),
+    ] {
+        let error = load_env(None, &vars).expect_err("refused").to_string();
+        assert!(error.contains(names), "{vars:?}: {error}");
+    }
+    let kept = load_env(None, &[("MAILFWD_RETENTION", "30d")]).expect("a duration");
+    assert_eq!(
+        kept.retention,
+        Some(std::time::Duration::from_secs(30 * 86_400))
+    );
+}
