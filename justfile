@@ -16,12 +16,13 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# resolve at 1,000,000 rules in SQLite, a 100,000-row CSV import over HTTP, the peak
+# resolve at 1,000,000 rules in SQLite and through the rule cache, a 100,000-row CSV import over HTTP, the peak
 # memory of the server receiving 20 concurrent 25 MB messages over SMTP and gRPC.
 #
 # Every benchmark, end-to-end forwarding throughput against Postfix included.
 bench: bench-forward
     cargo bench -p mailfwd-sqlite --bench resolve
+    cargo bench -p mailfwd-layers --bench cached_resolve
     cargo bench -p mailfwd-http --bench import
     cargo bench -p mailfwd --bench smtp_memory
 
