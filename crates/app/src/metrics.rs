@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use mailfwd_domain::EmailStore;
 use mailfwd_domain::delivery::DeliveryQueue;
 use mailfwd_http::MetricsSource;
-use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// Renders the process's metrics for `GET /metrics`.
 pub struct Prometheus {
@@ -25,13 +25,25 @@ impl Prometheus {
         queue: Arc<dyn DeliveryQueue>,
         emails: Arc<dyn EmailStore>,
     ) -> Result<Prometheus, BuildError> {
-        let handle = PrometheusBuilder::new().install_recorder()?;
+        // Delivery latency, from 10 ms (a fresh email to a fast destination) to the days
+        // a retried one can take.
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full("mailfwd_delivery_latency_seconds".to_owned()),
+                &[
+                    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0,
+                    900.0, 3600.0, 14_400.0, 86_400.0, 432_000.0,
+                ],
+            )?
+            .install_recorder()?;
         for counter in [
             "mailfwd_received_total",
             "mailfwd_delivered_total",
             "mailfwd_deferred_total",
             "mailfwd_failed_total",
             "mailfwd_unmatched_recipients_total",
+            "mailfwd_rule_cache_hits_total",
+            "mailfwd_rule_cache_misses_total",
         ] {
             metrics::counter!(counter).absolute(0);
         }

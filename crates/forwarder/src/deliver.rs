@@ -279,6 +279,12 @@ fn report(attempt: Result<Attempt, QueueError>, job: &ClaimedJob) {
     match attempt {
         Ok(Attempt::Delivered(reply)) => {
             metrics::counter!("mailfwd_delivered_total").increment(1);
+            // From the moment the email began to arrive (its id's time), retries and
+            // all: what a sender waits for.
+            let latency = std::time::SystemTime::now()
+                .duration_since(email.created_at())
+                .unwrap_or_default();
+            metrics::histogram!("mailfwd_delivery_latency_seconds").record(latency.as_secs_f64());
             tracing::info!(%email, %destination, %reply, "delivered");
         }
         Ok(Attempt::Deferred(at, reply)) => {

@@ -29,6 +29,7 @@ mod tests;
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -229,10 +230,22 @@ impl RuleStore for CachedRuleStore {
         // entry, and two addresses with one key always get the same answer.
         let key = recipient.match_key();
         for _ in 0..FRESH_ATTEMPTS {
+            // Set only if this call ran the store lookup (a miss); waiting for another
+            // caller's lookup of the same key counts as a hit, as no query was made.
+            let missed = AtomicBool::new(false);
+            let lookup = async {
+                missed.store(true, Ordering::Relaxed);
+                self.lookup(recipient).await
+            };
             let cached = cache
-                .try_get_with_by_ref(key.as_str(), self.lookup(recipient))
+                .try_get_with_by_ref(key.as_str(), lookup)
                 .await
                 .map_err(unshare)?;
+            if missed.load(Ordering::Relaxed) {
+                metrics::counter!("mailfwd_rule_cache_misses_total").increment(1);
+            } else {
+                metrics::counter!("mailfwd_rule_cache_hits_total").increment(1);
+            }
             if self
                 .freshness
                 .is_fresh(cached.read_at, recipient.domain().as_str())
