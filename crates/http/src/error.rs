@@ -12,6 +12,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mailfwd_domain::delivery::QueueError;
+use mailfwd_domain::email::retry_after_secs;
 use mailfwd_domain::import::ImportError;
 use mailfwd_domain::{AddressError, InvalidRule, RuleError, StoreError};
 use serde::Serialize;
@@ -128,6 +129,15 @@ pub(crate) enum ApiError {
     /// try again.
     #[error("the database or the email store is not answering; try again shortly")]
     StorageUnavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// 503 with `Retry-After`: the email store asks clients to slow down, or refuses
+    /// new mail for now (load shedding); the text says which, and why.
+    #[error("{detail}")]
+    StoreBusy {
+        /// The store's answer, for a person.
+        detail: String,
+        /// Whole seconds to wait before trying again.
+        retry_after: u64,
+    },
     /// 503: the health check could not reach the store.
     #[error("the rule store is not answering; see the server log")]
     Unavailable(#[source] RuleError),
@@ -150,9 +160,9 @@ impl ApiError {
             ApiError::ImportInterrupted { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiError::Unavailable(_) | ApiError::StorageUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::StorageUnavailable(_)
+            | ApiError::StoreBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -190,9 +200,15 @@ impl From<StoreError> for ApiError {
             StoreError::InvalidCursor => {
                 ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
             }
-            StoreError::Overloaded | StoreError::Storage(_) => {
-                ApiError::StorageUnavailable(Box::new(error))
-            }
+            StoreError::Overloaded { retry_after } => ApiError::StoreBusy {
+                detail: error.to_string(),
+                retry_after: retry_after_secs(retry_after),
+            },
+            StoreError::InsufficientStorage(_) => ApiError::StoreBusy {
+                detail: error.to_string(),
+                retry_after: SHEDDING_RETRY_AFTER_SECS,
+            },
+            StoreError::Storage(_) => ApiError::StorageUnavailable(Box::new(error)),
         }
     }
 }
@@ -264,6 +280,9 @@ impl IntoResponse for ApiError {
         if let ApiError::StorageUnavailable(_) | ApiError::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if let ApiError::StoreBusy { retry_after, .. } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         if let ApiError::Unauthorized(_) = self {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -273,6 +292,10 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The delay suggested while the email store sheds load: it measures again every
+/// second, but a disk does not free itself that fast.
+pub(crate) const SHEDDING_RETRY_AFTER_SECS: u64 = 60;
 
 /// The router's fallback: a problem document instead of an empty 404.
 pub(crate) async fn not_found() -> ApiError {

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::fmt::Write as _;
 
+use mailfwd_domain::email::retry_after_secs;
 use mailfwd_domain::{EmailId, IngestError, MessageError};
 
 /// One SMTP reply, possibly of several lines.
@@ -259,7 +260,17 @@ impl Reply {
             IngestError::TooManyRecipients(_) => Reply::one(452, [4, 5, 3], "Too many recipients"),
             IngestError::EmptyMessage => Reply::one(550, [5, 6, 0], "Message is empty"),
             IngestError::Message(refusal) => Reply::for_message(refusal),
-            IngestError::Overloaded => Reply::one(451, [4, 7, 1], "Try again later"),
+            IngestError::Overloaded { retry_after } => Reply::one(
+                451,
+                [4, 7, 1],
+                format!(
+                    "Too much mail; try again in {} seconds",
+                    retry_after_secs(*retry_after)
+                ),
+            ),
+            IngestError::InsufficientStorage(_) => {
+                Reply::one(452, [4, 3, 1], "Insufficient system storage")
+            }
             IngestError::Unavailable(_) => Reply::one(451, [4, 3, 0], "Temporary storage failure"),
         }
     }
