@@ -263,10 +263,10 @@ impl Reply {
             IngestError::Overloaded { retry_after } => Reply::one(
                 451,
                 [4, 7, 1],
-                format!(
-                    "Too much mail; try again in {} seconds",
-                    retry_after_secs(*retry_after)
-                ),
+                match retry_after_secs(*retry_after) {
+                    1 => "Too much mail; try again in 1 second".to_owned(),
+                    secs => format!("Too much mail; try again in {secs} seconds"),
+                },
             ),
             IngestError::InsufficientStorage(_) => {
                 Reply::one(452, [4, 3, 1], "Insufficient system storage")
