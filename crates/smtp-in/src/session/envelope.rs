@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
 use super::{Session, Transaction};
+use crate::limits::client_of;
 use crate::path;
 use crate::reply::Reply;
 
@@ -77,7 +78,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 smtputf8,
                 utf8_headers: false,
             },
-            client: Client::Peer(self.peer.ip()),
+            // The same client as the connection limits count: one IPv6 host holds a
+            // whole network, and must not get a new allowance per address.
+            client: Client::Peer(client_of(self.peer.ip(), self.config.ipv6_client_prefix)),
         };
         let tx = match self.ingest.begin(sender, origin).await {
             Ok(tx) => tx,
