@@ -6,8 +6,10 @@
 use mailfwd_grpc::pb::forwarding_client::ForwardingClient;
 use mailfwd_grpc::pb::ingest_email_request::Part;
 use mailfwd_grpc::pb::{Envelope, IngestEmailRequest};
+use mailfwd_grpc::retry_info::{RETRY_INFO_TYPE, RetryInfo, RpcStatus};
 use mailfwd_testkit::Client;
 use mailfwd_testkit::client::{dot_stuffed, queued_id};
+use prost::Message;
 use serde_json::json;
 use tokio::net::TcpSocket;
 use tonic::Code;
@@ -137,6 +139,11 @@ async fn grpc_is_told_resource_exhausted_with_the_delay() {
     let retry_after = status.metadata().get("retry-after").unwrap();
     assert_eq!(retry_after.to_str().unwrap(), "1");
     assert!(status.message().contains("try again in 1 s"), "{status:?}");
+    // The same delay as the standard google.rpc.RetryInfo detail.
+    let details = RpcStatus::decode(status.details()).unwrap();
+    assert_eq!(details.details[0].type_url, RETRY_INFO_TYPE);
+    let info = RetryInfo::decode(details.details[0].value.as_slice()).unwrap();
+    assert_eq!(info.retry_delay.unwrap().seconds, 1);
 
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     client.ingest_email(ingest_request()).await.unwrap();

@@ -7,10 +7,10 @@ use std::time::Duration;
 use mailfwd_domain::email::{Shedding, StoreError, retry_after_secs};
 use mailfwd_domain::{IngestError, MessageError};
 use thiserror::Error;
-use tonic::metadata::MetadataValue;
 use tonic::{Code, Status};
 
 use crate::pb;
+use crate::retry_info::retry_status;
 
 /// Why a Forwarding call failed. Each variant documents the status it becomes.
 #[derive(Debug, Error)]
@@ -40,7 +40,8 @@ pub enum GrpcError {
     #[error("the message exceeds the size limit of {0} octets")]
     TooLarge(u64),
     /// `RESOURCE_EXHAUSTED`, with the delay in the `retry-after` metadata (whole
-    /// seconds): the email store asks clients to slow down.
+    /// seconds) and a `google.rpc.RetryInfo` detail: the email store asks clients to
+    /// slow down.
     #[error("the email store is busy; try again in {} s", retry_after_secs(*retry_after))]
     Overloaded {
         /// How long until the store expects to take the email.
@@ -95,13 +96,10 @@ impl From<GrpcError> for Status {
             GrpcError::InsufficientStorage(_) => Some(SHEDDING_RETRY_AFTER_SECS),
             _ => None,
         };
-        let mut status = Status::new(code, error.to_string());
-        if let Some(secs) = retry_after {
-            status
-                .metadata_mut()
-                .insert("retry-after", MetadataValue::from(secs));
+        match retry_after {
+            Some(secs) => retry_status(code, error.to_string(), secs),
+            None => Status::new(code, error.to_string()),
         }
-        status
     }
 }
 
