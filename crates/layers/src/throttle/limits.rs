@@ -56,7 +56,9 @@ impl Rate {
 
     /// Counts `n` against the client's rate, then the global one. More than a burst at
     /// once (a chunk larger than a second's worth of bytes) counts as one full burst:
-    /// governor could never allow it, and refusing it forever would be wrong.
+    /// governor could never allow it, and refusing it forever would be wrong. A refusal
+    /// by the global rate leaves the client's cells spent: governor cannot give them
+    /// back, and the difference is one message's worth.
     fn charge(&self, client: &Client, n: u64) -> Result<(), Reached> {
         let Some(n) = NonZeroU32::new(u32::try_from(n).unwrap_or(u32::MAX)) else {
             return Ok(());
