@@ -23,3 +23,4 @@ mod smtp;
 mod smuggling;
 mod srs;
 mod startup;
+mod throttling;

@@ -1,4 +1,5 @@
-//! The Prometheus recorder, and queue and backlog gauges refreshed at every scrape.
+//! The Prometheus recorder, and queue, backlog and load-shedding gauges refreshed at
+//! every scrape.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -50,6 +51,13 @@ impl Prometheus {
         for reason in ["loop", "too_deep", "too_many"] {
             metrics::counter!("mailfwd_expansion_cuts_total", "reason" => reason).absolute(0);
         }
+        for reason in ["messages", "bytes", "client_messages", "client_bytes"] {
+            metrics::counter!("mailfwd_throttled_total", "reason" => reason).absolute(0);
+        }
+        for reason in ["disk", "backlog"] {
+            metrics::counter!("mailfwd_shed_total", "reason" => reason).absolute(0);
+            metrics::gauge!("mailfwd_shedding", "reason" => reason).set(0.0);
+        }
         Ok(Prometheus {
             handle,
             queue,
@@ -84,6 +92,11 @@ impl MetricsSource for Prometheus {
             Err(error) => {
                 tracing::error!(%error, "cannot read unevaluated email statistics for /metrics")
             }
+        }
+        // Measures again if stale, which sets the `mailfwd_shedding` gauges: a store
+        // that refuses mail is not asked by anyone else, yet must be seen to recover.
+        if let Some(why) = self.emails.shedding().await {
+            tracing::debug!(reason = why.reason(), "refusing new mail: {why}");
         }
         self.handle.render()
     }

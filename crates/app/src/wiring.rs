@@ -7,7 +7,7 @@ use mailfwd_domain::delivery::{Deliverer, DeliveryQueue, ForwardEvaluator, Maile
 use mailfwd_domain::email::SplitEmailStore;
 use mailfwd_domain::{EmailStore, Ingest, IngestLimits, MessagePolicy, OwnAddresses, RuleStore};
 use mailfwd_forwarder::QueueWaker;
-use mailfwd_layers::CachedRuleStore;
+use mailfwd_layers::{CachedRuleStore, DiskFreeSpace, ThrottledEmailStore};
 use mailfwd_postgres::{Change, ChangeListener, ListenerSettings, PgDatabase};
 use mailfwd_smtp_out::{MailerConfig, MailerError, SmtpMailer};
 use thiserror::Error;
@@ -33,7 +33,8 @@ pub enum WiringError {
 pub struct Ports {
     /// Forwarding rules, behind the rule cache.
     pub rules: Arc<dyn RuleStore>,
-    /// Received emails: bodies and the received log.
+    /// Received emails: bodies and the received log, behind the store's own rates and
+    /// load shedding (see [`ThrottledEmailStore`]).
     pub emails: Arc<dyn EmailStore>,
     /// The same, for the sweep of bodies never recorded (see [`crate::orphans`]).
     pub split_emails: SplitEmailStore,
@@ -52,7 +53,8 @@ pub struct Ports {
 
 impl Ports {
     /// Opens the database and the email store named by the configuration (see
-    /// [`Storage::open`]) and puts the rule cache in front of the rules.
+    /// [`Storage::open`]), puts the rule cache in front of the rules and the throttle
+    /// in front of the email store.
     ///
     /// # Errors
     /// [`WiringError`] naming the store or the setting at fault.
@@ -60,12 +62,17 @@ impl Ports {
         let Storage { database, bodies } = Storage::open(config).await?;
         let rule_cache = Arc::new(CachedRuleStore::new(database.rules, config.rule_cache()));
         let split_emails = SplitEmailStore::new(bodies, database.log);
+        let emails = protected(
+            Arc::new(split_emails.clone()),
+            config,
+            Arc::clone(&database.queue),
+        );
         Ok(Ports {
             rules: Arc::clone(&rule_cache) as Arc<dyn RuleStore>,
             rule_cache,
             postgres: database.postgres,
             changes: None,
-            emails: Arc::new(split_emails.clone()),
+            emails,
             split_emails,
             queue: database.queue,
             own: Arc::new(config.own_addresses()?),
@@ -156,4 +163,23 @@ impl Ports {
         )
         .with_own_addresses(Arc::clone(&self.own)))
     }
+}
+
+/// `emails` behind its rates and load shedding: the free space of the disk holding the
+/// data directory and the backlog of `queue`, as configured.
+fn protected(
+    emails: Arc<dyn EmailStore>,
+    config: &Config,
+    queue: Arc<dyn DeliveryQueue>,
+) -> Arc<dyn EmailStore> {
+    let mut store = ThrottledEmailStore::new(emails, &config.throttle());
+    let floor = config.disk_free_floor();
+    if floor > 0 {
+        let disk = Arc::new(DiskFreeSpace::new(&config.data_dir));
+        store = store.with_disk_floor(disk, floor);
+    }
+    if let Some(max) = config.max_backlog {
+        store = store.with_max_backlog(queue, max);
+    }
+    Arc::new(store)
 }

@@ -2,12 +2,15 @@
 //! errors are logged here and never sent to clients.
 
 use mailfwd_domain::delivery::{ForwardError, QueueError};
-use mailfwd_domain::email::StoreError;
+use std::time::Duration;
+
+use mailfwd_domain::email::{Shedding, StoreError, retry_after_secs};
 use mailfwd_domain::{IngestError, MessageError};
 use thiserror::Error;
 use tonic::{Code, Status};
 
 use crate::pb;
+use crate::retry_info::retry_status;
 
 /// Why a Forwarding call failed. Each variant documents the status it becomes.
 #[derive(Debug, Error)]
@@ -36,9 +39,18 @@ pub enum GrpcError {
     /// `OUT_OF_RANGE`: the body is larger than the server accepts.
     #[error("the message exceeds the size limit of {0} octets")]
     TooLarge(u64),
-    /// `RESOURCE_EXHAUSTED`: the email store asks clients to slow down.
-    #[error("the email store is busy; try again later")]
-    Overloaded,
+    /// `RESOURCE_EXHAUSTED`, with the delay in the `retry-after` metadata (whole
+    /// seconds) and a `google.rpc.RetryInfo` detail: the email store asks clients to
+    /// slow down.
+    #[error("the email store is busy; try again in {} s", retry_after_secs(*retry_after))]
+    Overloaded {
+        /// How long until the store expects to take the email.
+        retry_after: Duration,
+    },
+    /// `RESOURCE_EXHAUSTED`, with `retry-after` metadata: the email store refuses new
+    /// mail for now (disk nearly full, delivery backlog too long).
+    #[error("the email store refuses new mail for now: {0}")]
+    InsufficientStorage(Shedding),
     /// `UNAVAILABLE`: storage failed. The source is logged, not sent.
     #[error("storage is unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -64,7 +76,9 @@ impl GrpcError {
             GrpcError::Unauthenticated(_) => Code::Unauthenticated,
             GrpcError::AllRecipientsRefused(_) => Code::FailedPrecondition,
             GrpcError::TooLarge(_) => Code::OutOfRange,
-            GrpcError::Overloaded => Code::ResourceExhausted,
+            GrpcError::Overloaded { .. } | GrpcError::InsufficientStorage(_) => {
+                Code::ResourceExhausted
+            }
             GrpcError::Unavailable(_) => Code::Unavailable,
         }
     }
@@ -77,9 +91,22 @@ impl From<GrpcError> for Status {
             tracing::error!(error = %source, "gRPC call failed on storage");
             return Status::new(code, "storage is unavailable; try again later");
         }
-        Status::new(code, error.to_string())
+        let retry_after = match &error {
+            GrpcError::Overloaded { retry_after } => Some(retry_after_secs(*retry_after)),
+            GrpcError::InsufficientStorage(_) => Some(SHEDDING_RETRY_AFTER_SECS),
+            _ => None,
+        };
+        match retry_after {
+            Some(secs) => retry_status(code, error.to_string(), secs),
+            None => Status::new(code, error.to_string()),
+        }
     }
 }
+
+/// The delay suggested while the store sheds load: it measures again every second,
+/// but a disk does not free itself that fast, and a client retrying every second
+/// only adds to the load.
+const SHEDDING_RETRY_AFTER_SECS: u64 = 60;
 
 impl From<IngestError> for GrpcError {
     fn from(error: IngestError) -> Self {
@@ -88,7 +115,8 @@ impl From<IngestError> for GrpcError {
             IngestError::Message(_) | IngestError::EmptyMessage => {
                 GrpcError::InvalidMessage(error.to_string())
             }
-            IngestError::Overloaded => GrpcError::Overloaded,
+            IngestError::Overloaded { retry_after } => GrpcError::Overloaded { retry_after },
+            IngestError::InsufficientStorage(why) => GrpcError::InsufficientStorage(why),
             IngestError::Unavailable(source) => GrpcError::Unavailable(source),
             // Per-recipient refusals are reported in the reply (see `refusal_reason`);
             // reaching here means a caller mapped one as a whole-call failure.
@@ -119,7 +147,8 @@ impl From<StoreError> for GrpcError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(id) => GrpcError::NotFound(id.to_string()),
-            StoreError::Overloaded => GrpcError::Overloaded,
+            StoreError::Overloaded { retry_after } => GrpcError::Overloaded { retry_after },
+            StoreError::InsufficientStorage(why) => GrpcError::InsufficientStorage(why),
             other => GrpcError::Unavailable(Box::new(other)),
         }
     }

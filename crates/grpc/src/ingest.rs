@@ -3,6 +3,7 @@
 //! recipient and message policies are the domain's; this file only translates.
 
 use mailfwd_domain::Ingest;
+use mailfwd_domain::email::Client;
 use mailfwd_domain::ingest::Origin;
 use tonic::{Request, Status, Streaming};
 
@@ -41,14 +42,23 @@ pub(crate) async fn ingest_email(
     let sender = convert::sender(&envelope.sender)?;
     let recipients = convert::recipients(&envelope.recipients)?;
 
+    // The peer's address is the client: every holder of the API token shares one
+    // identity, so the token cannot tell clients apart.
+    let client = peer
+        .as_deref()
+        .map_or_else(|| Client::Named("grpc".into()), Client::from_peer);
     let origin = Origin {
         peer,
         helo: None,
         tls: false,
         // No MAIL FROM parameters over gRPC: the data and the addresses decide.
         declared: mailfwd_domain::Encoding::default(),
+        client,
     };
-    let mut tx = ingest.begin(sender, origin);
+    let mut tx = ingest
+        .begin(sender, origin)
+        .await
+        .map_err(GrpcError::from)?;
     let mut refused = Vec::new();
     for (recipient, given) in recipients.iter().zip(&envelope.recipients) {
         let Err(error) = tx.add_recipient(recipient).await else {

@@ -9,6 +9,7 @@ mod auth;
 mod convert;
 mod error;
 mod ingest;
+pub mod retry_info;
 mod service;
 
 use std::future::Future;

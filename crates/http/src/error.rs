@@ -5,15 +5,15 @@
 //! fix. Internal errors are logged and answered with a generic detail: their text may
 //! hold storage internals a client must not see.
 
+mod convert;
+
 use std::error::Error as StdError;
 use std::fmt;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mailfwd_domain::delivery::QueueError;
-use mailfwd_domain::import::ImportError;
-use mailfwd_domain::{AddressError, InvalidRule, RuleError, StoreError};
+use mailfwd_domain::{AddressError, InvalidRule, RuleError};
 use serde::Serialize;
 use thiserror::Error;
 use utoipa::ToSchema;
@@ -128,6 +128,15 @@ pub(crate) enum ApiError {
     /// try again.
     #[error("the database or the email store is not answering; try again shortly")]
     StorageUnavailable(#[source] Box<dyn StdError + Send + Sync>),
+    /// 503 with `Retry-After`: the email store asks clients to slow down, or refuses
+    /// new mail for now (load shedding); the text says which, and why.
+    #[error("{detail}")]
+    StoreBusy {
+        /// The store's answer, for a person.
+        detail: String,
+        /// Whole seconds to wait before trying again.
+        retry_after: u64,
+    },
     /// 503: the health check could not reach the store.
     #[error("the rule store is not answering; see the server log")]
     Unavailable(#[source] RuleError),
@@ -150,9 +159,9 @@ impl ApiError {
             ApiError::ImportInterrupted { .. } | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
-            ApiError::Unavailable(_) | ApiError::StorageUnavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ApiError::Unavailable(_)
+            | ApiError::StorageUnavailable(_)
+            | ApiError::StoreBusy { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -166,59 +175,6 @@ impl ApiError {
             cause = current.source();
         }
         ApiError::BadRequest(format!("the request body could not be read: {error}"))
-    }
-}
-
-impl From<RuleError> for ApiError {
-    fn from(error: RuleError) -> Self {
-        match error {
-            RuleError::AlreadyExists(_) => ApiError::Conflict(error.to_string()),
-            RuleError::NotFound(_) => ApiError::NotFound(error.to_string()),
-            RuleError::Invalid(invalid) => ApiError::InvalidRule(invalid),
-            RuleError::InvalidCursor => {
-                ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
-            }
-            RuleError::Storage(_) => ApiError::StorageUnavailable(Box::new(error)),
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(error: StoreError) -> Self {
-        match error {
-            StoreError::NotFound(_) => ApiError::NotFound(error.to_string()),
-            StoreError::InvalidCursor => {
-                ApiError::BadRequest(format!("the query parameter 'cursor' is invalid: {error}"))
-            }
-            StoreError::Overloaded | StoreError::Storage(_) => {
-                ApiError::StorageUnavailable(Box::new(error))
-            }
-        }
-    }
-}
-
-impl From<QueueError> for ApiError {
-    fn from(error: QueueError) -> Self {
-        match error {
-            QueueError::Storage(_) => ApiError::StorageUnavailable(Box::new(error)),
-            QueueError::LeaseLost { .. } => ApiError::Internal(Box::new(error)),
-        }
-    }
-}
-
-impl From<ImportError> for ApiError {
-    fn from(error: ImportError) -> Self {
-        match error {
-            ImportError::BadHeader(_) => ApiError::BadRequest(error.to_string()),
-            ImportError::AtomicTooLarge { .. } => ApiError::ImportTooLarge(error.to_string()),
-            ImportError::Storage {
-                rules_written,
-                source,
-            } => ApiError::ImportInterrupted {
-                rules_written,
-                source,
-            },
-        }
     }
 }
 
@@ -264,6 +220,9 @@ impl IntoResponse for ApiError {
         if let ApiError::StorageUnavailable(_) | ApiError::Unavailable(_) = self {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        if let ApiError::StoreBusy { retry_after, .. } = self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
         if let ApiError::Unauthorized(_) = self {
             headers.insert(
                 header::WWW_AUTHENTICATE,
@@ -273,6 +232,10 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// The delay suggested while the email store sheds load: it measures again every
+/// second, but a disk does not free itself that fast.
+pub(crate) const SHEDDING_RETRY_AFTER_SECS: u64 = 60;
 
 /// The router's fallback: a problem document instead of an empty 404.
 pub(crate) async fn not_found() -> ApiError {

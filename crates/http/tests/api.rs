@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "api/auth.rs"]
 mod auth;
+#[path = "api/busy.rs"]
+mod busy;
 #[path = "api/emails.rs"]
 mod emails;
 #[path = "api/errors.rs"]

@@ -4,7 +4,11 @@
 mod body_move;
 mod migrating;
 mod rule_cache;
+mod throttle;
 
 pub use body_move::{BodyMover, MoveError, Moved};
 pub use migrating::MigratingBodyStore;
 pub use rule_cache::{CachedRuleStore, RuleCacheConfig};
+pub use throttle::{
+    DEFAULT_CHECK_INTERVAL, DiskFreeSpace, FreeSpace, ThrottleConfig, ThrottledEmailStore,
+};

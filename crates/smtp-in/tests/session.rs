@@ -5,6 +5,8 @@
 #[path = "session/harness.rs"]
 mod harness;
 
+#[path = "session/admission.rs"]
+mod admission;
 #[path = "session/commands.rs"]
 mod commands;
 #[path = "session/data.rs"]

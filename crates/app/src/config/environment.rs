@@ -82,6 +82,12 @@ const SETTINGS: &[&str] = &[
     "rule_cache_capacity",
     "import_body_limit",
     "import_atomic_max_rows",
+    "throttle_messages_per_second",
+    "throttle_bytes_per_second",
+    "throttle_client_messages_per_second",
+    "throttle_client_bytes_per_second",
+    "disk_free_floor",
+    "max_backlog",
     "log",
     "log_format",
 ];

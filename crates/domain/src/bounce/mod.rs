@@ -16,7 +16,7 @@ use std::time::SystemTime;
 use bytes::BytesMut;
 use thiserror::Error;
 
-use crate::email::{EmailId, EmailStore, Encoding, ReceivedEmail, StoreError};
+use crate::email::{Client, EmailId, EmailStore, Encoding, ReceivedEmail, StoreError};
 use crate::ingest::{Ingest, IngestError, Origin};
 use crate::own_addresses::OwnAddresses;
 
@@ -121,8 +121,9 @@ impl Bouncer {
                 smtputf8: global,
                 utf8_headers: false,
             },
+            client: Client::Internal,
         };
-        let mut transaction = self.ingest.begin(None, origin);
+        let mut transaction = self.ingest.begin(None, origin).await?;
         transaction.add_recipient(&bounce_path).await?;
         let addressed = transaction
             .addressed()

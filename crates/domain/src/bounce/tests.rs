@@ -57,7 +57,10 @@ async fn receive(
     recipient: &EmailAddress,
     message: &[u8],
 ) -> ReceivedEmail {
-    let mut tx = ingest.begin(sender.map(address), Origin::default());
+    let mut tx = ingest
+        .begin(sender.map(address), Origin::default())
+        .await
+        .unwrap();
     tx.add_recipient(recipient).await.unwrap();
     let Ok(addressed) = tx.addressed() else {
         panic!("accepted")

@@ -1,16 +1,18 @@
 //! Received emails: their ids, envelopes and metadata, and the ports that own them.
 
+mod admission;
 mod ports;
 mod split;
 mod sweep;
 
 use std::fmt;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use thiserror::Error;
 
 use crate::address::EmailAddress;
 
+pub use admission::{Client, Shedding, retry_after_secs};
 pub use ports::{BodyReader, BodyStore, BodyWriter, EmailLog, EmailStore, EmailWriter};
 pub use split::SplitEmailStore;
 pub use sweep::SweepReport;
@@ -173,9 +175,15 @@ pub enum StoreError {
     /// No email with this id.
     #[error("no email with id {0}")]
     NotFound(EmailId),
-    /// The store asks callers to slow down; try again later.
-    #[error("the email store is busy; try again later")]
-    Overloaded,
+    /// The store asks callers to slow down: a rate limit is reached.
+    #[error("the email store is busy; try again in {} s", retry_after_secs(*retry_after))]
+    Overloaded {
+        /// How long until the store expects to take the email.
+        retry_after: Duration,
+    },
+    /// The store refuses new mail for now (load shedding); it recovers by itself.
+    #[error("the email store refuses new mail for now: {0}")]
+    InsufficientStorage(Shedding),
     /// A list cursor this store did not hand out.
     #[error("the cursor is not one this server handed out")]
     InvalidCursor,

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    EmailId, EmailPage, EmailQuery, NewEmail, ReceivedEmail, StoreError, UnevaluatedStats,
+    Client, EmailId, EmailPage, EmailQuery, NewEmail, ReceivedEmail, Shedding, StoreError,
+    UnevaluatedStats,
 };
 
 /// Reads a stored body back, chunk by chunk.
@@ -155,7 +156,8 @@ pub trait EmailWriter: Send {
     /// Appends a chunk of the body.
     ///
     /// # Errors
-    /// [`StoreError::Storage`] if writing fails.
+    /// [`StoreError::Storage`] if writing fails, [`StoreError::Overloaded`] if the
+    /// store's byte rate is reached; either way the email is then aborted.
     async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError>;
 
     /// Makes body and record durable, in that order, and returns the record.
@@ -176,6 +178,39 @@ pub trait EmailStore: Send + Sync {
     /// # Errors
     /// [`StoreError::Overloaded`] when callers should slow down, or [`StoreError::Storage`].
     async fn begin(&self) -> Result<Box<dyn EmailWriter>, StoreError>;
+
+    /// Asks, before anything of an email is sent, whether the store takes a new email
+    /// from `client` now: SMTP asks at `MAIL FROM`, so a refusal costs the client no
+    /// body. A store that limits rates counts the email here. Cheap: no I/O on the
+    /// calling path. The default takes everything, for stores that protect nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Overloaded`] (slow down, retry after the delay it carries) or
+    /// [`StoreError::InsufficientStorage`] (no new mail for now).
+    async fn admit(&self, client: &Client) -> Result<(), StoreError> {
+        let _ = client;
+        Ok(())
+    }
+
+    /// [`EmailStore::begin`] for an email from `client` (admitted first, see
+    /// [`EmailStore::admit`]), so that a store limiting bytes per client can count the
+    /// body's. The default ignores the client.
+    ///
+    /// # Errors
+    /// As [`EmailStore::begin`]; its writer may also refuse a chunk with
+    /// [`StoreError::Overloaded`], and then nothing is stored.
+    async fn begin_for(&self, client: &Client) -> Result<Box<dyn EmailWriter>, StoreError> {
+        let _ = client;
+        self.begin().await
+    }
+
+    /// Why the store refuses new mail right now, if it does: for health checks and
+    /// metrics. Measured again if the last measurement is stale, so that a health
+    /// check that keeps mail away still sees the store recover. The default never
+    /// sheds.
+    async fn shedding(&self) -> Option<Shedding> {
+        None
+    }
 
     /// The record of an accepted email.
     ///

@@ -34,6 +34,7 @@ pub(super) fn origin() -> Origin {
         helo: Some("client.test".into()),
         tls: true,
         declared: crate::Encoding::default(),
+        client: crate::email::Client::from_peer("192.0.2.1:1234"),
     }
 }
 
@@ -48,7 +49,7 @@ async fn body(emails: &Arc<dyn EmailStore>, id: &crate::EmailId) -> Vec<u8> {
 
 /// A transaction to `sales@acme.test` with its body started.
 async fn started(ingest: &Ingest) -> Incoming {
-    let mut tx = ingest.begin(None, origin());
+    let mut tx = ingest.begin(None, origin()).await.unwrap();
     tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
     let Ok(addressed) = tx.addressed() else {
         panic!("a recipient was accepted")
@@ -63,7 +64,10 @@ async fn the_recipient_policy_refuses_relays_and_strangers_and_merges_duplicates
         ..IngestLimits::default()
     })
     .await;
-    let mut tx = ingest.begin(Some(addr("x@y.test")), origin());
+    let mut tx = ingest
+        .begin(Some(addr("x@y.test")), origin())
+        .await
+        .unwrap();
     for relay in [
         "x%victim.test@acme.test",
         "victim.test!x@acme.test",
@@ -108,7 +112,7 @@ async fn the_recipient_policy_refuses_relays_and_strangers_and_merges_duplicates
 #[tokio::test]
 async fn no_body_without_a_recipient() {
     let (ingest, _) = service(IngestLimits::default()).await;
-    let mut tx = ingest.begin(None, origin());
+    let mut tx = ingest.begin(None, origin()).await.unwrap();
     assert!(tx.add_recipient(&addr("nobody@acme.test")).await.is_err());
     let Err(mut tx) = tx.addressed() else {
         panic!("no recipient was accepted")
@@ -120,7 +124,10 @@ async fn no_body_without_a_recipient() {
 #[tokio::test]
 async fn an_accepted_email_is_stored_byte_for_byte_with_the_record_the_transaction_built() {
     let (ingest, emails) = service(IngestLimits::default()).await;
-    let mut tx = ingest.begin(Some(addr("from@x.test")), origin());
+    let mut tx = ingest
+        .begin(Some(addr("from@x.test")), origin())
+        .await
+        .unwrap();
     tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
     tx.add_recipient(&addr("SALES@acme.test")).await.unwrap();
     let Ok(addressed) = tx.addressed() else {
@@ -284,7 +291,7 @@ async fn encoding_of(sender: &str, declared: crate::Encoding, chunks: &[&[u8]]) 
         declared,
         ..origin()
     };
-    let mut tx = ingest.begin(Some(addr(sender)), origin);
+    let mut tx = ingest.begin(Some(addr(sender)), origin).await.unwrap();
     tx.add_recipient(&addr("sales@acme.test")).await.unwrap();
     let Ok(addressed) = tx.addressed() else {
         panic!("addressed")

@@ -13,11 +13,12 @@
 mod transaction;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use thiserror::Error;
 
 use crate::address::EmailAddress;
-use crate::email::{EmailStore, ReceivedEmail, StoreError};
+use crate::email::{EmailStore, ReceivedEmail, Shedding, StoreError, retry_after_secs};
 use crate::message::{MessageError, MessagePolicy};
 use crate::own_addresses::OwnAddresses;
 use crate::rule_store::{RuleError, RuleStore};
@@ -66,9 +67,15 @@ pub enum IngestError {
     /// The message bytes break the message policy.
     #[error(transparent)]
     Message(#[from] MessageError),
-    /// The email store asks callers to slow down.
-    #[error("the email store is busy; try again later")]
-    Overloaded,
+    /// The email store asks callers to slow down, and to retry after the delay.
+    #[error("the email store is busy; try again in {} s", retry_after_secs(*retry_after))]
+    Overloaded {
+        /// How long until the store expects to take the email.
+        retry_after: Duration,
+    },
+    /// The email store refuses new mail for now (load shedding).
+    #[error("the email store refuses new mail for now: {0}")]
+    InsufficientStorage(Shedding),
     /// Storage of rules or emails failed; the email was not accepted.
     #[error("storage is unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -77,7 +84,8 @@ pub enum IngestError {
 impl From<StoreError> for IngestError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Overloaded => IngestError::Overloaded,
+            StoreError::Overloaded { retry_after } => IngestError::Overloaded { retry_after },
+            StoreError::InsufficientStorage(why) => IngestError::InsufficientStorage(why),
             other => IngestError::Unavailable(Box::new(other)),
         }
     }
@@ -158,10 +166,20 @@ impl Ingest {
     }
 
     /// Opens a mail transaction from `sender` (`None`: the null reverse path), sent by
-    /// the client described in `origin`.
-    #[must_use]
-    pub fn begin(&self, sender: Option<EmailAddress>, origin: Origin) -> Transaction {
-        Transaction::new(self.clone(), sender, origin)
+    /// the client described in `origin`, once the email store admits a new email from
+    /// that client (see [`EmailStore::admit`]): every way in passes the store's limits,
+    /// since no transaction exists without them.
+    ///
+    /// # Errors
+    /// [`IngestError::Overloaded`] or [`IngestError::InsufficientStorage`] when the
+    /// store refuses new mail from this client for now.
+    pub async fn begin(
+        &self,
+        sender: Option<EmailAddress>,
+        origin: Origin,
+    ) -> Result<Transaction, IngestError> {
+        self.0.emails.admit(&origin.client).await?;
+        Ok(Transaction::new(self.clone(), sender, origin))
     }
 }
 

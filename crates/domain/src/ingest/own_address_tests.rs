@@ -30,7 +30,7 @@ async fn bounces_are_accepted_only_for_srs_addresses_that_verify_and_have_not_ex
     let now = std::time::SystemTime::now();
     let alice = addr("alice@sender.test");
     let fresh = own.srs().forward(Some(&alice), now).unwrap();
-    let mut tx = ingest.begin(None, origin());
+    let mut tx = ingest.begin(None, origin()).await.unwrap();
     assert_eq!(
         tx.add_recipient(&fresh).await.unwrap(),
         RecipientAdded::Accepted
@@ -68,21 +68,21 @@ async fn postmaster_is_accepted_for_our_names_and_the_domains_we_receive_for() {
         addr("postmaster@fwd.test"),
         addr("postmaster@acme.test"),
     ] {
-        let mut tx = ingest.begin(None, origin());
+        let mut tx = ingest.begin(None, origin()).await.unwrap();
         assert_eq!(
             tx.add_recipient(&accepted).await.unwrap(),
             RecipientAdded::Accepted,
             "{accepted}"
         );
     }
-    let mut tx = ingest.begin(None, origin());
+    let mut tx = ingest.begin(None, origin()).await.unwrap();
     assert!(matches!(
         tx.add_recipient(&addr("postmaster@elsewhere.test")).await,
         Err(IngestError::UnknownRecipient(_))
     ));
     // Without its own addresses, ingest takes what the rules match and nothing else.
     let (plain, _) = service(IngestLimits::default()).await;
-    let mut tx = plain.begin(None, origin());
+    let mut tx = plain.begin(None, origin()).await.unwrap();
     assert!(
         tx.add_recipient(&addr("postmaster@acme.test"))
             .await

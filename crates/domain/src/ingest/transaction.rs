@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use super::{AcceptedListener, Ingest, IngestError};
 use crate::address::EmailAddress;
-use crate::email::{EmailId, EmailWriter, Encoding, Envelope, NewEmail, ReceivedEmail};
+use crate::email::{Client, EmailId, EmailWriter, Encoding, Envelope, NewEmail, ReceivedEmail};
 use crate::message::MessageFilter;
 use crate::own_addresses::OwnAddresses;
 use crate::rule_store::has_rules_for;
@@ -22,6 +22,9 @@ pub struct Origin {
     /// What the client declared at `MAIL FROM`: `BODY=8BITMIME` as `eight_bit`,
     /// `SMTPUTF8` as `smtputf8` (the data and the envelope decide the rest).
     pub declared: Encoding,
+    /// Who the email store's per-client limits count this email against; the default,
+    /// [`Client::Internal`], is mailfwd itself.
+    pub client: Client,
 }
 
 /// What [`Transaction::add_recipient`] did with an acceptable recipient.
@@ -158,11 +161,12 @@ impl Addressed {
     /// Starts receiving the body. The envelope is fixed from now on.
     ///
     /// # Errors
-    /// [`BodyNotStarted`] with [`IngestError::Overloaded`] or
-    /// [`IngestError::Unavailable`], giving the transaction back.
+    /// [`BodyNotStarted`] with [`IngestError::Overloaded`],
+    /// [`IngestError::InsufficientStorage`] or [`IngestError::Unavailable`], giving the
+    /// transaction back.
     pub async fn start_body(self) -> Result<Incoming, BodyNotStarted> {
         let ingest = &self.0.ingest.0;
-        let writer = match ingest.emails.begin().await {
+        let writer = match ingest.emails.begin_for(&self.0.origin.client).await {
             Ok(writer) => writer,
             Err(error) => {
                 return Err(BodyNotStarted {
@@ -234,7 +238,8 @@ impl Incoming {
 
     /// Checks the next chunk of the body against the message policy and stores it.
     /// After an error the email is refused: the caller aborts it (and, for a protocol
-    /// that must, reads the rest of the input and throws it away).
+    /// that must, reads the rest of the input and throws it away). The store may refuse
+    /// a chunk when its byte rate is reached ([`IngestError::Overloaded`]).
     ///
     /// # Errors
     /// [`IngestError::Message`] for a policy refusal, [`IngestError::Overloaded`] or

@@ -5,6 +5,7 @@ use std::borrow::Cow;
 
 use mailfwd_domain::Encoding;
 use mailfwd_domain::IngestError;
+use mailfwd_domain::email::Client;
 use mailfwd_domain::ingest::Origin;
 use smtp_proto::{
     MAIL_BODY_8BITMIME, MAIL_BODY_BINARYMIME, MAIL_BY_NOTIFY, MAIL_BY_RETURN, MAIL_BY_TRACE,
@@ -16,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
 use super::{Session, Transaction};
+use crate::limits::client_of;
 use crate::path;
 use crate::reply::Reply;
 
@@ -33,7 +35,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
         }
     }
 
-    pub(super) fn mail(&mut self, from: &MailFrom<Cow<'_, str>>) -> Reply {
+    /// MAIL FROM. The email store is asked here whether it takes a new email from
+    /// this client at all, so a client told to slow down (or a store shedding load)
+    /// never sends a body that would be refused.
+    pub(super) async fn mail(&mut self, from: &MailFrom<Cow<'_, str>>) -> Reply {
         if self.helo.is_none() {
             return Reply::bad_sequence("Send EHLO or HELO first");
         }
@@ -73,10 +78,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
                 smtputf8,
                 utf8_headers: false,
             },
+            // The same client as the connection limits count: one IPv6 host holds a
+            // whole network, and must not get a new allowance per address.
+            client: Client::Peer(client_of(self.peer.ip(), self.config.ipv6_client_prefix)),
+        };
+        let tx = match self.ingest.begin(sender, origin).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                info!(peer = %self.peer, %error, "sender refused: the email store says not now");
+                return Reply::for_ingest(&error);
+            }
         };
         self.smtputf8 = smtputf8;
         self.bdat_refused = None;
-        self.tx = Some(Transaction::Envelope(self.ingest.begin(sender, origin)));
+        self.tx = Some(Transaction::Envelope(tx));
         Reply::sender_ok()
     }
 

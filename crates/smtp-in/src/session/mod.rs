@@ -235,7 +235,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
         let reply = match request {
             Request::Ehlo { host } => self.hello(&host, true).await,
             Request::Helo { host } => self.hello(&host, false).await,
-            Request::Mail { from } => self.mail(&from),
+            Request::Mail { from } => self.mail(&from).await,
             Request::Rcpt { to } => self.rcpt(&to, line).await,
             Request::Data => return self.data().await,
             Request::Bdat {

@@ -129,7 +129,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             }
             Err(error) => {
                 match error {
-                    IngestError::Overloaded | IngestError::Unavailable(_) => {
+                    IngestError::Overloaded { .. }
+                    | IngestError::InsufficientStorage(_)
+                    | IngestError::Unavailable(_) => {
                         warn!(%peer, %error, "message not accepted");
                     }
                     _ => info!(%peer, %error, "message refused"),

@@ -2,6 +2,7 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use mailfwd_domain::email::{
@@ -63,7 +64,9 @@ impl BodyWriter for FailingWriter {
 impl BodyStore for FailingBodies {
     async fn create(&self, id: &EmailId) -> Result<Box<dyn BodyWriter>, StoreError> {
         if self.fail == Fail::Overloaded {
-            return Err(StoreError::Overloaded);
+            return Err(StoreError::Overloaded {
+                retry_after: Duration::from_millis(2500),
+            });
         }
         Ok(Box::new(FailingWriter {
             inner: self.inner.create(id).await?,
@@ -135,10 +138,13 @@ async fn an_overloaded_store_answers_451_before_the_body() {
     // No 354: the client never sends the body.
     assert_eq!(
         client.cmd("DATA", 451).await.line(),
-        "451 4.7.1 Try again later"
+        "451 4.7.1 Too much mail; try again in 3 seconds"
     );
     client.send("BDAT 8 LAST\r\nRSET\r\n\r\n").await;
-    assert_eq!(client.reply().await.line(), "451 4.7.1 Try again later");
+    assert_eq!(
+        client.reply().await.line(),
+        "451 4.7.1 Too much mail; try again in 3 seconds"
+    );
     // The chunk was thrown away, not run: the next reply is NOOP's.
     client.cmd("NOOP", 250).await;
     assert!(mailfwd.stored().await.is_empty());

@@ -10,6 +10,7 @@ mod delivery;
 mod inbound;
 mod loading;
 mod own;
+mod protection;
 
 pub(super) const MINUTE: Duration = Duration::from_secs(60);
 

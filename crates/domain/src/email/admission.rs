@@ -1,0 +1,125 @@
+//! Who hands an email to the store, and why the store may refuse new mail: what the
+//! [`super::EmailStore`] needs to protect itself (rate limits per client, load
+//! shedding) without any inbound adapter deciding limits on its own.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// The client an email comes from, as far as the store's limits are concerned: the
+/// key of its per-client rates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Client {
+    /// A network peer, by IP address (SMTP, gRPC): its port changes with every
+    /// connection and must not give it a fresh allowance.
+    Peer(IpAddr),
+    /// A client known by a name rather than an address (an API identity).
+    Named(String),
+    /// mailfwd itself (delivery status notifications): work that follows from mail
+    /// already accepted, so the store's limits do not apply to it.
+    #[default]
+    Internal,
+}
+
+impl Client {
+    /// The client behind a peer address written `ip:port` (or a bare IP); a string that
+    /// is neither names the client as it is.
+    #[must_use]
+    pub fn from_peer(peer: &str) -> Self {
+        if let Ok(address) = peer.parse::<std::net::SocketAddr>() {
+            return Client::Peer(address.ip());
+        }
+        match peer.parse::<IpAddr>() {
+            Ok(ip) => Client::Peer(ip),
+            Err(_) => Client::Named(peer.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Client::Peer(ip) => write!(f, "{ip}"),
+            Client::Named(name) => f.write_str(name),
+            Client::Internal => f.write_str("mailfwd"),
+        }
+    }
+}
+
+/// Why the store refuses new mail for now (load shedding). Mail already accepted is
+/// still delivered; the store accepts again by itself once the cause is gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shedding {
+    /// The disk holding the data has less free space than the floor kept for
+    /// recording what happens to mail already accepted.
+    DiskFull {
+        /// Free bytes, as last measured.
+        free: u64,
+        /// The configured floor, in bytes.
+        floor: u64,
+    },
+    /// More delivery jobs are pending than the configured maximum.
+    Backlog {
+        /// Pending jobs, as last counted.
+        pending: u64,
+        /// The configured maximum.
+        max: u64,
+    },
+}
+
+impl Shedding {
+    /// A short label for metrics and logs: `disk` or `backlog`.
+    #[must_use]
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Shedding::DiskFull { .. } => "disk",
+            Shedding::Backlog { .. } => "backlog",
+        }
+    }
+}
+
+impl fmt::Display for Shedding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shedding::DiskFull { free, floor } => write!(
+                f,
+                "{free} bytes free on the data disk, under the floor of {floor}"
+            ),
+            Shedding::Backlog { pending, max } => {
+                write!(f, "{pending} deliveries pending, over the maximum of {max}")
+            }
+        }
+    }
+}
+
+/// Whole seconds to tell a client to wait, rounded up and at least one: protocols
+/// carry seconds, and "retry after 0" invites an immediate retry.
+#[must_use]
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_keyed_by_ip_without_the_port() {
+        let first = Client::from_peer("127.0.0.2:40000");
+        assert_eq!(first, Client::from_peer("127.0.0.2:40001"));
+        assert_eq!(first.to_string(), "127.0.0.2");
+        assert_eq!(
+            Client::from_peer("[::1]:25"),
+            Client::Peer(IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]))
+        );
+        assert_eq!(Client::from_peer("api"), Client::Named("api".into()));
+    }
+
+    #[test]
+    fn retry_delays_round_up_to_a_second() {
+        assert_eq!(retry_after_secs(Duration::ZERO), 1);
+        assert_eq!(retry_after_secs(Duration::from_millis(1500)), 2);
+        assert_eq!(retry_after_secs(Duration::from_secs(3)), 3);
+    }
+}

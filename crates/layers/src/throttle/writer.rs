@@ -1,0 +1,50 @@
+//! The writer of a throttled store: counts each chunk against the byte rates before
+//! it is stored, so that a client over its byte rate is refused mid-body and nothing
+//! of that email is kept.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use mailfwd_domain::StoreError;
+use mailfwd_domain::email::{Client, EmailId, EmailWriter, NewEmail, ReceivedEmail};
+
+use super::limits::Limits;
+use super::slow_down;
+
+pub(super) struct ThrottledWriter {
+    inner: Box<dyn EmailWriter>,
+    client: Client,
+    limits: Arc<Limits>,
+}
+
+impl ThrottledWriter {
+    pub(super) fn new(inner: Box<dyn EmailWriter>, client: Client, limits: Arc<Limits>) -> Self {
+        ThrottledWriter {
+            inner,
+            client,
+            limits,
+        }
+    }
+}
+
+#[async_trait]
+impl EmailWriter for ThrottledWriter {
+    fn id(&self) -> EmailId {
+        self.inner.id()
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
+        self.limits
+            .bytes(&self.client, chunk.len())
+            .map_err(slow_down)?;
+        self.inner.write(chunk).await
+    }
+
+    async fn commit(self: Box<Self>, email: NewEmail) -> Result<ReceivedEmail, StoreError> {
+        self.inner.commit(email).await
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.inner.abort().await;
+    }
+}
