@@ -41,7 +41,13 @@ impl Shared {
             if Instant::now() >= claim_at {
                 // Taken before the claim: the lease in the queue ends no earlier.
                 let lease_ends = Instant::now() + self.config.lease;
-                match self.deliverer.claim(self.config.lease, 1).await {
+                let claimed = self.deliverer.claim(self.config.lease, 1).await;
+                if claimed.is_ok()
+                    && let Some(failures) = self.failing_claims.succeeded()
+                {
+                    tracing::info!(failures, "claiming delivery jobs works again");
+                }
+                match claimed {
                     Ok(jobs) if !jobs.is_empty() => {
                         for job in jobs {
                             self.attempt(vec![job], None, lease_ends, &stop).await;
@@ -50,7 +56,12 @@ impl Shared {
                     }
                     Ok(_) => claim_at = Instant::now() + LOOK_EVERY,
                     Err(error) => {
-                        tracing::error!(%error, "cannot claim delivery jobs");
+                        if self.failing_claims.failed() {
+                            tracing::error!(%error,
+                                "cannot claim delivery jobs (further failures in a row are logged at debug, with a reminder every 1,000)");
+                        } else {
+                            tracing::debug!(%error, "cannot claim delivery jobs yet");
+                        }
                         claim_at = Instant::now() + LOOK_EVERY;
                     }
                 }

@@ -99,11 +99,19 @@ impl Shared {
             .await;
         let claimed = match evaluated {
             Ok((evaluation, claimed)) => {
+                if let Some(failures) = self.failing_evaluations.succeeded() {
+                    tracing::info!(failures, "evaluations succeed again");
+                }
                 self.mark_evaluated(&email, &evaluation).await;
                 claimed
             }
             Err(error) => {
-                tracing::error!(id = %email.id, %error, "evaluation failed; it is tried again shortly");
+                if self.failing_evaluations.failed() {
+                    tracing::error!(id = %email.id, %error,
+                        "evaluation failed; it is tried again shortly (further failures in a row are logged at debug, with a reminder every 1,000)");
+                } else {
+                    tracing::debug!(id = %email.id, %error, "evaluation failed again");
+                }
                 drop(in_flight);
                 self.backlog.request_later();
                 return;

@@ -17,6 +17,7 @@ mod backlog;
 mod deliver;
 mod destinations;
 mod evaluate;
+mod failing;
 mod retention;
 
 use std::collections::HashSet;
@@ -104,6 +105,10 @@ struct Shared {
     destinations: Arc<Destinations>,
     /// Tells senders of failures; set once the ingest service it stores through exists.
     bouncer: OnceLock<Bouncer>,
+    /// Evaluations failing in a row, for one log line per outage.
+    failing_evaluations: failing::FailureRun,
+    /// Claims failing in a row (every idle worker claims every few seconds).
+    failing_claims: failing::FailureRun,
 }
 
 impl Shared {
@@ -210,6 +215,8 @@ impl Forwarder {
             backlog: Arc::new(Backlog::default()),
             destinations,
             bouncer: OnceLock::new(),
+            failing_evaluations: failing::FailureRun::default(),
+            failing_claims: failing::FailureRun::default(),
         });
         let handoff = Arc::new(Handoff {
             sender,
