@@ -20,11 +20,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mailfwd_domain::EmailId;
-use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, StoreError};
+use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, ChunkedReader, StoreError};
 use sqlx::postgres::{PgPool, Postgres};
 use sqlx::{PgConnection, Transaction};
 
-use reader::PgBodyReader;
+use reader::PgChunks;
 use sweep::SweepClock;
 use writer::PgBodyWriter;
 
@@ -110,13 +110,15 @@ impl BodyStore for PgBodyStore {
         .await
         .map_err(StoreError::storage)?;
         let (body, size, chunks) = head.ok_or(StoreError::NotFound(*id))?;
-        Ok(Box::new(PgBodyReader::new(
-            self.pool.clone(),
-            *id,
+        let chunks_of = PgChunks {
+            pool: self.pool.clone(),
             body,
-            size,
-            chunks,
-        )))
+        };
+        let (size, chunks) = (
+            u64::try_from(size).unwrap_or(0),
+            u64::try_from(chunks).unwrap_or(0),
+        );
+        Ok(Box::new(ChunkedReader::new(chunks_of, *id, size, chunks)))
     }
 
     async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {

@@ -23,11 +23,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mailfwd_domain::EmailId;
-use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, StoreError};
+use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, ChunkedReader, StoreError};
 use sqlx::sqlite::SqlitePool;
 
 use crate::writer::Writer;
-use reader::SqliteBodyReader;
+use reader::SqliteChunks;
 use sweep::SweepClock;
 use writer::SqliteBodyWriter;
 
@@ -104,13 +104,15 @@ impl BodyStore for SqliteBodyStore {
         .await
         .map_err(StoreError::storage)?;
         let (body, size, chunks) = head.ok_or(StoreError::NotFound(*id))?;
-        Ok(Box::new(SqliteBodyReader::new(
-            self.pool.clone(),
-            *id,
+        let chunks_of = SqliteChunks {
+            pool: self.pool.clone(),
             body,
-            size,
-            chunks,
-        )))
+        };
+        let (size, chunks) = (
+            u64::try_from(size).unwrap_or(0),
+            u64::try_from(chunks).unwrap_or(0),
+        );
+        Ok(Box::new(ChunkedReader::new(chunks_of, *id, size, chunks)))
     }
 
     async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {

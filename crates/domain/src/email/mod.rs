@@ -1,6 +1,7 @@
 //! Received emails: their ids, envelopes and metadata, and the ports that own them.
 
 mod admission;
+mod chunked;
 mod ports;
 mod split;
 mod sweep;
@@ -13,6 +14,7 @@ use thiserror::Error;
 use crate::address::EmailAddress;
 
 pub use admission::{Client, Shedding, retry_after_secs};
+pub use chunked::{ChunkSource, ChunkedReader};
 pub use ports::{BodyReader, BodyStore, BodyWriter, EmailLog, EmailStore, EmailWriter};
 pub use split::SplitEmailStore;
 pub use sweep::SweepReport;

@@ -1,68 +1,24 @@
-//! Reading a committed body back, one chunk row per `next_chunk`.
+//! Reading a committed body back: one chunk row per `next_chunk` (the checks against
+//! the head are the domain's `ChunkedReader`).
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use mailfwd_domain::EmailId;
-use mailfwd_domain::email::{BodyReader, StoreError};
+use mailfwd_domain::email::{ChunkSource, StoreError};
 use sqlx::sqlite::SqlitePool;
 
-/// Reads the chunk rows of one committed body in order, one query each, so it holds one
-/// chunk at a time. The head's chunk count and size are checked as it goes: a body
-/// deleted while it is being read ends in an error, never in a silently shorter body.
-pub(super) struct SqliteBodyReader {
-    pool: SqlitePool,
-    id: EmailId,
-    body: i64,
-    size: i64,
-    chunks: i64,
-    /// The next chunk's `seq`.
-    next: i64,
-    read: i64,
-}
-
-impl SqliteBodyReader {
-    pub(super) fn new(pool: SqlitePool, id: EmailId, body: i64, size: i64, chunks: i64) -> Self {
-        SqliteBodyReader {
-            pool,
-            id,
-            body,
-            size,
-            chunks,
-            next: 0,
-            read: 0,
-        }
-    }
-}
-
-/// The body's rows are not what its head says.
-#[derive(Debug, thiserror::Error)]
-#[error("the body of email {id} is incomplete (deleted while being read?): {what}")]
-struct Incomplete {
-    id: EmailId,
-    what: &'static str,
+/// The chunk rows of one body, fetched one query at a time.
+pub(super) struct SqliteChunks {
+    pub(super) pool: SqlitePool,
+    pub(super) body: i64,
 }
 
 #[async_trait]
-impl BodyReader for SqliteBodyReader {
-    async fn next_chunk(&mut self) -> Result<Option<Bytes>, StoreError> {
-        let incomplete = |what| StoreError::storage(Incomplete { id: self.id, what });
-        if self.next == self.chunks {
-            return if self.read == self.size {
-                Ok(None)
-            } else {
-                Err(incomplete("its size differs"))
-            };
-        }
-        let data: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT data FROM email_body_chunks WHERE body = ?1 AND seq = ?2")
-                .bind(self.body)
-                .bind(self.next)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(StoreError::storage)?;
-        let data = data.ok_or_else(|| incomplete("a chunk is missing"))?;
-        self.next += 1;
-        self.read += i64::try_from(data.len()).unwrap_or(i64::MAX);
-        Ok(Some(Bytes::from(data)))
+impl ChunkSource for SqliteChunks {
+    async fn chunk(&mut self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT data FROM email_body_chunks WHERE body = ?1 AND seq = ?2")
+            .bind(self.body)
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::storage)
     }
 }
