@@ -20,13 +20,15 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mailfwd_domain::EmailId;
-use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, ChunkedReader, StoreError};
+use mailfwd_domain::email::{
+    BodyReader, BodyStore, BodyWriter, ChunkedReader, ChunkedWriter, StoreError,
+};
 use sqlx::postgres::{PgPool, Postgres};
 use sqlx::{PgConnection, Transaction};
 
 use reader::PgChunks;
 use sweep::SweepClock;
-use writer::PgBodyWriter;
+use writer::PgDraft;
 
 /// Bytes per chunk row at most: big enough that a 25 MB body is a hundred rows, small
 /// enough that a writer or a reader holds little of it.
@@ -97,8 +99,8 @@ impl BodyStore for PgBodyStore {
         if self.sweep.due() {
             sweep::spawn(self.pool.clone());
         }
-        let writer = PgBodyWriter::start(self.pool.clone(), id).await?;
-        Ok(Box::new(writer))
+        let draft = PgDraft::start(self.pool.clone(), id).await?;
+        Ok(Box::new(ChunkedWriter::new(draft, CHUNK)))
     }
 
     async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {

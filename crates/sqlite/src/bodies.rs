@@ -23,13 +23,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mailfwd_domain::EmailId;
-use mailfwd_domain::email::{BodyReader, BodyStore, BodyWriter, ChunkedReader, StoreError};
+use mailfwd_domain::email::{
+    BodyReader, BodyStore, BodyWriter, ChunkedReader, ChunkedWriter, StoreError,
+};
 use sqlx::sqlite::SqlitePool;
 
 use crate::writer::Writer;
 use reader::SqliteChunks;
 use sweep::SweepClock;
-use writer::SqliteBodyWriter;
+use writer::SqliteDraft;
 
 /// Bytes per chunk row at most: big enough that a 25 MB body is a hundred rows, small
 /// enough that a writer or a reader holds little of it.
@@ -91,8 +93,8 @@ impl BodyStore for SqliteBodyStore {
         if self.sweep.due(now_millis()) {
             sweep::spawn(self.writer.clone());
         }
-        let writer = SqliteBodyWriter::start(self.writer.clone(), id).await?;
-        Ok(Box::new(writer))
+        let draft = SqliteDraft::start(self.writer.clone(), id).await?;
+        Ok(Box::new(ChunkedWriter::new(draft, CHUNK)))
     }
 
     async fn open(&self, id: &EmailId) -> Result<Box<dyn BodyReader>, StoreError> {

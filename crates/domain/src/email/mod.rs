@@ -14,7 +14,7 @@ use thiserror::Error;
 use crate::address::EmailAddress;
 
 pub use admission::{Client, Shedding, retry_after_secs};
-pub use chunked::{ChunkSource, ChunkedReader};
+pub use chunked::{ChunkSink, ChunkSource, ChunkedReader, ChunkedWriter};
 pub use ports::{BodyReader, BodyStore, BodyWriter, EmailLog, EmailStore, EmailWriter};
 pub use split::SplitEmailStore;
 pub use sweep::SweepReport;
