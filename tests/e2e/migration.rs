@@ -269,4 +269,27 @@ async fn without_delete_source_the_old_store_keeps_every_body() {
     );
     let summary = String::from_utf8_lossy(&again.stdout);
     assert!(summary.starts_with("0 bodies copied"), "{summary}");
+
+    // One store under two spellings: refused before anything is copied or deleted.
+    let same = format!("{target}/");
+    let refused = run(
+        data.path(),
+        &[
+            "migrate-emails",
+            "--from",
+            &target,
+            "--to",
+            &same,
+            "--delete-source",
+        ],
+        &[],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("are the same store"),
+        "{refused:?}"
+    );
+    for id in &ids {
+        assert!(digest(&moved, id).await.is_some(), "{id} still there");
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use clap::builder::TypedValueParser;
 use clap::{Args, Parser, Subcommand};
 
 /// mailfwd: an email forwarding service that never loses a message it accepted.
@@ -110,13 +111,14 @@ pub struct MigrateArgs {
     #[arg(long)]
     pub delete_source: bool,
 
-    /// Bodies moved at once.
-    #[arg(long, default_value_t = 8)]
-    pub concurrency: usize,
+    /// Bodies moved at once (1 to 256).
+    #[arg(long, default_value = "8", value_parser = clap::value_parser!(u16).range(1..=256).map(|n| std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)))]
+    pub concurrency: std::num::NonZeroU16,
 
-    /// Copy at most this many megabytes (10^6 bytes) per second, all copies together.
-    #[arg(long, value_name = "MB_PER_SECOND")]
-    pub rate_limit: Option<u32>,
+    /// Copy at most this many megabytes (10^6 bytes) per second, all copies together
+    /// (1 to 100000; unset for no limit).
+    #[arg(long, value_name = "MB_PER_SECOND", value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)))]
+    pub rate_limit: Option<std::num::NonZeroU32>,
 }
 
 /// Arguments of `mailfwd import`.

@@ -13,15 +13,15 @@
 mod checkpoint;
 mod progress;
 
-use std::num::NonZeroU32;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures_util::{StreamExt, TryStreamExt, stream};
 use mailfwd_domain::EmailId;
+use mailfwd_domain::email::BodyStore;
 use mailfwd_domain::email::{EmailLog, EmailQuery, ReceivedEmail, StoreError};
-use mailfwd_layers::{BodyMover, Moved};
+use mailfwd_layers::{BodyMover, MoveError, Moved};
 
 use crate::cli::MigrateArgs;
 use crate::config::Config;
@@ -65,12 +65,21 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Tally, Box<dyn s
     .await?;
     let from = open_body_store("--from", &args.from, &database.bodies)?;
     let to = open_body_store("--to", &args.to, &database.bodies)?;
+    if same_store(from.as_ref(), to.as_ref()).await? {
+        // Two spellings of one store (a trailing slash, a symlink, a relative path):
+        // every body would look copied already, and --delete-source delete it.
+        return Err(
+            "--from and --to are the same store: a body written to --to is read back from --from"
+                .into(),
+        );
+    }
     let mut mover = BodyMover::new(from, to, args.delete_source);
-    if let Some(rate) = args.rate_limit.and_then(NonZeroU32::new) {
+    if let Some(rate) = args.rate_limit {
         mover = mover.with_rate_limit(rate);
     }
     let log = database.log;
-    let mut checkpoint = Checkpoint::open(&config.data_dir, &args.from, &args.to)?;
+    let mut checkpoint =
+        Checkpoint::open(&config.data_dir, &args.from, &args.to, args.delete_source)?;
     let resumed_after = checkpoint.done_up_to();
     let (emails, bytes) = count(log.as_ref(), resumed_after).await?;
     let progress = Progress::start(emails, bytes, resumed_after.is_some());
@@ -85,7 +94,7 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Tally, Box<dyn s
                     Ok::<_, StoreError>((email, outcome))
                 }
             })
-            .try_buffered(args.concurrency.max(1))
+            .try_buffered(usize::from(args.concurrency.get()))
     );
     let started = Instant::now();
     let mut tally = Tally::default();
@@ -93,6 +102,9 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Tally, Box<dyn s
         let (email, outcome) = next?;
         match &outcome {
             Ok(moved) => tally.count(*moved),
+            // Retention (or an operator) deleted the email after this page was read:
+            // nothing left to move, and no reason to stop the checkpoint for good.
+            Err(MoveError::Missing(id)) if gone(log.as_ref(), id).await? => tally.gone += 1,
             Err(error) => {
                 tally.failed += 1;
                 progress.error(&format!("email {}: {error}", email.id));
@@ -121,6 +133,28 @@ impl Tally {
             Moved::AlreadyThere { .. } => self.already_there += 1,
             Moved::OnlyInTarget => self.only_in_target += 1,
         }
+    }
+}
+
+/// Whether `from` sees what is written to `to`: then both name one store.
+async fn same_store(from: &dyn BodyStore, to: &dyn BodyStore) -> Result<bool, StoreError> {
+    let probe = EmailId::new();
+    let mut writer = to.create(&probe).await?;
+    writer
+        .write(b"mailfwd migrate-emails: same store?\r\n")
+        .await?;
+    writer.commit().await?;
+    let seen = from.open(&probe).await.is_ok();
+    to.delete(&probe).await?;
+    Ok(seen)
+}
+
+/// Whether the record of `id` is gone from the log.
+async fn gone(log: &dyn EmailLog, id: &EmailId) -> Result<bool, StoreError> {
+    match log.get(id).await {
+        Ok(_) => Ok(false),
+        Err(StoreError::NotFound(_)) => Ok(true),
+        Err(other) => Err(other),
     }
 }
 

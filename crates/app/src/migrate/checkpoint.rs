@@ -20,10 +20,15 @@ pub(super) struct Checkpoint {
 
 impl Checkpoint {
     /// The checkpoint of the migration from `from` to `to`, as an earlier run left it.
-    pub(super) fn open(data_dir: &Path, from: &str, to: &str) -> std::io::Result<Checkpoint> {
+    pub(super) fn open(
+        data_dir: &Path,
+        from: &str,
+        to: &str,
+        delete_source: bool,
+    ) -> std::io::Result<Checkpoint> {
         let dir = data_dir.join("migrate-emails");
         std::fs::create_dir_all(&dir)?;
-        let path = dir.join(format!("{}--{}.done", file_safe(from), file_safe(to)));
+        let path = dir.join(format!("{}.done", key(from, to, delete_source)));
         let done = match std::fs::read_to_string(&path) {
             Ok(text) => Some(EmailId::parse(text.trim()).map_err(|_| {
                 std::io::Error::other(format!(
@@ -70,16 +75,16 @@ impl Checkpoint {
     }
 }
 
-/// `url` with every character but letters, digits, `-` and `.` made `_`.
-fn file_safe(url: &str) -> String {
-    url.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
+/// The checkpoint's name: a hash of everything a resumed run must share with the one
+/// that wrote it, so two migrations never share a checkpoint (URLs that differ only in
+/// characters a file name cannot hold, or a run with `--delete-source` after one
+/// without, which must revisit every email to delete its source).
+fn key(from: &str, to: &str, delete_source: bool) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{from}\n{to}\n{delete_source}"));
+    digest
+        .iter()
+        .take(16)
+        .map(|byte| format!("{byte:02x}"))
         .collect()
 }

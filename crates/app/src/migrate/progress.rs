@@ -16,13 +16,15 @@ pub(super) struct Tally {
     pub(super) copied_bytes: u64,
     pub(super) already_there: u64,
     pub(super) only_in_target: u64,
+    /// Emails deleted (record and body) while the migration ran.
+    pub(super) gone: u64,
     pub(super) failed: u64,
     pub(super) elapsed: Duration,
 }
 
 impl Tally {
     fn done(&self) -> u64 {
-        self.copied + self.already_there + self.only_in_target + self.failed
+        self.copied + self.already_there + self.only_in_target + self.gone + self.failed
     }
 
     /// The closing line.
@@ -30,7 +32,7 @@ impl Tally {
         let seconds = self.elapsed.as_secs_f64().max(0.001);
         format!(
             "{} bodies copied and verified ({:.1} MB) in {:.1} s: {:.0} emails/s, {:.1} MB/s; \
-             {} already in the target, {} only in the target; {} failed",
+             {} already in the target, {} only in the target, {} deleted meanwhile; {} failed",
             self.copied,
             mb(self.copied_bytes),
             seconds,
@@ -38,6 +40,7 @@ impl Tally {
             mb(self.copied_bytes) / seconds,
             self.already_there,
             self.only_in_target,
+            self.gone,
             self.failed
         )
     }
