@@ -133,12 +133,17 @@ impl EmailLog for PgEmailLog {
     async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
         // Deleted if evaluated; if nothing was deleted, kept only if it is still there
         // (unevaluated). Two statements, but a record never goes back to unevaluated.
-        let deleted = sqlx::query("DELETE FROM emails WHERE id = $1::uuid AND evaluated")
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(StoreError::storage)?
-            .rows_affected();
+        // Not while a delivery of it is pending (an evaluation or a reprocess that
+        // enqueued one since retention checked the queue): checked in the same statement.
+        let deleted = sqlx::query(
+            "DELETE FROM emails WHERE id = $1::uuid AND evaluated
+               AND NOT EXISTS (SELECT 1 FROM delivery_jobs WHERE email_id = $1::uuid)",
+        )
+        .bind(id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::storage)?
+        .rows_affected();
         if deleted > 0 {
             return Ok(true);
         }

@@ -76,3 +76,33 @@ async fn recording_the_same_id_again_replaces_the_record() {
     assert_eq!(log.get(&first.id).await.expect("recorded"), retried);
     common::drop_test_database(&name, database).await;
 }
+
+#[tokio::test]
+async fn a_record_with_a_pending_delivery_is_not_forgotten() {
+    use mailfwd_domain::delivery::DeliveryQueue;
+    let (name, database) = common::fresh_named_database().await;
+    let (log, queue) = (database.email_log(), database.queue_for("test"));
+    let email = received(1);
+    log.record(&email).await.expect("recorded");
+    let destination = EmailAddress::parse("alice@dest.test").expect("valid");
+    queue
+        .enqueue(email.id, &[destination], false, now_millis())
+        .await
+        .expect("enqueued");
+    log.mark_evaluated(&email.id).await.expect("marked");
+    assert!(
+        !log.forget(&email.id).await.expect("asked"),
+        "a delivery is pending"
+    );
+    assert!(log.get(&email.id).await.is_ok());
+    let claimed = queue
+        .claim(now_millis(), std::time::Duration::from_secs(60), 1)
+        .await
+        .expect("claimed");
+    queue
+        .delivered(&claimed[0], "250 ok", now_millis())
+        .await
+        .expect("delivered");
+    assert!(log.forget(&email.id).await.expect("asked"));
+    common::drop_test_database(&name, database).await;
+}

@@ -63,8 +63,12 @@ impl EmailLog for SqliteEmailLog {
                 Box::pin(async move {
                     // One statement decides: deleted if evaluated, kept (false) if not,
                     // and "gone" (true) if there was no record.
+                    // Kept while unevaluated or while a delivery of it is pending (one
+                    // enqueued since retention checked the queue).
                     let unevaluated: i64 = sqlx::query_scalar(
-                        "SELECT count(*) FROM emails WHERE id = ?1 AND evaluated = 0",
+                        "SELECT count(*) FROM emails WHERE id = ?1 AND (evaluated = 0
+                           OR EXISTS (SELECT 1 FROM delivery_jobs
+                                      WHERE email_id = ?1 AND state = 'pending'))",
                     )
                     .bind(&id)
                     .fetch_one(&mut *conn)

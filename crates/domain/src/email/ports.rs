@@ -140,7 +140,10 @@ pub trait EmailLog: Send + Sync {
     async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError>;
 
     /// Deletes the record of `id`, for retention, if it has been evaluated (an email
-    /// never evaluated still has work to do); `true` if it was deleted or was not there.
+    /// never evaluated still has work to do) and, where the log shares a database with
+    /// the delivery queue, if no delivery of it is pending, checked in the same step (a
+    /// job enqueued after retention looked at the queue keeps the email); `true` if it
+    /// was deleted or was not there.
     ///
     /// # Errors
     /// [`StoreError::Storage`]; then the record may still be there.
