@@ -9,7 +9,7 @@
 //! markers, a short list whatever the size of the bucket.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use futures_util::TryStreamExt;
@@ -59,6 +59,8 @@ impl Markers {
             id,
             write,
             markers: self.clone(),
+            body_key: body_key.clone(),
+            started: Instant::now(),
         })
     }
 
@@ -122,19 +124,39 @@ pub(crate) struct Marking {
     id: EmailId,
     write: JoinHandle<object_store::Result<()>>,
     markers: Markers,
+    body_key: Path,
+    started: Instant,
 }
 
+/// A marker older than this when its body is about to be completed is written again
+/// first. The sweep judges markers by their age (an hour), and the upload of a body
+/// trickling in for longer must not be judged while its record is being written: its
+/// marker's age then counts from the completion, not from the first byte.
+const REFRESH_AFTER: Duration = Duration::from_secs(10 * 60);
+
 impl Marking {
-    /// Waits until the marker is durable.
+    /// Waits until the marker is durable, writing it again if it has become old (see
+    /// [`REFRESH_AFTER`]).
     ///
     /// # Errors
     /// [`StoreError::Storage`] if it could not be written.
     pub(crate) async fn written(self) -> Result<(), StoreError> {
+        let (id, started) = (self.id, self.started);
         match self.write.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(body_error(self.id, Step::Mark, e)),
-            Err(e) => Err(body_error(self.id, Step::Mark, e)),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(body_error(id, Step::Mark, e)),
+            Err(e) => return Err(body_error(id, Step::Mark, e)),
         }
+        if started.elapsed() < REFRESH_AFTER {
+            return Ok(());
+        }
+        let payload = PutPayload::from(Bytes::from(self.body_key.to_string()));
+        self.markers
+            .store
+            .put(&self.markers.key(&id), payload)
+            .await
+            .map(drop)
+            .map_err(|e| body_error(id, Step::Mark, e))
     }
 
     /// The body will not be stored: waits for the marker, then removes it, even if its
