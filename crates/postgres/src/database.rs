@@ -41,11 +41,16 @@ impl PgDatabase {
     /// called inside Tokio.
     ///
     /// # Errors
-    /// [`OpenError::InvalidUrl`] only.
+    /// [`OpenError::InvalidUrl`], and [`OpenError::Migrate`] when the server answered
+    /// but refused the migrations for a reason waiting will not cure (the database was
+    /// migrated by a newer mailfwd, a migration was changed, a statement failed).
     pub async fn open_lazily(url: &str, settings: &PoolSettings) -> Result<PgDatabase, OpenError> {
         let pool = match connect(url, settings).await {
             Ok(pool) => pool,
             Err(error @ OpenError::InvalidUrl { .. }) => return Err(error),
+            Err(OpenError::Migrate { source, url }) if !unreachable(&source) => {
+                return Err(OpenError::Migrate { source, url });
+            }
             Err(error) => {
                 tracing::error!(%error, "starting without the database; mail is answered 451 until it answers");
                 connect_lazily(url, settings)?
@@ -103,5 +108,21 @@ impl PgDatabase {
     #[must_use]
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+}
+
+/// Whether a failed migration failed for want of the server (it may answer later),
+/// rather than because of the database's contents.
+fn unreachable(error: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError;
+    match error {
+        MigrateError::Execute(error) | MigrateError::ExecuteMigration(error, _) => matches!(
+            error,
+            sqlx::Error::Io(_)
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+        ),
+        _ => false,
     }
 }

@@ -45,3 +45,22 @@ async fn a_bad_url_is_refused() {
         .expect_err("not a PostgreSQL URL");
     assert!(matches!(error, OpenError::InvalidUrl { .. }), "{error:?}");
 }
+
+#[tokio::test]
+async fn a_database_a_newer_mailfwd_migrated_stops_the_start_instead_of_451_for_ever() {
+    let (name, database) = common::fresh_named_database().await;
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         VALUES (9999, 'from a newer mailfwd', TRUE, '\\x00'::bytea, 0)",
+    )
+    .execute(database.pool())
+    .await
+    .expect("record a migration this binary does not know");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let error = PgDatabase::open_lazily(&url, &PoolSettings::default())
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(error, OpenError::Migrate { .. }), "{error}");
+    common::drop_test_database(&name, database).await;
+}
