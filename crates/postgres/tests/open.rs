@@ -57,10 +57,10 @@ async fn a_database_a_newer_mailfwd_migrated_stops_the_start_instead_of_451_for_
     .await
     .expect("record a migration this binary does not know");
     let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    let error = PgDatabase::open_lazily(&url, &PoolSettings::default())
-        .await
-        .err()
-        .expect("refused");
-    assert!(matches!(error, OpenError::Migrate { .. }), "{error}");
+    let opened = PgDatabase::open_lazily(&url, &PoolSettings::default()).await;
+    assert!(
+        matches!(opened, Err(OpenError::Migrate { .. })),
+        "refused for its migrations"
+    );
     common::drop_test_database(&name, database).await;
 }
