@@ -4,7 +4,7 @@
 use mailfwd_domain::delivery::{ForwardError, QueueError};
 use std::time::Duration;
 
-use mailfwd_domain::email::{Shedding, StoreError, retry_after_secs};
+use mailfwd_domain::email::{SHEDDING_RETRY_AFTER_SECS, Shedding, StoreError, retry_after_secs};
 use mailfwd_domain::{IngestError, MessageError};
 use thiserror::Error;
 use tonic::{Code, Status};
@@ -102,11 +102,6 @@ impl From<GrpcError> for Status {
         }
     }
 }
-
-/// The delay suggested while the store sheds load: it measures again every second,
-/// but a disk does not free itself that fast, and a client retrying every second
-/// only adds to the load.
-const SHEDDING_RETRY_AFTER_SECS: u64 = 60;
 
 impl From<IngestError> for GrpcError {
     fn from(error: IngestError) -> Self {

@@ -233,9 +233,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// The delay suggested while the email store sheds load: it measures again every
-/// second, but a disk does not free itself that fast.
-pub(crate) const SHEDDING_RETRY_AFTER_SECS: u64 = 60;
+pub(crate) use mailfwd_domain::email::SHEDDING_RETRY_AFTER_SECS;
 
 /// The router's fallback: a problem document instead of an empty 404.
 pub(crate) async fn not_found() -> ApiError {

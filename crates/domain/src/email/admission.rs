@@ -92,6 +92,11 @@ impl fmt::Display for Shedding {
     }
 }
 
+/// The delay to suggest while the store sheds load: it measures again every second,
+/// but a disk does not free itself that fast, and a client retrying every second only
+/// adds to the load.
+pub const SHEDDING_RETRY_AFTER_SECS: u64 = 60;
+
 /// Whole seconds to tell a client to wait, rounded up and at least one: protocols
 /// carry seconds, and "retry after 0" invites an immediate retry.
 #[must_use]
