@@ -115,8 +115,8 @@ pub struct MigrateArgs {
     #[arg(long, default_value = "8", value_parser = clap::value_parser!(u16).range(1..=256).map(|n| std::num::NonZeroU16::new(n).unwrap_or(std::num::NonZeroU16::MIN)))]
     pub concurrency: std::num::NonZeroU16,
 
-    /// Copy at most this many megabytes (10^6 bytes) per second, all copies together
-    /// (1 to 100000; unset for no limit).
+    /// Move at most this many megabytes (10^6 bytes) per second, all copies together:
+    /// the bytes copied and those read to check copies (1 to 100000; unset for no limit).
     #[arg(long, value_name = "MB_PER_SECOND", value_parser = clap::value_parser!(u32).range(1..=100_000).map(|n| std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN)))]
     pub rate_limit: Option<std::num::NonZeroU32>,
 }

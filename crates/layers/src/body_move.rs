@@ -76,8 +76,8 @@ impl BodyMover {
         }
     }
 
-    /// Copies at most `megabytes_per_second` (MB = 10^6 bytes) over all the copies this
-    /// mover makes at once.
+    /// Moves at most `megabytes_per_second` (MB = 10^6 bytes) over all the copies this
+    /// mover makes at once: the bytes copied and the bytes read to check copies.
     #[must_use]
     pub fn with_rate_limit(mut self, megabytes_per_second: NonZeroU32) -> Self {
         self.throttle = Some(Throttle::new(megabytes_per_second));
@@ -104,13 +104,13 @@ impl BodyMover {
             Err(other) => return Err(other.into()),
         };
         let existing = match self.to.open(id).await {
-            Ok(reader) => Some(fingerprint(reader).await?),
+            Ok(reader) => Some(fingerprint(reader, self.throttle.as_ref()).await?),
             Err(StoreError::NotFound(_)) => None,
             Err(other) => return Err(other.into()),
         };
         let moved = match existing {
             Some(target) => {
-                let original = fingerprint(source).await?;
+                let original = fingerprint(source, self.throttle.as_ref()).await?;
                 if target == original {
                     Moved::AlreadyThere {
                         bytes: original.size,
@@ -158,7 +158,7 @@ impl BodyMover {
             size,
             sha256: hasher.finalize().into(),
         };
-        let copy = fingerprint(self.to.open(id).await?).await?;
+        let copy = fingerprint(self.to.open(id).await?, self.throttle.as_ref()).await?;
         if copy != original || written != size {
             let _ = self.to.delete(id).await;
             return Err(MoveError::Mismatch {
@@ -181,11 +181,18 @@ impl BodyMover {
     }
 }
 
-/// Reads a body to its end: its size and SHA-256.
-async fn fingerprint(mut reader: Box<dyn BodyReader>) -> Result<Fingerprint, StoreError> {
+/// Reads a body to its end: its size and SHA-256. The reads count against the rate
+/// limit too: checking a copy loads the stores as much as making it.
+async fn fingerprint(
+    mut reader: Box<dyn BodyReader>,
+    throttle: Option<&Throttle>,
+) -> Result<Fingerprint, StoreError> {
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     while let Some(chunk) = reader.next_chunk().await? {
+        if let Some(throttle) = throttle {
+            throttle.take(chunk.len()).await;
+        }
         hasher.update(&chunk);
         size += chunk.len() as u64;
     }
