@@ -10,7 +10,7 @@ use mailfwd_domain::{EmailId, ReceivedEmail};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::destinations::Admission;
+use crate::destinations::{Admission, Slot, Taken};
 use crate::evaluate::Fresh;
 use crate::{LOOK_EVERY, Shared};
 
@@ -30,6 +30,11 @@ impl Shared {
             let mut busy = false;
             if *stop.borrow() {
                 return;
+            }
+            // Parked groups first: their slots are taken already.
+            if let Ok((slot, waiting)) = self.ready_rx.try_recv() {
+                self.attempt_in(waiting, Some(slot), &stop).await;
+                busy = true;
             }
             if let Ok(job) = fresh.try_recv() {
                 self.deliver_fresh(job, &stop).await;
@@ -74,6 +79,9 @@ impl Shared {
                 _ = stop.changed() => return,
                 // A job due in the queue: a reprocessed email, a job given back.
                 () = self.wake.notified() => claim_at = Instant::now(),
+                Ok((slot, waiting)) = self.ready_rx.recv_async() => {
+                    self.attempt_in(waiting, Some(slot), &stop).await;
+                }
                 Ok(job) = fresh.recv_async() => self.deliver_fresh(job, &stop).await,
                 () = tokio::time::sleep_until(claim_at) => {}
             }
@@ -86,9 +94,12 @@ impl Shared {
     }
 
     /// One group of jobs of one email for one destination: those past their give-up
-    /// time fail; the others are deferred untried if the destination is dead, postponed
-    /// if it has no free slot, else attempted in one transaction (one slot) until its
-    /// deadline — well inside the leases, so no other worker repeats them meanwhile.
+    /// time fail; the others are deferred untried if the destination is dead, parked
+    /// with it if it has no free slot (put off through the queue if too many are), else
+    /// attempted in one transaction (one slot) until its deadline — well inside the
+    /// leases, so no other worker repeats them meanwhile. Then, while its attempts there
+    /// end or find it dead, the worker goes on with the groups parked with the same
+    /// destination.
     async fn attempt(
         &self,
         group: Vec<ClaimedJob>,
@@ -96,24 +107,67 @@ impl Shared {
         lease_ends: Instant,
         stop: &watch::Receiver<bool>,
     ) {
-        let Some(id) = group.first().map(|job| job.job.email) else {
-            return;
+        let waiting = Waiting {
+            group,
+            email,
+            lease_ends,
         };
-        let failures = self
-            .attempt_group(group, email.as_deref(), lease_ends, stop)
-            .await;
-        self.bounce(id, email, failures).await;
+        self.attempt_in(waiting, None, stop).await;
     }
 
-    /// [`Shared::attempt`] without the bounce: returns the jobs that failed for good.
+    /// [`Shared::attempt`] of a group, in `slot` if one was taken for it already.
+    pub(crate) async fn attempt_in(
+        &self,
+        waiting: Waiting,
+        slot: Option<Slot<Waiting>>,
+        stop: &watch::Receiver<bool>,
+    ) {
+        let (mut next, mut slot) = (Some(waiting), slot);
+        while let Some(waiting) = next.take() {
+            let Some(first) = waiting.group.first() else {
+                continue;
+            };
+            let (id, name) = (first.job.email, self.deliverer.destination(&first.job));
+            let turn = self.attempt_group(&name, waiting, slot.take(), stop).await;
+            self.bounce(id, turn.email, turn.failures).await;
+            if !turn.go_on || *stop.borrow() {
+                continue;
+            }
+            match self.destinations.take_parked(&name) {
+                Taken::Go(ready) => {
+                    let mut ready = ready.into_iter();
+                    if let Some((own, waiting)) = ready.next() {
+                        (next, slot) = (Some(waiting), Some(own));
+                    }
+                    // The window grew: idle workers take the rest, slots and all.
+                    for more in ready {
+                        let _ = self.ready.send(more);
+                    }
+                }
+                Taken::Admit(waiting) => next = Some(waiting),
+                Taken::Nothing => {}
+            }
+        }
+    }
+
+    /// [`Shared::attempt`] for one group, without the bounce and the parked groups.
     async fn attempt_group(
         &self,
-        mut group: Vec<ClaimedJob>,
-        email: Option<&ReceivedEmail>,
-        lease_ends: Instant,
+        name: &str,
+        waiting: Waiting,
+        slot: Option<Slot<Waiting>>,
         stop: &watch::Receiver<bool>,
-    ) -> Vec<Failure> {
-        let mut failures = Vec::new();
+    ) -> Turn {
+        let Waiting {
+            mut group,
+            email,
+            lease_ends,
+        } = waiting;
+        let mut turn = Turn {
+            failures: Vec::new(),
+            email,
+            go_on: false,
+        };
         let mut given_up = Vec::new();
         group.retain(|job| {
             let past = self.deliverer.is_past_give_up(&job.job);
@@ -124,52 +178,58 @@ impl Shared {
         });
         for job in &given_up {
             let recorded = self.deliverer.give_up(job).await;
-            failures.extend(failure_of(&recorded, job));
+            turn.failures.extend(failure_of(&recorded, job));
             report(recorded, job);
         }
-        let Some(first) = group.first() else {
-            return failures;
+        if group.is_empty() {
+            return turn;
+        }
+        let waiting = Waiting {
+            group,
+            email: turn.email.take(),
+            lease_ends,
         };
-        let name = self.deliverer.destination(&first.job);
-        let waited_until = Instant::now() + self.destinations.busy_delay();
-        let slot = loop {
-            match self.destinations.admit(&name) {
-                Admission::Go(slot) => break slot,
-                Admission::Wait(slot_free) => {
-                    let mut stopping = stop.clone();
-                    let woken = tokio::select! {
-                        woken = tokio::time::timeout_at(waited_until, slot_free.notified()) => woken.is_ok(),
-                        _ = stopping.wait_for(|stop| *stop) => false,
-                    };
-                    self.destinations.stop_waiting(&name);
-                    if !woken {
-                        self.postpone(&group, self.destinations.busy_delay()).await;
-                        return failures;
-                    }
-                }
-                Admission::Busy(delay) => {
-                    self.postpone(&group, delay).await;
-                    return failures;
-                }
-                Admission::Dead { for_, reason } => {
-                    let reason = format!("destination {name} is unreachable, not tried: {reason}");
-                    let revived = self.deliverer.now() + for_;
-                    for job in &group {
-                        metrics::counter!("mailfwd_deferred_untried_total").increment(1);
-                        let recorded = self.deliverer.defer_untried(job, &reason, revived).await;
-                        failures.extend(failure_of(&recorded, job));
-                        match recorded {
-                            Ok(Attempt::Failed(reason)) => failed(job, &reason),
-                            Ok(_) => {
-                                tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
-                            }
-                            Err(error) => not_recorded(job, &error),
+        let admission = match slot {
+            Some(slot) => Admission::Go(slot, waiting),
+            None => self.destinations.admit(name, waiting),
+        };
+        let (slot, waiting) = match admission {
+            Admission::Go(slot, waiting) => (slot, waiting),
+            Admission::Parked => return turn,
+            Admission::Busy(delay, waiting) => {
+                turn.email = waiting.email;
+                self.postpone(&waiting.group, delay).await;
+                return turn;
+            }
+            Admission::Dead { for_, reason, job } => {
+                turn.email = job.email;
+                let reason = format!("destination {name} is unreachable, not tried: {reason}");
+                let revived = self.deliverer.now() + for_;
+                for job in &job.group {
+                    metrics::counter!("mailfwd_deferred_untried_total").increment(1);
+                    let recorded = self.deliverer.defer_untried(job, &reason, revived).await;
+                    turn.failures.extend(failure_of(&recorded, job));
+                    match recorded {
+                        Ok(Attempt::Failed(reason)) => failed(job, &reason),
+                        Ok(_) => {
+                            tracing::debug!(email = %job.job.email, destination = %job.job.destination, "deferred untried")
                         }
+                        Err(error) => not_recorded(job, &error),
                     }
-                    return failures;
                 }
+                // Those parked behind it are deferred too, by this worker.
+                turn.go_on = true;
+                return turn;
             }
         };
+        let Waiting {
+            group,
+            email,
+            lease_ends,
+        } = waiting;
+        turn.email = email;
+        // Its slot is given back below, whatever happens: take the next parked group.
+        turn.go_on = true;
         // The attempt must end, and be recorded, before the lease does: the slack the
         // configuration leaves between lease and attempt timeout is kept whole.
         let deadline = lease_ends
@@ -183,7 +243,7 @@ impl Shared {
             for job in &group {
                 self.give_back(job).await;
             }
-            return failures;
+            return turn;
         }
         let mut stopping = stop.clone();
         let interruption = async move {
@@ -195,7 +255,10 @@ impl Shared {
                 _ = stopping.wait_for(|stop| *stop) => Interruption::Stop,
             }
         };
-        let attempted = self.deliverer.attempt(&group, email, interruption).await;
+        let attempted = self
+            .deliverer
+            .attempt(&group, turn.email.as_deref(), interruption)
+            .await;
         let error = attempted
             .recorded
             .iter()
@@ -206,10 +269,10 @@ impl Shared {
             .unwrap_or_default();
         slot.finish(attempted.contact, error);
         for (recorded, job) in attempted.recorded.into_iter().zip(&group) {
-            failures.extend(failure_of(&recorded, job));
+            turn.failures.extend(failure_of(&recorded, job));
             report(recorded, job);
         }
-        failures
+        turn
     }
 
     /// Tells the sender of email `id` that its deliveries to `failures` failed for
@@ -274,6 +337,36 @@ impl Shared {
             Err(error) => lease_kept(job, &error),
         }
     }
+}
+
+/// A parked group that may go now, in the slot taken for it, for an idle worker.
+pub(crate) type Ready = (Slot<Waiting>, Waiting);
+
+/// A group of one email's claimed jobs for one destination, waiting for a slot there.
+pub(crate) struct Waiting {
+    group: Vec<ClaimedJob>,
+    /// The email's record, when the group was claimed with it (fresh mail).
+    email: Option<Arc<ReceivedEmail>>,
+    /// When the claims' leases end.
+    lease_ends: Instant,
+}
+
+impl Waiting {
+    /// The claimed jobs.
+    pub(crate) fn jobs(&self) -> &[ClaimedJob] {
+        &self.group
+    }
+}
+
+/// How one group's turn went.
+struct Turn {
+    /// The deliveries that failed for good, for the bounce.
+    failures: Vec<Failure>,
+    /// The email's record, if at hand.
+    email: Option<Arc<ReceivedEmail>>,
+    /// The worker's attempt at the destination ended, or found it dead: it goes on with
+    /// the next group parked there.
+    go_on: bool,
 }
 
 /// A job could not be given back: its lease brings it back.

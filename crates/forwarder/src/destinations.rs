@@ -6,14 +6,18 @@
 //! crawls holds only its own share of the workers. After a cohort of connection-level
 //! failures in a row it is dead for a backoff period: its jobs are deferred without a
 //! connection being tried; then one probe attempt decides whether it is alive again.
+//!
+//! A job for a destination whose slots are all taken is parked with it, in memory, and
+//! the next attempt there to end takes it over (as jobs wait in Postfix's active queue):
+//! it holds no worker meanwhile, and the window stays full without a trip through the
+//! queue. Only when [`MAX_PARKED`] wait already is a job put off through the queue.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use mailfwd_domain::delivery::Contact;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// The per-destination limits.
@@ -35,8 +39,8 @@ pub struct DestinationLimits {
     /// The longest a destination is dead before it is probed (Postfix's
     /// `maximal_backoff_time`).
     pub max_backoff: Duration,
-    /// How long a job for a destination with no free slot waits before it is claimed
-    /// again (with ±20 % jitter).
+    /// How far a job is put off through the queue (with ±20 % jitter) when its
+    /// destination has no free slot and [`MAX_PARKED`] jobs wait for one already.
     pub busy_delay: Duration,
     /// The most recipients of one message sent to a destination in one transaction
     /// (Postfix's `smtp_destination_recipient_limit`); more go in further
@@ -58,30 +62,48 @@ impl Default for DestinationLimits {
     }
 }
 
-/// Whether a job for a destination may be attempted now.
-pub(crate) enum Admission {
+/// Jobs parked with one destination at most; beyond, they are put off through the
+/// queue. Each holds little (its claim and a shared record), so this bounds memory, not
+/// speed: a destination this far behind takes minutes to catch up anyway.
+pub(crate) const MAX_PARKED: usize = 4096;
+
+/// Whether a job (`J`) for a destination may be attempted now; the job comes back
+/// with every answer but [`Admission::Parked`].
+pub(crate) enum Admission<J> {
     /// Yes, in this slot.
-    Go(Slot),
-    /// Every slot is taken, but few wait for one: wait for this to be notified (a slot
-    /// came free), then ask again, and say [`Destinations::stop_waiting`] either way.
-    /// Waiting here rather than putting the job off through the queue keeps a busy
-    /// destination's window full: a job put off comes back only after `busy_delay`.
-    Wait(Arc<Notify>),
-    /// Not now: every slot is taken and as many jobs wait for one; claim it again after
-    /// this long.
-    Busy(Duration),
+    Go(Slot<J>, J),
+    /// Every slot is taken: the job is parked with the destination, and the attempt
+    /// that ends next there takes it over ([`Destinations::next_parked`]).
+    Parked,
+    /// Not now: every slot is taken and [`MAX_PARKED`] jobs wait already, or the
+    /// destination is being probed; claim it again after this long.
+    Busy(Duration, J),
     /// Not until the destination's backoff ends, this long from now: it is dead.
     Dead {
         /// Until the destination is probed again.
         for_: Duration,
         /// What the last failed attempt said.
         reason: String,
+        /// The job.
+        job: J,
     },
+}
+
+/// What [`Destinations::take_parked`] found.
+pub(crate) enum Taken<J> {
+    /// Parked jobs that may go now, each in a slot taken for it: as many as the window
+    /// has room for (more than one when it has just grown).
+    Go(Vec<(Slot<J>, J)>),
+    /// The destination is dead or being probed: the oldest parked job, to go through
+    /// [`Destinations::admit`].
+    Admit(J),
+    /// Nothing parked, or no room.
+    Nothing,
 }
 
 /// What is known of one destination.
 #[derive(Debug)]
-struct Destination {
+struct Destination<J> {
     active: usize,
     window: usize,
     failures: u32,
@@ -92,21 +114,18 @@ struct Destination {
     /// The backoff of its next death.
     backoff: Duration,
     last_error: String,
-    /// Jobs waiting for a slot; at most twice `window`, so a busy destination ties up at
-    /// most three times its window of workers (60 of the default 100) and the others
-    /// stay free for other destinations.
-    waiting: usize,
-    /// Notified once each time a slot comes free.
-    slot_free: Arc<Notify>,
+    /// Jobs waiting for a slot, oldest first; parked only while a slot is taken, so an
+    /// attempt that ends is always there to take them.
+    parked: VecDeque<J>,
     /// When its last attempt ended, while nothing is in flight or waiting.
     idle_since: Option<Instant>,
 }
 
-impl Destination {
+impl<J> Destination<J> {
     /// Whether it holds nothing but a grown window (or not even that).
     fn is_quiet(&self) -> bool {
         self.active == 0
-            && self.waiting == 0
+            && self.parked.is_empty()
             && self.dead_until.is_none()
             && !self.probing
             && self.failures == 0
@@ -119,16 +138,17 @@ impl Destination {
 const REMEMBER_QUIET: Duration = Duration::from_secs(10 * 60);
 const SWEEP_EVERY: u32 = 4096;
 
-/// Every destination mail is going to or was lately, by name.
-pub(crate) struct Destinations {
+/// Every destination mail is going to or was lately, by name, with the jobs (`J`)
+/// parked with each.
+pub(crate) struct Destinations<J> {
     limits: DestinationLimits,
-    known: Mutex<HashMap<String, Destination>>,
+    known: Mutex<HashMap<String, Destination<J>>>,
     /// Admissions so far, to sweep quiet destinations out now and then.
     admissions: AtomicU32,
 }
 
-impl Destinations {
-    pub(crate) fn new(limits: DestinationLimits) -> Destinations {
+impl<J> Destinations<J> {
+    pub(crate) fn new(limits: DestinationLimits) -> Destinations<J> {
         let limits = DestinationLimits {
             initial_concurrency: limits.initial_concurrency.max(1),
             concurrency_limit: limits
@@ -146,13 +166,13 @@ impl Destinations {
         }
     }
 
-    fn known(&self) -> MutexGuard<'_, HashMap<String, Destination>> {
+    fn known(&self) -> MutexGuard<'_, HashMap<String, Destination<J>>> {
         // Each critical section leaves the map whole: a panic cannot tear it.
         self.known.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether a job for `name` may be attempted now.
-    pub(crate) fn admit(self: &Arc<Self>, name: &str) -> Admission {
+    /// Whether `job`, for `name`, may be attempted now; parks it if every slot is taken.
+    pub(crate) fn admit(self: &Arc<Self>, name: &str, job: J) -> Admission<J> {
         let limits = &self.limits;
         let mut known = self.known();
         if self
@@ -176,8 +196,7 @@ impl Destinations {
             probing: false,
             backoff: limits.min_backoff,
             last_error: String::new(),
-            waiting: 0,
-            slot_free: Arc::new(Notify::new()),
+            parked: VecDeque::new(),
             idle_since: None,
         });
         destination.idle_since = None;
@@ -187,6 +206,7 @@ impl Destinations {
                 return Admission::Dead {
                     for_: until - now,
                     reason: destination.last_error.clone(),
+                    job,
                 };
             }
             // Its backoff is over: one attempt probes it.
@@ -198,43 +218,72 @@ impl Destinations {
                 destination = name,
                 "probing a destination that was unreachable"
             );
-            return self.slot(name);
+            return self.slot(name, job);
         }
         if destination.probing {
             // Others wait for the probe rather than come back every few seconds.
-            return Admission::Busy(limits.min_backoff);
+            return Admission::Busy(limits.min_backoff, job);
         }
         if destination.active >= destination.window {
-            if destination.waiting < destination.window.saturating_mul(2) {
-                destination.waiting += 1;
-                return Admission::Wait(Arc::clone(&destination.slot_free));
+            if destination.parked.len() < MAX_PARKED {
+                destination.parked.push_back(job);
+                return Admission::Parked;
             }
-            return Admission::Busy(jitter(limits.busy_delay));
+            return Admission::Busy(jitter(limits.busy_delay), job);
         }
         destination.active += 1;
-        self.slot(name)
+        self.slot(name, job)
     }
 
-    /// How long a job waits for a slot before it is put off through the queue, and how
-    /// far it is put off.
-    pub(crate) fn busy_delay(&self) -> Duration {
-        jitter(self.limits.busy_delay)
-    }
-
-    /// A job that got [`Admission::Wait`] no longer waits (it was woken, or gave up).
-    pub(crate) fn stop_waiting(&self, name: &str) {
-        if let Some(destination) = self.known().get_mut(name) {
-            destination.waiting = destination.waiting.saturating_sub(1);
+    /// What is parked with `name` that may go now, for a worker whose attempt there has
+    /// just ended (its slot given back) or found it dead. Every such worker asks, so no
+    /// parked job is left behind while the destination has attempts in flight.
+    pub(crate) fn take_parked(self: &Arc<Self>, name: &str) -> Taken<J> {
+        let mut known = self.known();
+        let Some(destination) = known.get_mut(name) else {
+            return Taken::Nothing;
+        };
+        if destination.dead_until.is_some() || destination.probing {
+            // Through `admit`, which defers it untried (or puts it off during a probe).
+            return destination
+                .parked
+                .pop_front()
+                .map_or(Taken::Nothing, Taken::Admit);
+        }
+        let mut ready = Vec::new();
+        while destination.active < destination.window
+            && let Some(job) = destination.parked.pop_front()
+        {
+            destination.active += 1;
+            ready.push((self.new_slot(name), job));
+        }
+        if ready.is_empty() {
+            Taken::Nothing
+        } else {
+            Taken::Go(ready)
         }
     }
 
-    fn slot(self: &Arc<Self>, name: &str) -> Admission {
-        Admission::Go(Slot {
+    /// Takes every parked job, to give back to the queue when the engine stops.
+    pub(crate) fn take_all_parked(&self) -> Vec<J> {
+        self.known()
+            .values_mut()
+            .flat_map(|destination| destination.parked.drain(..))
+            .collect()
+    }
+
+    fn slot(self: &Arc<Self>, name: &str, job: J) -> Admission<J> {
+        Admission::Go(self.new_slot(name), job)
+    }
+
+    /// A slot of `name`, counted in its `active` by the caller.
+    fn new_slot(self: &Arc<Self>, name: &str) -> Slot<J> {
+        Slot {
             destinations: Arc::clone(self),
             name: name.to_owned(),
             contact: Contact::None,
             error: String::new(),
-        })
+        }
     }
 
     /// An attempt in a slot of `name` ended having learned `contact`.
@@ -245,7 +294,6 @@ impl Destinations {
             return;
         };
         destination.active = destination.active.saturating_sub(1);
-        destination.slot_free.notify_one();
         let was_probing = destination.probing;
         match contact {
             Contact::Delivered | Contact::Answered => {
@@ -299,7 +347,7 @@ impl Destinations {
 }
 
 /// Sets the `mailfwd_dead_destinations` gauge.
-fn dead_destinations(known: &HashMap<String, Destination>) {
+fn dead_destinations<J>(known: &HashMap<String, Destination<J>>) {
     let dead = known.values().filter(|d| d.dead_until.is_some()).count();
     metrics::gauge!("mailfwd_dead_destinations").set(dead as f64);
 }
@@ -310,14 +358,14 @@ fn jitter(delay: Duration) -> Duration {
 }
 
 /// One attempt's place in its destination's concurrency; given back when dropped.
-pub(crate) struct Slot {
-    destinations: Arc<Destinations>,
+pub(crate) struct Slot<J> {
+    destinations: Arc<Destinations<J>>,
     name: String,
     contact: Contact,
     error: String,
 }
 
-impl Slot {
+impl<J> Slot<J> {
     /// The attempt ended having learned `contact`; `error` is its reply if it failed.
     pub(crate) fn finish(mut self, contact: Contact, error: &str) {
         self.contact = contact;
@@ -325,7 +373,7 @@ impl Slot {
     }
 }
 
-impl Drop for Slot {
+impl<J> Drop for Slot<J> {
     fn drop(&mut self) {
         self.destinations
             .finished(&self.name, self.contact, &self.error);
@@ -336,8 +384,8 @@ impl Drop for Slot {
 mod tests {
     use super::*;
 
-    fn deliver_once(destinations: &Arc<Destinations>, name: &str) {
-        let Admission::Go(slot) = destinations.admit(name) else {
+    fn deliver_once(destinations: &Arc<Destinations<()>>, name: &str) {
+        let Admission::Go(slot, ()) = destinations.admit(name, ()) else {
             panic!("{name} has room");
         };
         slot.finish(Contact::Delivered, "");

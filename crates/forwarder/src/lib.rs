@@ -102,7 +102,10 @@ struct Shared {
     /// Emails in the hand-off or being evaluated: the backlog reader leaves them alone.
     in_flight: Mutex<HashSet<EmailId>>,
     backlog: Arc<Backlog>,
-    destinations: Arc<Destinations>,
+    destinations: Arc<Destinations<deliver::Waiting>>,
+    /// Parked groups handed to idle workers when a destination's window grows.
+    ready: flume::Sender<deliver::Ready>,
+    ready_rx: flume::Receiver<deliver::Ready>,
     /// Tells senders of failures; set once the ingest service it stores through exists.
     bouncer: OnceLock<Bouncer>,
     /// Evaluations failing in a row, for one log line per outage.
@@ -204,6 +207,9 @@ impl Forwarder {
         let evaluator = evaluator.with_listener(Arc::new(waker.clone()));
         let (sender, accepted) = mpsc::channel(config.handoff);
         let destinations = Arc::new(Destinations::new(config.destinations.clone()));
+        // Unbounded, yet small: each holds a slot, so a destination has at most its
+        // window's worth in it.
+        let (ready, ready_rx) = flume::unbounded();
         let shared = Arc::new(Shared {
             emails,
             evaluator,
@@ -214,6 +220,8 @@ impl Forwarder {
             in_flight: Mutex::new(HashSet::new()),
             backlog: Arc::new(Backlog::default()),
             destinations,
+            ready,
+            ready_rx,
             bouncer: OnceLock::new(),
             failing_evaluations: failing::FailureRun::default(),
             failing_claims: failing::FailureRun::default(),
@@ -300,6 +308,13 @@ impl Forwarder {
             while let Some(ended) = engine.join_next().await {
                 if let Err(error) = ended {
                     tracing::error!(%error, "a forwarding task failed");
+                }
+            }
+            // Groups parked with busy destinations: due at once for the next start.
+            let ready = shared.ready_rx.drain().map(|(_slot, waiting)| waiting);
+            for waiting in ready.chain(shared.destinations.take_all_parked()) {
+                for job in waiting.jobs() {
+                    shared.give_back(job).await;
                 }
             }
         });
