@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use mailfwd_domain::EmailId;
-use mailfwd_domain::email::{BodyStore, StoreError};
+use mailfwd_domain::email::{BodyStore, EmailLog, StoreError};
 use mailfwd_postgres::{PgDatabase, PoolSettings};
 use mailfwd_s3::ObjectBodyStore;
 use mailfwd_testkit::Client;
@@ -223,11 +223,14 @@ async fn without_delete_source_the_old_store_keeps_every_body() {
     let sink = Sink::start(Options::destination()).await;
     let data = tempfile::tempdir().unwrap();
     let relay = sink.addr.to_string();
+    // Every body in the body store first; then, with the default limit, small ones
+    // are kept in their records, which a migration leaves where they are.
     let server = Server::start(
         data.path(),
         &[
             ("MAILFWD_RELAY", relay.as_str()),
             ("MAILFWD_EMAIL_STORE", "database"),
+            ("MAILFWD_INLINE_BODY_LIMIT", "0"),
         ],
     );
     server
@@ -235,6 +238,16 @@ async fn without_delete_source_the_old_store_keeps_every_body() {
         .await;
     let ids = send(&server, "kept", 20).await;
     sink.wait_for_messages(20, Duration::from_secs(30)).await;
+    server.terminate();
+    let server = Server::start(
+        data.path(),
+        &[
+            ("MAILFWD_RELAY", relay.as_str()),
+            ("MAILFWD_EMAIL_STORE", "database"),
+        ],
+    );
+    let small = send(&server, "small", 5).await;
+    sink.wait_for_messages(25, Duration::from_secs(30)).await;
     server.terminate();
 
     let target = format!("file://{}", data.path().join("moved").display());
@@ -249,17 +262,29 @@ async fn without_delete_source_the_old_store_keeps_every_body() {
         summary.starts_with("20 bodies copied and verified"),
         "{summary}"
     );
+    assert!(
+        summary.contains(" 5 kept in their records; 0 failed"),
+        "{summary}"
+    );
     let moved = ObjectBodyStore::from_url(&target).unwrap();
-    let old = mailfwd_sqlite::Database::open(&format!(
+    let database = mailfwd_sqlite::Database::open(&format!(
         "sqlite://{}",
         data.path().join("mailfwd.db").display()
     ))
     .await
-    .unwrap()
-    .body_store();
+    .unwrap();
+    let old = database.body_store();
     for id in &ids {
         let copy = digest(&moved, id).await.expect("copied");
         assert_eq!(digest(&old, id).await, Some(copy), "kept in the old store");
+    }
+    let log = database.email_log();
+    for id in &small {
+        let id = EmailId::parse(id).unwrap();
+        assert!(
+            log.inline_body(&id).await.unwrap().is_some(),
+            "{id} kept in its record"
+        );
     }
     // A second run finds every copy in place and copies nothing.
     let again = run(

@@ -45,6 +45,9 @@ async fn old_finished_emails_are_deleted_and_one_with_a_pending_delivery_stays()
         &[
             ("MAILFWD_RELAY", relay.as_str()),
             ("MAILFWD_RETENTION", "3s"),
+            // Bodies in files, to see each one go (one kept in its record goes with
+            // the record's row).
+            ("MAILFWD_INLINE_BODY_LIMIT", "0"),
         ],
     );
     server

@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use crate::harness::Server;
+use mailfwd_domain::email::EmailLog;
 use mailfwd_testkit::Client;
 use mailfwd_testkit::client::queued_id_in;
 
@@ -21,8 +22,23 @@ async fn email_record(server: &Server, id: &str) -> (u16, Value) {
     )
 }
 
-/// The stored body of `id`, wherever the email store keeps it under the data directory.
-fn stored_body(data_dir: &Path, id: &str) -> Vec<u8> {
+/// The stored body of `id`, wherever the default stores keep it under the data
+/// directory: in its record in `mailfwd.db` (a small one), or a file under `emails/`.
+async fn stored_body(data_dir: &Path, id: &str) -> Vec<u8> {
+    let url = format!("sqlite://{}", data_dir.join("mailfwd.db").display());
+    let log = mailfwd_sqlite::Database::open(&url)
+        .await
+        .unwrap()
+        .email_log();
+    let email = mailfwd_domain::EmailId::parse(id).unwrap();
+    if let Some(body) = log.inline_body(&email).await.unwrap() {
+        return body.to_vec();
+    }
+    file_body(data_dir, id)
+}
+
+/// The body of `id` in a file under the data directory's `emails/`.
+fn file_body(data_dir: &Path, id: &str) -> Vec<u8> {
     fn find(dir: &Path, name: &str) -> Option<PathBuf> {
         for entry in std::fs::read_dir(dir).ok()?.flatten() {
             let path = entry.path();
@@ -107,7 +123,7 @@ async fn swaks_delivers_to_a_rule_and_is_refused_for_an_unknown_address() {
     // wire between DATA and the dot, unstuffed, is the file plus that CRLF.
     let sent = [&message[..], b"\r\n"].concat();
     assert_eq!(
-        stored_body(data.path(), &id),
+        stored_body(data.path(), &id).await,
         sent,
         "the stored body is the message as sent"
     );
@@ -134,8 +150,15 @@ async fn a_message_answered_250_survives_sigkill() {
 
     let mut sent = Vec::new();
     let mut client = Client::connect(&server.smtp).await;
-    for n in 0..5 {
-        let message = format!("Subject: crash {n}\r\n\r\nbody {n}\r\n.dot line\r\n").into_bytes();
+    for n in 0..6 {
+        // Small ones are kept in their records, larger ones (over 64 KiB) in files.
+        let filler = "x".repeat(70) + "\r\n";
+        let lines = if n % 2 == 0 { 1 } else { 1_000 };
+        let message = format!(
+            "Subject: crash {n}\r\n\r\nbody {n}\r\n.dot line\r\n{}",
+            filler.repeat(lines)
+        )
+        .into_bytes();
         let id = client
             .send_mail("a@example.org", "sales@acme.test", &message)
             .await;
@@ -150,7 +173,7 @@ async fn a_message_answered_250_survives_sigkill() {
         let (status, record) = email_record(&server, id).await;
         assert_eq!(status, 200, "email {id} after SIGKILL: {record}");
         assert_eq!(record["size"], message.len());
-        assert_eq!(&stored_body(data.path(), id), message);
+        assert_eq!(&stored_body(data.path(), id).await, message);
     }
     let listed: Value = reqwest::get(format!("{}/v1/emails", server.http))
         .await

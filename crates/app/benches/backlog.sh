@@ -95,7 +95,7 @@ gauge() { awk -v name="$1" '$1 == name {printf "%d", $2}' "$WORK/metrics"; }
 sample() {
   while :; do
     curl -fs "http://$HTTP/metrics" >"$WORK/metrics" 2>/dev/null || true
-    echo "$1 t=$(date +%s) unevaluated=$(gauge mailfwd_unevaluated_emails) oldest_unevaluated_s=$(gauge mailfwd_oldest_unevaluated_age_seconds) pending=$(gauge mailfwd_queue_pending) due=$(gauge mailfwd_queue_due) oldest_due_s=$(gauge mailfwd_queue_oldest_due_age_seconds) delivered=$(gauge mailfwd_delivered_total) sink=$(sink_count)"
+    echo "$1 t=$(date +%s) unevaluated=$(gauge mailfwd_unevaluated_emails) oldest_unevaluated_s=$(gauge mailfwd_oldest_unevaluated_age_seconds) pending=$(gauge mailfwd_queue_pending) due=$(gauge mailfwd_queue_due) oldest_due_s=$(gauge mailfwd_queue_oldest_due_age_seconds) oldest_pending_s=$(gauge mailfwd_queue_oldest_pending_age_seconds) delivered=$(gauge mailfwd_delivered_total) sink=$(sink_count)"
     sleep 1
   done
 }

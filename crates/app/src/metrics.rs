@@ -75,6 +75,8 @@ impl MetricsSource for Prometheus {
                 metrics::gauge!("mailfwd_queue_due").set(stats.due as f64);
                 metrics::gauge!("mailfwd_queue_oldest_due_age_seconds")
                     .set(stats.oldest_due_age.as_secs_f64());
+                metrics::gauge!("mailfwd_queue_oldest_pending_age_seconds")
+                    .set(stats.oldest_pending_age.as_secs_f64());
             }
             Err(error) => tracing::error!(%error, "cannot read queue statistics for /metrics"),
         }

@@ -105,6 +105,11 @@ async fn migrate(config: &Config, args: &MigrateArgs) -> Result<Tally, Box<dyn s
             // Retention (or an operator) deleted the email after this page was read:
             // nothing left to move, and no reason to stop the checkpoint for good.
             Err(MoveError::Missing(id)) if gone(log.as_ref(), id).await? => tally.gone += 1,
+            // A small body kept in its record (MAILFWD_INLINE_BODY_LIMIT): it stays
+            // there, in the database, whichever body store is configured.
+            Err(MoveError::Missing(id)) if log.inline_body(id).await?.is_some() => {
+                tally.in_record += 1;
+            }
             Err(error) => {
                 tally.failed += 1;
                 progress.error(&format!("email {}: {error}", email.id));

@@ -94,11 +94,12 @@ impl Storage {
     /// [`StorageError`] naming the store that could not be opened and why.
     pub async fn open(config: &Config) -> Result<Storage, StorageError> {
         create_data_dir(&config.data_dir)?;
-        let database = open_database(
+        let database = open_database_keeping(
             &config.database_url(),
             &config.pool_settings(),
             &config.instance_id(),
             Opening::Lazily,
+            config.inline_body_limit,
         )
         .await?;
         let bodies = open_body_store(
@@ -146,12 +147,27 @@ pub async fn open_database(
     instance: &str,
     opening: Opening,
 ) -> Result<DatabasePorts, StorageError> {
+    open_database_keeping(url, pool, instance, opening, 0).await
+}
+
+/// [`open_database`] whose received log keeps bodies of up to `inline_bodies` bytes in
+/// their records, where the adapter can (SQLite; PostgreSQL keeps none).
+///
+/// # Errors
+/// As [`open_database`].
+pub async fn open_database_keeping(
+    url: &str,
+    pool: &PoolSettings,
+    instance: &str,
+    opening: Opening,
+    inline_bodies: usize,
+) -> Result<DatabasePorts, StorageError> {
     match database_adapter(url)? {
         DatabaseAdapter::Sqlite => {
             let database = mailfwd_sqlite::Database::open(url).await?;
             Ok(DatabasePorts {
                 rules: Arc::new(database.rules()),
-                log: Arc::new(database.email_log()),
+                log: Arc::new(database.email_log().with_inline_limit(inline_bodies)),
                 queue: Arc::new(database.queue()),
                 bodies: Arc::new(database.body_store()),
                 postgres: None,

@@ -3,11 +3,12 @@
 pub use crate::memory_bodies::MemoryBodyStore;
 pub use crate::memory_queue::MemoryDeliveryQueue;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::address::EmailAddress;
 use crate::email::{
@@ -107,13 +108,24 @@ impl RuleStore for MemoryRuleStore {
 pub struct MemoryEmailLog {
     records: Mutex<BTreeMap<EmailId, ReceivedEmail>>,
     evaluated: Mutex<HashSet<EmailId>>,
+    inline_limit: usize,
+    inline_bodies: Mutex<HashMap<EmailId, Bytes>>,
 }
 
 impl MemoryEmailLog {
-    /// An empty log.
+    /// An empty log that keeps no bodies.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty log that keeps bodies of up to `limit` bytes in their records.
+    #[must_use]
+    pub fn with_inline_limit(limit: usize) -> Self {
+        MemoryEmailLog {
+            inline_limit: limit,
+            ..Self::default()
+        }
     }
 }
 
@@ -123,6 +135,19 @@ impl EmailLog for MemoryEmailLog {
         lock(&self.records).insert(email.id, email.clone());
         lock(&self.evaluated).remove(&email.id);
         Ok(())
+    }
+
+    fn inline_limit(&self) -> usize {
+        self.inline_limit
+    }
+
+    async fn record_with_body(&self, email: &ReceivedEmail, body: Bytes) -> Result<(), StoreError> {
+        lock(&self.inline_bodies).insert(email.id, body);
+        self.record(email).await
+    }
+
+    async fn inline_body(&self, id: &EmailId) -> Result<Option<Bytes>, StoreError> {
+        Ok(lock(&self.inline_bodies).get(id).cloned())
     }
 
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
@@ -137,6 +162,7 @@ impl EmailLog for MemoryEmailLog {
         }
         records.remove(id);
         lock(&self.evaluated).remove(id);
+        lock(&self.inline_bodies).remove(id);
         Ok(true)
     }
 

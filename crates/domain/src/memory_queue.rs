@@ -283,6 +283,8 @@ impl DeliveryQueue for MemoryDeliveryQueue {
             .filter(|entry| entry.job.state == JobState::Pending)
         {
             stats.pending += 1;
+            let enqueued = now.duration_since(entry.job.created_at).unwrap_or_default();
+            stats.oldest_pending_age = stats.oldest_pending_age.max(enqueued);
             if is_due(entry, now) {
                 stats.due += 1;
                 let due_since = entry

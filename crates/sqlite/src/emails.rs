@@ -3,6 +3,7 @@
 mod row;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use mailfwd_domain::email::{
     EmailLog, EmailPage, EmailQuery, StoreError, UnevaluatedStats, parse_email_cursor,
 };
@@ -19,18 +20,36 @@ use row::{COLUMNS, EmailRow, from_unix_millis, unix_millis};
 /// database's one writer task, so many SMTP sessions finishing at once share one
 /// transaction and one fsync. Reads go straight to the pool and run alongside the
 /// writer (WAL).
+///
+/// Bodies of up to [`SqliteEmailLog::with_inline_limit`] bytes are kept in their rows
+/// (the `body` column), written in the record's own insert.
 #[derive(Debug)]
 pub struct SqliteEmailLog {
     pool: SqlitePool,
     writer: Writer,
+    inline_limit: usize,
 }
 
 impl SqliteEmailLog {
     /// A log on an open pool whose migrations have run, writing through `writer` (the
-    /// one the database's other stores share).
+    /// one the database's other stores share). It keeps no bodies.
     #[must_use]
     pub(crate) fn new(pool: SqlitePool, writer: Writer) -> Self {
-        SqliteEmailLog { pool, writer }
+        SqliteEmailLog {
+            pool,
+            writer,
+            inline_limit: 0,
+        }
+    }
+
+    /// The log keeping bodies of up to `limit` bytes in their records (0: none).
+    /// Bodies kept earlier stay readable whatever the limit is now.
+    #[must_use]
+    pub fn with_inline_limit(self, limit: usize) -> Self {
+        SqliteEmailLog {
+            inline_limit: limit,
+            ..self
+        }
     }
 
     /// How many transactions the writer has committed so far (see [`Writer::commits`]).
@@ -50,10 +69,34 @@ impl EmailLog for SqliteEmailLog {
         let row = EmailRow::from_email(email)?;
         self.writer
             .write(true, move |conn| {
-                Box::pin(async move { row.insert().execute(conn).await.map(drop) })
+                Box::pin(async move { row.insert(None).execute(conn).await.map(drop) })
             })
             .await
             .map_err(store_error)
+    }
+
+    fn inline_limit(&self) -> usize {
+        self.inline_limit
+    }
+
+    async fn record_with_body(&self, email: &ReceivedEmail, body: Bytes) -> Result<(), StoreError> {
+        let row = EmailRow::from_email(email)?;
+        self.writer
+            .write(true, move |conn| {
+                Box::pin(async move { row.insert(Some(&body)).execute(conn).await.map(drop) })
+            })
+            .await
+            .map_err(store_error)
+    }
+
+    async fn inline_body(&self, id: &EmailId) -> Result<Option<Bytes>, StoreError> {
+        let body: Option<Option<Vec<u8>>> =
+            sqlx::query_scalar("SELECT body FROM emails WHERE id = ?1")
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::storage)?;
+        Ok(body.flatten().map(Bytes::from))
     }
 
     async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {

@@ -24,6 +24,7 @@ impl Default for Config {
             instance_id: None,
             instance_timeout: Duration::from_secs(30),
             email_store: None,
+            inline_body_limit: 64 * 1024,
             relay: None,
             routes: None,
             deliver_to_private_addresses: false,

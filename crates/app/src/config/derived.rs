@@ -26,6 +26,9 @@ const AT_LEAST_ONE: &[(&str, Setting)] = &[
     ("database_pool_size", |c| c.database_pool_size as usize),
 ];
 
+/// The highest `inline_body_limit`: each session holds up to this much in memory.
+const MAX_INLINE_BODY_LIMIT: usize = 1024 * 1024;
+
 impl Config {
     pub(super) fn check(&self) -> Result<(), ConfigError> {
         let rule = |setting, rule| Err(ConfigError::Rule { setting, rule });
@@ -60,6 +63,12 @@ impl Config {
             return rule(
                 "email_store_old",
                 "names the same store as MAILFWD_EMAIL_STORE; set it only while bodies move from another store",
+            );
+        }
+        if self.inline_body_limit > MAX_INLINE_BODY_LIMIT {
+            return rule(
+                "inline_body_limit",
+                "must be at most 1048576 (1 MiB): a body is held in memory until it outgrows it",
             );
         }
         if self.retention.is_some_and(|keep| keep.is_zero()) {

@@ -88,6 +88,7 @@ const SETTINGS: &[&str] = &[
     "throttle_client_bytes_per_second",
     "disk_free_floor",
     "max_backlog",
+    "inline_body_limit",
     "log",
     "log_format",
 ];

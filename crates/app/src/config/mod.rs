@@ -58,6 +58,9 @@ pub struct Config {
     /// While bodies move to `email_store` (`mailfwd migrate-emails`): where they were.
     /// Reads fall back to it; new bodies go to `email_store` only.
     pub email_store_old: Option<String>,
+    /// Bodies of up to this many bytes are kept in their email's record on SQLite,
+    /// written in the record's own commit; larger ones go to `email_store`. 0: none.
+    pub inline_body_limit: usize,
     /// Emails older than this whose every delivery is final are deleted (record,
     /// deliveries, body); unset keeps everything.
     #[serde(default, with = "durations::optional")]

@@ -18,13 +18,20 @@ pub(super) struct Tally {
     pub(super) only_in_target: u64,
     /// Emails deleted (record and body) while the migration ran.
     pub(super) gone: u64,
+    /// Small bodies kept in their records, which stay there.
+    pub(super) in_record: u64,
     pub(super) failed: u64,
     pub(super) elapsed: Duration,
 }
 
 impl Tally {
     fn done(&self) -> u64 {
-        self.copied + self.already_there + self.only_in_target + self.gone + self.failed
+        self.copied
+            + self.already_there
+            + self.only_in_target
+            + self.gone
+            + self.in_record
+            + self.failed
     }
 
     /// The closing line.
@@ -32,7 +39,8 @@ impl Tally {
         let seconds = self.elapsed.as_secs_f64().max(0.001);
         format!(
             "{} bodies copied and verified ({:.1} MB) in {:.1} s: {:.0} emails/s, {:.1} MB/s; \
-             {} already in the target, {} only in the target, {} deleted meanwhile; {} failed",
+             {} already in the target, {} only in the target, {} deleted meanwhile, \
+             {} kept in their records; {} failed",
             self.copied,
             mb(self.copied_bytes),
             seconds,
@@ -41,6 +49,7 @@ impl Tally {
             self.already_there,
             self.only_in_target,
             self.gone,
+            self.in_record,
             self.failed
         )
     }

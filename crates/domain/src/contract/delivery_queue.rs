@@ -189,6 +189,11 @@ pub async fn retries_come_back_when_due_and_failures_are_final(queue: &dyn Deliv
     );
     let stats = queue.stats(later(now, 299)).await.unwrap();
     assert_eq!((stats.pending, stats.due), (1, 0));
+    assert!(
+        stats.oldest_pending_age >= Duration::from_secs(298),
+        "enqueued at `now`, retried since: {:?}",
+        stats.oldest_pending_age
+    );
     let stats = queue.stats(later(now, 310)).await.unwrap();
     assert_eq!((stats.pending, stats.due), (1, 1));
     assert!(

@@ -67,6 +67,9 @@ pub struct QueueStats {
     pub due: u64,
     /// How long the oldest due job has been due.
     pub oldest_due_age: Duration,
+    /// How long ago the oldest pending job was enqueued (due or not): how far behind
+    /// delivery is, retries included.
+    pub oldest_pending_age: Duration,
 }
 
 /// The owner of delivery jobs: durable, at-least-once, one job per (email, destination).

@@ -100,6 +100,36 @@ pub trait EmailLog: Send + Sync {
     /// [`StoreError::Storage`] if it could not be recorded.
     async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError>;
 
+    /// The largest body this log keeps in an email's own record, written with it in one
+    /// durable write: one commit (one fsync, shared with the commits of that moment)
+    /// instead of a body store's write and sync followed by the record's commit. 0, the
+    /// default: it keeps none.
+    fn inline_limit(&self) -> usize {
+        0
+    }
+
+    /// Records an accepted email with its whole body (at most
+    /// [`EmailLog::inline_limit`] bytes) in one durable write.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if it could not be recorded, or the log keeps no bodies.
+    async fn record_with_body(&self, email: &ReceivedEmail, body: Bytes) -> Result<(), StoreError> {
+        let _ = (email, body);
+        Err(StoreError::storage(std::io::Error::other(
+            "this received log keeps no bodies",
+        )))
+    }
+
+    /// The body kept in the record of `id`: `None` if the record keeps none (its body is
+    /// in the body store) or there is no record.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if the log cannot be read.
+    async fn inline_body(&self, id: &EmailId) -> Result<Option<Bytes>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
+
     /// The record of `id`.
     ///
     /// # Errors

@@ -226,9 +226,9 @@ impl DeliveryQueue for PgDeliveryQueue {
     }
 
     async fn stats(&self, now: SystemTime) -> Result<QueueStats, QueueError> {
-        let (pending, due, oldest): (i64, i64, Option<i64>) = sqlx::query_as(
+        let (pending, due, oldest, first): (i64, i64, Option<i64>, Option<i64>) = sqlx::query_as(
             "SELECT count(*), count(*) FILTER (WHERE next_attempt_at <= $1),
-                    min(next_attempt_at) FILTER (WHERE next_attempt_at <= $1)
+                    min(next_attempt_at) FILTER (WHERE next_attempt_at <= $1), min(created_at)
              FROM delivery_jobs WHERE state = 'pending'",
         )
         .bind(unix_millis(now))
@@ -238,10 +238,14 @@ impl DeliveryQueue for PgDeliveryQueue {
         let oldest_due_age = oldest.map_or(Duration::ZERO, |ms| {
             now.duration_since(from_unix_millis(ms)).unwrap_or_default()
         });
+        let oldest_pending_age = first.map_or(Duration::ZERO, |ms| {
+            now.duration_since(from_unix_millis(ms)).unwrap_or_default()
+        });
         Ok(QueueStats {
             pending: u64::try_from(pending).unwrap_or(0),
             due: u64::try_from(due).unwrap_or(0),
             oldest_due_age,
+            oldest_pending_age,
         })
     }
 }

@@ -201,10 +201,19 @@ fn email_store_and_retention_settings_are_checked() {
             ],
             "a month",
         ),
+        (
+            [
+                ("MAILFWD_INLINE_BODY_LIMIT", "2000000"),
+                ("MAILFWD_EMAIL_STORE", "database"),
+            ],
+            "inline_body_limit (MAILFWD_INLINE_BODY_LIMIT) must be at most 1048576 (1 MiB)",
+        ),
     ] {
         let error = load_env(None, &vars).expect_err("refused").to_string();
         assert!(error.contains(names), "{vars:?}: {error}");
     }
+    let inline = load_env(None, &[("MAILFWD_INLINE_BODY_LIMIT", "0")]).expect("0 turns it off");
+    assert_eq!(inline.inline_body_limit, 0);
     let kept = load_env(None, &[("MAILFWD_RETENTION", "30d")]).expect("a duration");
     assert_eq!(
         kept.retention,

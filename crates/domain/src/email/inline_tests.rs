@@ -1,0 +1,103 @@
+//! Small bodies kept in their records: one write, no body store, and everything that
+//! reads or deletes emails finds them.
+
+use std::sync::Arc;
+
+use crate::email::{
+    BodyReader, BodyStore, EmailLog, EmailStore, Encoding, Envelope, NewEmail, SplitEmailStore,
+    StoreError,
+};
+use crate::memory::{MemoryBodyStore, MemoryEmailLog};
+
+fn new_email() -> NewEmail {
+    let envelope = Envelope {
+        sender: None,
+        recipients: Vec::new(),
+    };
+    NewEmail {
+        envelope,
+        peer: Some("192.0.2.1:25".to_owned()),
+        helo: None,
+        tls: false,
+        encoding: Encoding::default(),
+    }
+}
+
+async fn read_all(mut reader: Box<dyn BodyReader>) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(chunk) = reader.next_chunk().await.expect("read") {
+        body.extend_from_slice(&chunk);
+    }
+    body
+}
+
+fn stores(limit: usize) -> (Arc<MemoryBodyStore>, Arc<MemoryEmailLog>, SplitEmailStore) {
+    let bodies = Arc::new(MemoryBodyStore::new());
+    let log = Arc::new(MemoryEmailLog::with_inline_limit(limit));
+    let store = SplitEmailStore::new(bodies.clone(), log.clone());
+    (bodies, log, store)
+}
+
+/// Writes `body` in chunks of 10 bytes and commits it.
+async fn receive(store: &SplitEmailStore, body: &[u8]) -> crate::EmailId {
+    let mut writer = store.begin().await.expect("begin");
+    for chunk in body.chunks(10) {
+        writer.write(chunk).await.expect("write");
+    }
+    writer.commit(new_email()).await.expect("commit").id
+}
+
+#[tokio::test]
+async fn a_body_up_to_the_limit_is_kept_in_its_record_and_a_longer_one_in_the_body_store() {
+    let (bodies, log, store) = stores(64);
+    let small = vec![b's'; 64];
+    let large: Vec<u8> = (0..200u8).collect();
+
+    let kept = receive(&store, &small).await;
+    assert_eq!(
+        log.inline_body(&kept).await.unwrap().as_deref(),
+        Some(&small[..])
+    );
+    assert!(
+        matches!(bodies.open(&kept).await, Err(StoreError::NotFound(_))),
+        "nothing in the body store"
+    );
+    assert_eq!(store.get(&kept).await.unwrap().size, 64);
+
+    // Outgrows the limit on its seventh chunk: what came before is not lost.
+    let stored = receive(&store, &large).await;
+    assert_eq!(log.inline_body(&stored).await.unwrap(), None);
+    assert_eq!(read_all(bodies.open(&stored).await.unwrap()).await, large);
+    assert_eq!(store.get(&stored).await.unwrap().size, 200);
+
+    for (id, body) in [(kept, &small), (stored, &large)] {
+        assert_eq!(&read_all(store.open_body(&id).await.unwrap()).await, body);
+    }
+}
+
+#[tokio::test]
+async fn forgetting_an_email_deletes_a_body_kept_in_its_record() {
+    let (_, log, store) = stores(1024);
+    let id = receive(&store, b"Subject: x\r\n\r\nsmall\r\n").await;
+    store.mark_evaluated(&id).await.unwrap();
+    assert!(store.forget(&id).await.unwrap());
+    assert_eq!(log.inline_body(&id).await.unwrap(), None);
+    assert!(matches!(
+        store.open_body(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
+
+#[tokio::test]
+async fn an_aborted_email_keeps_nothing_anywhere() {
+    let (bodies, log, store) = stores(16);
+    let mut writer = store.begin().await.unwrap();
+    let id = writer.id();
+    writer.write(&[b'x'; 40]).await.unwrap();
+    writer.abort().await;
+    assert_eq!(log.inline_body(&id).await.unwrap(), None);
+    assert!(matches!(
+        bodies.open(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+}
