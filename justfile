@@ -31,11 +31,22 @@ bench-forward:
     cargo build --release -p mailfwd
     ../shared/bench/forward-vs-postfix.sh target/release/mailfwd
 
+# The same comparison with latency at a paced 500 msg/s, three rounds, median ratio.
+bench-forward-latency:
+    cargo build --release -p mailfwd
+    ROUNDS=3 LATENCY_RATE=500 ../shared/bench/forward-vs-postfix.sh target/release/mailfwd
+
+# The same comparison with 100 KB messages, and with a rule of 10 destinations.
+bench-forward-variants:
+    cargo build --release -p mailfwd
+    SIZE=102400 ROUNDS=3 ../shared/bench/forward-vs-postfix.sh target/release/mailfwd
+    ROUNDS=3 crates/app/benches/fanout.sh target/release/mailfwd
+
 # Release build of the binary (target/release/mailfwd).
 build:
     cargo build --release -p mailfwd
 
-# A 50,000-message backlog accepted while the destination is down, then drained:
+# A 50,000-message backlog (MESSAGES=100000 for issue 15's figure) accepted while the destination is down, then drained:
 # drain rate next to the fresh-mail rate, peak RSS, metrics (installs Postfix's tools if missing).
 bench-backlog:
     cargo build --release -p mailfwd

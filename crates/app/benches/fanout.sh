@@ -87,10 +87,11 @@ mailfwd_round() {
   local mf=$!
   pids+=("$mf")
   for _ in $(seq 1 100); do curl -fs "http://$MF_HTTP/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  for address in $addresses; do
-    curl -fs -o /dev/null -X POST "http://$MF_HTTP/v1/forwards" -H 'content-type: application/json' \
-      -d "{\"email\":\"alias@example.com\",\"forward\":\"$address\"}"
-  done
+  local forward
+  forward=$(printf '"%s",' $addresses)
+  curl -fs -o /dev/null -X POST "http://$MF_HTTP/v1/forwards" -H 'content-type: application/json' \
+    -d "{\"email\":\"alias@example.com\",\"forward\":[${forward%,}]}" \
+    || echo "creating the rule of $DESTINATIONS destinations failed (see $WORK/mailfwd.log)" >&2
   run_load "${MF_SMTP##*:}"
   delivered=$(curl -fs "http://$MF_HTTP/metrics" | awk '$1 == "mailfwd_delivered_total" {print $2}')
   echo "mailfwd recorded ${delivered:-0} deliveries (want $((MESSAGES * DESTINATIONS)))" >&2
