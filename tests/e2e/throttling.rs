@@ -3,6 +3,8 @@
 //! delay, and a disk under the free-space floor refuses new mail at `MAIL FROM` and
 //! says why on `/healthz` and `/metrics`. Whatever was accepted stays.
 
+use std::time::{Duration, Instant};
+
 use mailfwd_grpc::pb::forwarding_client::ForwardingClient;
 use mailfwd_grpc::pb::ingest_email_request::Part;
 use mailfwd_grpc::pb::{Envelope, IngestEmailRequest};
@@ -214,9 +216,39 @@ async fn a_disk_floor_above_the_free_space_refuses_new_mail_at_mail_from_and_rec
 }
 
 #[tokio::test]
-async fn a_body_over_the_byte_rate_is_refused_after_data_and_nothing_is_stored() {
+async fn a_body_over_the_byte_rate_arrives_at_that_rate_and_is_accepted() {
     let data = tempfile::tempdir().unwrap();
-    let env = [("MAILFWD_THROTTLE_CLIENT_BYTES_PER_SECOND", "1000")];
+    let env = [("MAILFWD_THROTTLE_CLIENT_BYTES_PER_SECOND", "20000")];
+    let server = Server::start(data.path(), &env);
+    server
+        .create_rule("sales@acme.test", json!("alice@gmail.test"))
+        .await;
+    let mut client = Client::connect(&server.smtp).await;
+    client.envelope("a@example.org", &["sales@acme.test"]).await;
+    // 84 KB: a second's worth (20 KB) at once, the rest at 20 KB a second.
+    let mut big = MESSAGE.to_vec();
+    big.extend(b"0123456789012345678901234567890123456789\r\n".repeat(2000));
+    let started = Instant::now();
+    let reply = client.data(&dot_stuffed(&big)).await;
+    let took = started.elapsed();
+    assert_eq!(reply.code, 250, "{reply:?}");
+    assert!(
+        took >= Duration::from_millis(2500),
+        "slowed to the rate: {took:?}"
+    );
+    // Not refused half-way, and the next message is taken too.
+    client.cmd("RSET", 250).await;
+    client
+        .send_mail("a@example.org", "sales@acme.test", MESSAGE)
+        .await;
+}
+
+#[tokio::test]
+async fn a_body_that_would_wait_minutes_for_the_byte_rate_is_refused_after_data_and_nothing_is_stored()
+ {
+    let data = tempfile::tempdir().unwrap();
+    // 16 KB reads at 1 byte a second: hours; refused at once rather than held.
+    let env = [("MAILFWD_THROTTLE_CLIENT_BYTES_PER_SECOND", "1")];
     let server = Server::start(data.path(), &env);
     server
         .create_rule("sales@acme.test", json!("alice@gmail.test"))

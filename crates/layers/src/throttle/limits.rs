@@ -27,10 +27,18 @@ pub(crate) struct Reached {
     pub retry_after: Duration,
 }
 
+/// The longest one chunk of a body waits for the byte rates. A chunk that would need
+/// longer at the configured rate (a rate under 140 bytes a second, for SMTP's reads of
+/// 16 KiB) is refused at once instead: no client waits minutes for nothing, and a
+/// sender's data timeout (3 minutes, RFC 5321 §4.5.3.2.5) is never reached.
+pub(crate) const MAX_PACE: Duration = Duration::from_secs(120);
+
 /// One kind of thing counted (messages or bytes), over all clients and per client.
 struct Rate {
     global: Option<DefaultDirectRateLimiter>,
     per_client: Option<DefaultKeyedRateLimiter<Client>>,
+    /// The configured rates, global and per client, for the time a count needs.
+    per_second: (Option<u64>, Option<u64>),
     /// The metrics labels of the two limits.
     labels: (&'static str, &'static str),
 }
@@ -50,8 +58,36 @@ impl Rate {
         Rate {
             global: quota(global).map(RateLimiter::direct),
             per_client: quota(per_client).map(RateLimiter::keyed),
+            per_second: (global, per_client),
             labels,
         }
+    }
+
+    /// Takes `n` from the client's rate, then the global one, waiting as long as they
+    /// need (a body is slowed to the rate, never refused half-way for going faster),
+    /// unless that is more than [`MAX_PACE`]: then it is refused at once.
+    async fn pace(&self, client: &Client, n: u64) -> Result<(), Reached> {
+        let Ok(n) = u32::try_from(n) else {
+            return Err(too_slow(self.labels.1, MAX_PACE));
+        };
+        let give_up_at = Instant::now() + MAX_PACE;
+        if let Some(limiter) = &self.per_client {
+            let needs = needs(n, self.per_second.1);
+            if needs > MAX_PACE {
+                return Err(too_slow(self.labels.1, needs));
+            }
+            let check = |n| limiter.check_key_n(client, n);
+            paced(check, limiter.clock(), n, self.labels.1, give_up_at).await?;
+        }
+        if let Some(limiter) = &self.global {
+            let needs = needs(n, self.per_second.0);
+            if needs > MAX_PACE {
+                return Err(too_slow(self.labels.0, needs));
+            }
+            let check = |n| limiter.check_n(n);
+            paced(check, limiter.clock(), n, self.labels.0, give_up_at).await?;
+        }
+        Ok(())
     }
 
     /// Counts `n` against the client's rate, then the global one. More than a burst at
@@ -83,6 +119,49 @@ impl Rate {
 }
 
 type NotUntil = governor::NotUntil<<DefaultClock as Clock>::Instant>;
+
+/// How long `n` takes at `per_second` from an empty allowance.
+fn needs(n: u32, per_second: Option<u64>) -> Duration {
+    per_second
+        .filter(|rate| *rate > 0)
+        .map_or(Duration::ZERO, |rate| {
+            Duration::from_secs_f64(f64::from(n) / rate as f64)
+        })
+}
+
+fn too_slow(reason: &'static str, retry_after: Duration) -> Reached {
+    Reached {
+        reason,
+        retry_after,
+    }
+}
+
+/// Takes `n` cells from a limiter through `check`, a burst at a time when `n` is more
+/// than it holds, sleeping until each is allowed; refused if a wait would end after
+/// `give_up_at` (other clients took the global rate meanwhile).
+async fn paced(
+    check: impl Fn(NonZeroU32) -> Result<Result<(), NotUntil>, InsufficientCapacity>,
+    clock: &DefaultClock,
+    n: u32,
+    reason: &'static str,
+    give_up_at: Instant,
+) -> Result<(), Reached> {
+    let (mut left, mut piece) = (n, n);
+    while let Some(want) = NonZeroU32::new(left.min(piece)) {
+        match check(want) {
+            Ok(Ok(())) => left -= want.get(),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(clock.now());
+                if Instant::now() + wait > give_up_at {
+                    return Err(too_slow(reason, wait));
+                }
+                tokio::time::sleep(wait).await;
+            }
+            Err(InsufficientCapacity(burst)) => piece = burst.max(1),
+        }
+    }
+    Ok(())
+}
 
 /// Asks `check` for `n` cells, or for the whole burst when `n` is more than it holds.
 fn at_most_a_burst(
@@ -141,10 +220,12 @@ impl Limits {
         self.messages.charge(client, 1)
     }
 
-    /// Counts `n` body bytes from `client`.
-    pub(crate) fn bytes(&self, client: &Client, n: usize) -> Result<(), Reached> {
+    /// Takes `n` body bytes from `client`'s byte rates, waiting for them (see
+    /// [`Rate::pace`]).
+    pub(crate) async fn bytes(&self, client: &Client, n: usize) -> Result<(), Reached> {
         self.bytes
-            .charge(client, u64::try_from(n).unwrap_or(u64::MAX))
+            .pace(client, u64::try_from(n).unwrap_or(u64::MAX))
+            .await
     }
 
     /// Drops quiet clients from the per-client limiters, at most once per

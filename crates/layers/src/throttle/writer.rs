@@ -1,6 +1,8 @@
-//! The writer of a throttled store: counts each chunk against the byte rates before
-//! it is stored, so that a client over its byte rate is refused mid-body and nothing
-//! of that email is kept.
+//! The writer of a throttled store: takes each chunk from the byte rates before it is
+//! stored, waiting for them, so that a body arrives no faster than the rates allow
+//! (the client's sends wait meanwhile: the stream is simply not read). Only a chunk
+//! that would wait longer than two minutes is refused, and then nothing of that email
+//! is kept.
 
 use std::sync::Arc;
 
@@ -36,6 +38,7 @@ impl EmailWriter for ThrottledWriter {
     async fn write(&mut self, chunk: &[u8]) -> Result<(), StoreError> {
         self.limits
             .bytes(&self.client, chunk.len())
+            .await
             .map_err(slow_down)?;
         self.inner.write(chunk).await
     }
