@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use mailfwd_domain::ReceivedEmail;
-use mailfwd_domain::delivery::JobState;
+use mailfwd_domain::delivery::{DeliveryQueue, JobState};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
@@ -245,4 +245,41 @@ async fn a_first_burst_beyond_the_initial_window_waits_in_memory() {
     );
     running.stop();
     running.stopped().await;
+}
+
+/// Parked jobs hold claims: a stop gives each back to the queue, due at once and
+/// uncounted, instead of leaving them to their leases.
+#[tokio::test(start_paused = true)]
+async fn a_stop_gives_the_parked_jobs_back() {
+    let world = World::new();
+    let (_never, gate) = watch::channel(false);
+    world.mailer.script("hang@hung.test", Answer::Hang(gate));
+    world.rule("stuck@acme.test", "hang@hung.test").await;
+    let running = world.start(config(16)).await;
+    let emails = send(&world, &running, "stuck@acme.test", 40).await;
+    // 5 attempts hang (the initial window); the other 35 are parked.
+    world.mailer.wait_for(5).await;
+    world
+        .until("every job is claimed", async || {
+            let mut claimed = 0;
+            for email in &emails {
+                claimed += usize::from(world.queue.jobs_of(email.id).await.unwrap().len() == 1);
+            }
+            claimed == emails.len()
+        })
+        .await;
+
+    running.stop();
+    running.stopped().await;
+    assert_eq!(world.mailer.most_at_once("hung.test"), 5);
+    for email in &emails {
+        let job = world.job(email).await;
+        assert_eq!((job.state, job.attempts), (JobState::Pending, 0));
+    }
+    let due = world
+        .queue
+        .claim(world.now(), crate::world::LEASE, 100)
+        .await
+        .unwrap();
+    assert_eq!(due.len(), 40, "all due at once, none left to its lease");
 }
