@@ -4,7 +4,7 @@
 //! take every slot. The total also drives the stress signal (see `stress`).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
@@ -12,17 +12,9 @@ use tokio::sync::watch;
 use crate::stress::StressGauge;
 
 /// The client `peer` counts as: its IPv4 address (an IPv4-mapped IPv6 address is
-/// IPv4), or its IPv6 network of `ipv6_prefix` bits.
+/// IPv4), or its IPv6 network of `ipv6_prefix` bits (the store's notion too).
 pub(crate) fn client_of(peer: IpAddr, ipv6_prefix: u8) -> IpAddr {
-    match peer.to_canonical() {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(ipv6_prefix.min(128)))
-                .unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
-    }
+    mailfwd_domain::email::client_network(peer, ipv6_prefix)
 }
 
 /// Which limit refused a connection.
@@ -121,6 +113,7 @@ impl Drop for Permit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv6Addr;
 
     #[test]
     fn limits_count_per_peer_and_in_total_and_free_on_drop() {

@@ -13,7 +13,10 @@ use thiserror::Error;
 
 use crate::address::EmailAddress;
 
-pub use admission::{Client, SHEDDING_RETRY_AFTER_SECS, Shedding, retry_after_secs};
+pub use admission::{
+    Client, DEFAULT_IPV6_CLIENT_PREFIX, SHEDDING_RETRY_AFTER_SECS, Shedding, client_network,
+    retry_after_secs,
+};
 pub use chunked::{ChunkSink, ChunkSource, ChunkedReader, ChunkedWriter};
 pub use ports::{BodyReader, BodyStore, BodyWriter, EmailLog, EmailStore, EmailWriter};
 pub use split::SplitEmailStore;

@@ -17,7 +17,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
 use super::{Session, Transaction};
-use crate::limits::client_of;
 use crate::path;
 use crate::reply::Reply;
 
@@ -80,7 +79,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> Session<'_, S> {
             },
             // The same client as the connection limits count: one IPv6 host holds a
             // whole network, and must not get a new allowance per address.
-            client: Client::Peer(client_of(self.peer.ip(), self.config.ipv6_client_prefix)),
+            client: Client::from_ip(self.peer.ip(), self.config.ipv6_client_prefix),
         };
         let tx = match self.ingest.begin(sender, origin).await {
             Ok(tx) => tx,
