@@ -166,7 +166,9 @@ impl Shared {
         let mut turn = Turn {
             failures: Vec::new(),
             email,
-            go_on: false,
+            // A slot taken for this group is given back even if nothing is attempted:
+            // the parked groups behind it are then this worker's to take.
+            go_on: slot.is_some(),
         };
         let mut given_up = Vec::new();
         group.retain(|job| {
