@@ -220,16 +220,19 @@ impl<J> Destinations<J> {
             );
             return self.slot(name, job);
         }
-        if destination.probing {
-            // Others wait for the probe rather than come back every few seconds.
-            return Admission::Busy(limits.min_backoff, job);
-        }
-        if destination.active >= destination.window {
+        if destination.probing || destination.active >= destination.window {
+            // Behind the probe too: it decides, when it ends, whether they go or are
+            // deferred untried (a job put off would come back a backoff later).
             if destination.parked.len() < MAX_PARKED {
                 destination.parked.push_back(job);
                 return Admission::Parked;
             }
-            return Admission::Busy(jitter(limits.busy_delay), job);
+            let delay = if destination.probing {
+                limits.min_backoff
+            } else {
+                jitter(limits.busy_delay)
+            };
+            return Admission::Busy(delay, job);
         }
         destination.active += 1;
         self.slot(name, job)

@@ -283,3 +283,35 @@ async fn a_stop_gives_the_parked_jobs_back() {
         .unwrap();
     assert_eq!(due.len(), 40, "all due at once, none left to its lease");
 }
+
+/// A destination back from the dead: its probe is slow, and the mail that comes
+/// meanwhile waits for it in memory. The issue: each such job was put off through the
+/// queue by a whole backoff (a minute), so a backlog drain ended with a tail of jobs a
+/// minute late.
+#[tokio::test(start_paused = true)]
+async fn mail_that_comes_during_a_probe_goes_right_after_it() {
+    let world = World::new();
+    world.mailer.script("d@back.test", Answer::Unreachable);
+    world.rule("back@acme.test", "d@back.test").await;
+    let running = world.start(config(100)).await;
+    // A cohort of failures: dead for a minute.
+    send(&world, &running, "back@acme.test", 5).await;
+    world.mailer.wait_for(5).await;
+    // Back, but slow: the first attempt after the backoff (the probe) takes 2 s.
+    world
+        .mailer
+        .script("d@back.test", Answer::Slow(Duration::from_secs(2)));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let started = Instant::now();
+    let later = send(&world, &running, "back@acme.test", 30).await;
+    world
+        .until("the mail sent during the probe is delivered", async || {
+            delivered(&world, &later).await == later.len()
+        })
+        .await;
+    let took = started.elapsed();
+    eprintln!("30 messages sent while a 2 s probe ran delivered in {took:?} (paused clock)");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    running.stop();
+    running.stopped().await;
+}
