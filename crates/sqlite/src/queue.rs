@@ -135,6 +135,21 @@ async fn insert_jobs(
     now: i64,
     lease: Option<NewLease>,
 ) -> Result<(), sqlx::Error> {
+    insert_statement(email, jobs, force, now, lease)
+        .build()
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+/// The `INSERT` of `jobs` (at most [`ROWS_PER_INSERT`]), without its end.
+fn insert_statement<'a>(
+    email: &'a str,
+    jobs: &'a [(String, String)],
+    force: bool,
+    now: i64,
+    lease: Option<NewLease>,
+) -> QueryBuilder<sqlx::Sqlite> {
     let mut insert = QueryBuilder::new(
         "INSERT INTO delivery_jobs (email_id, destination_key, destination, state, attempts,
            next_attempt_at, lease, created_at) ",
@@ -155,7 +170,44 @@ async fn insert_jobs(
     } else {
         " ON CONFLICT DO NOTHING"
     });
-    insert.build().execute(conn).await.map(drop)
+    insert
+}
+
+/// The common case of [`enqueue_jobs`] in one statement: new jobs for an email that
+/// has none (fresh mail), inserted with `RETURNING`, so nothing is read first. Only if
+/// some already existed are their states read, to say what happened to them.
+async fn enqueue_new_jobs(
+    conn: &mut SqliteConnection,
+    email: &str,
+    jobs: &[(String, String)],
+    now: i64,
+    lease: Option<NewLease>,
+) -> Result<Vec<EnqueueOutcome>, sqlx::Error> {
+    let mut insert = insert_statement(email, jobs, false, now, lease);
+    insert.push(" RETURNING destination_key");
+    let inserted: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
+    let existing: Vec<(String, String)> = if inserted.len() == jobs.len() {
+        Vec::new()
+    } else {
+        sqlx::query_as("SELECT destination_key, state FROM delivery_jobs WHERE email_id = ?1")
+            .bind(email)
+            .fetch_all(&mut *conn)
+            .await?
+    };
+    Ok(jobs
+        .iter()
+        .map(|(key, _)| {
+            if inserted.contains(key) {
+                return EnqueueOutcome::Enqueued;
+            }
+            let state = existing.iter().find(|(k, _)| k == key).map(|(_, s)| s.as_str());
+            match state {
+                Some("delivered") => EnqueueOutcome::AlreadyDelivered,
+                Some("failed") => EnqueueOutcome::AlreadyFailed,
+                _ => EnqueueOutcome::AlreadyPending,
+            }
+        })
+        .collect())
 }
 
 /// Inserts one job per (key, address) in `jobs` and says what happened to each. A
@@ -168,6 +220,9 @@ async fn enqueue_jobs(
     now: i64,
     lease: Option<NewLease>,
 ) -> Result<Vec<EnqueueOutcome>, sqlx::Error> {
+    if !force && jobs.len() <= ROWS_PER_INSERT {
+        return enqueue_new_jobs(conn, &email, &jobs, now, lease).await;
+    }
     // Read before writing (the writer's transaction holds the write lock, so nothing
     // changes in between): which jobs exist, and in which state.
     let existing: Vec<(String, String)> =
