@@ -200,7 +200,10 @@ async fn enqueue_new_jobs(
             if inserted.contains(key) {
                 return EnqueueOutcome::Enqueued;
             }
-            let state = existing.iter().find(|(k, _)| k == key).map(|(_, s)| s.as_str());
+            let state = existing
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, s)| s.as_str());
             match state {
                 Some("delivered") => EnqueueOutcome::AlreadyDelivered,
                 Some("failed") => EnqueueOutcome::AlreadyFailed,
