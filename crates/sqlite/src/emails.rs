@@ -1,5 +1,6 @@
 //! `EmailLog` on SQLite: the received log in the `emails` table.
 
+mod marks;
 mod row;
 
 use async_trait::async_trait;
@@ -12,6 +13,7 @@ use sqlx::QueryBuilder;
 use sqlx::sqlite::SqlitePool;
 
 use crate::writer::{WriteError, Writer};
+use marks::EvaluatedMarks;
 use row::{COLUMNS, EmailRow, from_unix_millis, unix_millis};
 
 /// The received log in the `emails` table, one row per accepted email.
@@ -28,6 +30,7 @@ pub struct SqliteEmailLog {
     pool: SqlitePool,
     writer: Writer,
     inline_limit: usize,
+    marks: EvaluatedMarks,
 }
 
 impl SqliteEmailLog {
@@ -39,6 +42,7 @@ impl SqliteEmailLog {
             pool,
             writer,
             inline_limit: 0,
+            marks: EvaluatedMarks::default(),
         }
     }
 
@@ -187,19 +191,7 @@ impl EmailLog for SqliteEmailLog {
     }
 
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
-        let id = id.to_string();
-        self.writer
-            .write(false, move |conn| {
-                Box::pin(async move {
-                    sqlx::query("UPDATE emails SET evaluated = 1 WHERE id = ?1")
-                        .bind(id)
-                        .execute(conn)
-                        .await
-                        .map(drop)
-                })
-            })
-            .await
-            .map_err(store_error)
+        self.marks.mark(&self.writer, id.to_string()).await
     }
 
     async fn unevaluated(

@@ -82,3 +82,45 @@ async fn the_writer_task_ends_when_the_log_is_dropped() {
     let again = SqliteEmailLog::new(pool.clone(), Writer::start(&pool));
     assert_eq!(again.get(&email.id).await.expect("still there"), email);
 }
+
+fn received() -> mailfwd_domain::ReceivedEmail {
+    mailfwd_domain::ReceivedEmail {
+        id: mailfwd_domain::EmailId::new(),
+        email: mailfwd_domain::NewEmail {
+            envelope: mailfwd_domain::Envelope {
+                sender: None,
+                recipients: Vec::new(),
+            },
+            peer: Some("192.0.2.1:25".to_owned()),
+            helo: None,
+            tls: false,
+            encoding: mailfwd_domain::Encoding::default(),
+        },
+        size: 1,
+        received_at: mailfwd_domain::email::now_millis(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn evaluated_marks_that_come_together_share_one_statement_and_each_waits_for_it() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pool = fresh_pool(&dir).await;
+    let log = Arc::new(SqliteEmailLog::new(pool.clone(), Writer::start(&pool)));
+    let emails: Vec<_> = (0..200).map(|_| received()).collect();
+    for email in &emails {
+        log.record(email).await.expect("record");
+    }
+    let before = log.commits();
+    let marks = emails.iter().map(|email| {
+        let (log, id) = (Arc::clone(&log), email.id);
+        tokio::spawn(async move { log.mark_evaluated(&id).await })
+    });
+    for marked in futures_util::future::join_all(marks).await {
+        marked.expect("no panic").expect("marked");
+    }
+    let commits = log.commits() - before;
+    eprintln!("200 marks at once: {commits} commits");
+    assert!(commits < 50, "{commits} commits for 200 marks");
+    let left = log.unevaluated(None, 1000).await.expect("read");
+    assert!(left.is_empty(), "{} still unevaluated", left.len());
+}
