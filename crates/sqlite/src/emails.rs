@@ -13,7 +13,7 @@ use sqlx::QueryBuilder;
 use sqlx::sqlite::SqlitePool;
 
 use crate::writer::{WriteError, Writer};
-use marks::EvaluatedMarks;
+use marks::{EvaluatedMarks, mark_all};
 use row::{COLUMNS, EmailRow, from_unix_millis, unix_millis};
 
 /// The received log in the `emails` table, one row per accepted email.
@@ -191,7 +191,10 @@ impl EmailLog for SqliteEmailLog {
     }
 
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
-        self.marks.mark(&self.writer, id.to_string()).await
+        self.marks
+            .write(&self.writer, id.to_string(), mark_all)
+            .await
+            .map_err(StoreError::storage)
     }
 
     async fn unevaluated(

@@ -5,6 +5,7 @@
 //! [`Database::email_log`], [`Database::queue`], [`Database::body_store`]) sharing them.
 
 mod bodies;
+mod coalesce;
 mod database;
 mod emails;
 mod pool;

@@ -2,7 +2,9 @@
 
 mod forget;
 mod row;
+mod settle;
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -14,8 +16,10 @@ use mailfwd_domain::email::EmailId;
 use sqlx::QueryBuilder;
 use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
+use crate::coalesce::Coalescer;
 use crate::writer::{WriteError, Writer};
 use row::{JOB_COLUMNS, JobRow, millis, time};
+use settle::{Settle, settle_all};
 
 /// Delivery jobs in the `delivery_jobs` table (see migration 0003 for the lease scheme).
 ///
@@ -25,6 +29,8 @@ use row::{JOB_COLUMNS, JobRow, millis, time};
 pub struct SqliteDeliveryQueue {
     pool: SqlitePool,
     writer: Writer,
+    /// Outcomes waiting for the writer, written together.
+    settles: Arc<Coalescer<Settle, bool>>,
 }
 
 /// A new job's lease, when it is claimed as it is enqueued.
@@ -39,7 +45,11 @@ impl SqliteDeliveryQueue {
     /// one the database's other stores share).
     #[must_use]
     pub(crate) fn new(pool: SqlitePool, writer: Writer) -> Self {
-        SqliteDeliveryQueue { pool, writer }
+        SqliteDeliveryQueue {
+            pool,
+            writer,
+            settles: Arc::default(),
+        }
     }
 
     /// Moves a job this worker holds to `state`, with `reply` (kept as it was if
@@ -53,38 +63,21 @@ impl SqliteDeliveryQueue {
         at: SystemTime,
         uncount: bool,
     ) -> Result<(), QueueError> {
-        let (email, key) = (
-            claimed.job.email.to_string(),
-            claimed.job.destination.match_key(),
-        );
-        let (reply, lease) = (
-            reply.map(str::to_owned),
-            i64::from_ne_bytes(claimed.lease.to_ne_bytes()),
-        );
-        let updated = self
-            .writer
-            .write(false, move |conn| {
-                Box::pin(async move {
-                    sqlx::query(
-                        "UPDATE delivery_jobs SET state = ?1, last_reply = coalesce(?2, last_reply),
-                           next_attempt_at = ?3, lease = NULL, attempts = max(attempts - ?4, 0)
-                         WHERE email_id = ?5 AND destination_key = ?6 AND lease = ?7 AND state = 'pending'",
-                    )
-                    .bind(state)
-                    .bind(reply)
-                    .bind(millis(at))
-                    .bind(i64::from(uncount))
-                    .bind(email)
-                    .bind(key)
-                    .bind(lease)
-                    .execute(conn)
-                    .await
-                    .map(|done| done.rows_affected())
-                })
-            })
+        let settle = Settle {
+            email: claimed.job.email.to_string(),
+            key: claimed.job.destination.match_key(),
+            lease: i64::from_ne_bytes(claimed.lease.to_ne_bytes()),
+            state,
+            reply: reply.map(str::to_owned),
+            at: millis(at),
+            uncount: i64::from(uncount),
+        };
+        let settled = self
+            .settles
+            .write(&self.writer, settle, settle_all)
             .await
-            .map_err(queue_error)?;
-        if updated == 0 {
+            .map_err(QueueError::storage)?;
+        if !settled {
             return Err(QueueError::LeaseLost {
                 email: claimed.job.email,
                 destination: claimed.job.destination.clone(),

@@ -124,3 +124,62 @@ async fn evaluated_marks_that_come_together_share_one_statement_and_each_waits_f
     let left = log.unevaluated(None, 1000).await.expect("read");
     assert!(left.is_empty(), "{} still unevaluated", left.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_that_come_together_share_one_statement_and_a_lost_lease_is_still_told() {
+    use mailfwd_domain::delivery::{ClaimedJob, DeliveryQueue, JobState, QueueError};
+
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let pool = fresh_pool(&dir).await;
+    let writer = Writer::start(&pool);
+    let queue = Arc::new(crate::SqliteDeliveryQueue::new(
+        pool.clone(),
+        writer.clone(),
+    ));
+    let now = mailfwd_domain::email::now_millis();
+    for n in 0..60 {
+        let to = mailfwd_domain::EmailAddress::parse(&format!("d{n}@dest.test")).unwrap();
+        let email = mailfwd_domain::EmailId::new();
+        queue
+            .enqueue(email, &[to], false, now)
+            .await
+            .expect("enqueue");
+    }
+    let claimed = queue
+        .claim(now, Duration::from_secs(600), 100)
+        .await
+        .expect("claim");
+    assert_eq!(claimed.len(), 60);
+    let before = writer.commits();
+    let outcomes = claimed.iter().enumerate().map(|(n, job)| {
+        let queue = Arc::clone(&queue);
+        // Every tenth worker has lost its lease (another took the job over).
+        let job = ClaimedJob {
+            lease: if n % 10 == 0 {
+                job.lease ^ 1
+            } else {
+                job.lease
+            },
+            ..job.clone()
+        };
+        tokio::spawn(async move { queue.delivered(&job, "250 ok", now).await })
+    });
+    let outcomes = futures_util::future::join_all(outcomes).await;
+    eprintln!("60 outcomes at once: {} commits", writer.commits() - before);
+    for (n, (outcome, job)) in outcomes.into_iter().zip(&claimed).enumerate() {
+        let outcome = outcome.expect("no panic");
+        let state = queue.jobs_of(job.job.email).await.expect("read")[0]
+            .state
+            .clone();
+        if n % 10 == 0 {
+            assert!(
+                matches!(outcome, Err(QueueError::LeaseLost { .. })),
+                "{outcome:?}"
+            );
+            assert_eq!(state, JobState::Pending, "left alone");
+        } else {
+            outcome.expect("settled");
+            assert!(matches!(state, JobState::Delivered { .. }), "{state:?}");
+        }
+    }
+}
