@@ -115,7 +115,12 @@ impl Shedder {
 
     async fn measure(&self) -> Option<Shedding> {
         if let Some((probe, floor)) = &self.sources.disk {
-            match probe.free_bytes() {
+            // statvfs blocks on a filesystem that hangs (NFS): never on a Tokio worker.
+            let probe = Arc::clone(probe);
+            let measured = tokio::task::spawn_blocking(move || probe.free_bytes())
+                .await
+                .unwrap_or_else(|joined| Err(std::io::Error::other(joined.to_string())));
+            match measured {
                 Ok(free) if free < *floor => {
                     return Some(Shedding::DiskFull {
                         free,
