@@ -37,7 +37,8 @@ pub struct SmtpConfig {
     /// How many leading bits of an IPv6 address name one client (64: a /64, which one
     /// host commonly holds whole; 128: every address on its own).
     pub ipv6_client_prefix: u8,
-    /// Errors (5xx replies) one session may cause before it is answered `421` and closed.
+    /// Errors (5xx replies, and 4xx refusals of MAIL) one session may cause before it
+    /// is answered `421` and closed.
     pub max_errors: usize,
     /// Junk commands (NOOP, RSET, VRFY, HELP) one session may send freely between two
     /// accepted messages; each one beyond counts as an error, as Postfix's

@@ -235,7 +235,18 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin + Send> Session<'a, S> {
         let reply = match request {
             Request::Ehlo { host } => self.hello(&host, true).await,
             Request::Helo { host } => self.hello(&host, false).await,
-            Request::Mail { from } => self.mail(&from).await,
+            Request::Mail { from } => {
+                let reply = self.mail(&from).await;
+                if reply.code() < 500 && reply.code() >= 400 {
+                    // The store said "not now" (throttled, shedding, away). A client
+                    // that keeps asking anyway is sent away as Postfix's error limit
+                    // sends it: it would otherwise spin here at line rate.
+                    self.conn.queue(&reply);
+                    self.count_error()?;
+                    return Ok(None);
+                }
+                reply
+            }
             Request::Rcpt { to } => self.rcpt(&to, line).await,
             Request::Data => return self.data().await,
             Request::Bdat {

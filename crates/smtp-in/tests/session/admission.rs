@@ -10,6 +10,7 @@ use mailfwd_domain::email::{
     StoreError, UnevaluatedStats,
 };
 use mailfwd_domain::{EmailStore, Ingest, IngestLimits, ReceivedEmail};
+use mailfwd_smtp_in::SmtpConfig;
 use mailfwd_testkit::Stores;
 
 use crate::harness::{Mailfwd, config};
@@ -104,14 +105,27 @@ async fn a_store_asking_to_slow_down_refuses_at_mail_from_with_the_delay() {
         })
     })
     .await;
-    let mut client = mailfwd.connect(config()).await;
+    let mut client = mailfwd
+        .connect(SmtpConfig {
+            max_errors: 3,
+            ..config()
+        })
+        .await;
     client.ehlo().await;
     let refused = client.cmd("MAIL FROM:<a@b.test>", 451).await;
     assert_eq!(
         refused.line(),
         "451 4.7.1 Too much mail; try again in 2 seconds"
     );
-    // A 4xx is not an error the session counts: the client may try again at once.
+    // The client may try again at once, but a client that keeps asking is sent away
+    // like one that keeps failing: each refusal counts against its error budget.
     client.cmd("MAIL FROM:<a@b.test>", 451).await;
-    client.cmd("QUIT", 221).await;
+    client.cmd("MAIL FROM:<a@b.test>", 451).await;
+    assert_eq!(
+        client.reply().await.line(),
+        "421 4.7.0 Too many errors, closing connection"
+    );
+    assert!(client.is_closed().await);
+    client.finished().await;
+    assert!(mailfwd.stored().await.is_empty());
 }
