@@ -106,6 +106,11 @@ impl BodyStore for MemoryBodyStore {
         lock(&self.markers).remove(id);
     }
 
+    async fn forgetting(&self, id: &EmailId) -> Result<(), StoreError> {
+        lock(&self.markers).insert(*id, SystemTime::now());
+        Ok(())
+    }
+
     async fn pending(&self, older_than: SystemTime) -> Result<Vec<EmailId>, StoreError> {
         let mut ids: Vec<EmailId> = lock(&self.markers)
             .iter()

@@ -5,8 +5,9 @@
 //! while it has not been evaluated (it still has work to do). The order of the deletes
 //! is the one that never leaves a dangling reference: the delivery outcomes (only if
 //! none is pending, checked in the same statement), then the record (only if
-//! evaluated), then the body. A failure half-way leaves at worst an unreachable body,
-//! never a record without its body. What goes is gone: the log lines of its receipt
+//! evaluated), then the body. A failure half-way never leaves a record without its
+//! body; a body whose delete fails stays marked pending (on stores that mark bodies,
+//! S3), so the hourly orphan sweep deletes it later. What goes is gone: the log lines of its receipt
 //! and deliveries stay in the process log, nothing else.
 
 use std::sync::Arc;

@@ -58,6 +58,11 @@ impl BodyStore for MigratingBodyStore {
         self.new.accepted(id).await;
     }
 
+    async fn forgetting(&self, id: &EmailId) -> Result<(), StoreError> {
+        // The sweep lists the new store's markers (and deletes from both).
+        self.new.forgetting(id).await
+    }
+
     async fn pending(&self, older_than: std::time::SystemTime) -> Result<Vec<EmailId>, StoreError> {
         self.new.pending(older_than).await
     }

@@ -64,6 +64,18 @@ impl Markers {
         })
     }
 
+    /// Writes the marker of `id` and waits until it is durable.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if it could not be written.
+    pub(crate) async fn mark(&self, id: &EmailId, body_key: &Path) -> Result<(), StoreError> {
+        let payload = PutPayload::from(Bytes::from(body_key.to_string()));
+        match self.store.put(&self.key(id), payload).await {
+            Ok(_) => Ok(()),
+            Err(e) => Err(body_error(*id, Step::Mark, e)),
+        }
+    }
+
     /// Removes the marker of `id`; one that is not there is fine.
     ///
     /// # Errors

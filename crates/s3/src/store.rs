@@ -152,6 +152,14 @@ impl BodyStore for ObjectBodyStore {
         }
     }
 
+    /// Writes the marker again, and waits for it: the body is about to lose its record.
+    async fn forgetting(&self, id: &EmailId) -> Result<(), StoreError> {
+        match &self.markers {
+            Some(markers) => markers.mark(id, &body_key(&self.prefix, id)).await,
+            None => Ok(()),
+        }
+    }
+
     async fn pending(&self, older_than: SystemTime) -> Result<Vec<EmailId>, StoreError> {
         match &self.markers {
             Some(markers) => markers.older_than(older_than).await,

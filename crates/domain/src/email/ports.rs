@@ -77,6 +77,20 @@ pub trait BodyStore: Send + Sync {
         let _ = id;
     }
 
+    /// Hears that the record of `id` is about to be deleted, its body next: a store that
+    /// marks bodies pending marks this one again, so that a body whose delete then fails
+    /// is found by the sweep ([`super::SplitEmailStore::sweep_orphans`]) instead of
+    /// staying for ever with nothing pointing at it. The default does nothing, for
+    /// stores that do not mark bodies.
+    ///
+    /// # Errors
+    /// [`StoreError::Storage`] if the mark could not be written; the caller then keeps
+    /// the record.
+    async fn forgetting(&self, id: &EmailId) -> Result<(), StoreError> {
+        let _ = id;
+        Ok(())
+    }
+
     /// Bodies marked pending before `older_than` and not yet [`BodyStore::accepted`]:
     /// maybe orphans, whose record was never written (a crash between body and record,
     /// or a record that failed). The caller checks each against the log.

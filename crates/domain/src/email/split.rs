@@ -211,8 +211,12 @@ impl EmailStore for SplitEmailStore {
         self.log.unevaluated_stats().await
     }
 
+    /// The record goes first, then the body: a record never points at nothing. The body
+    /// is marked pending before, so that a delete that fails leaves it to the sweep.
     async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        self.bodies.forgetting(id).await?;
         if !self.log.forget(id).await? {
+            self.bodies.accepted(id).await;
             return Ok(false);
         }
         self.bodies.delete(id).await?;

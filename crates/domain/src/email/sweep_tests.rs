@@ -220,3 +220,75 @@ async fn the_sweep_deletes_orphans_and_unmarks_recorded_bodies() {
         "a body younger than the cutoff may still get its record"
     );
 }
+
+/// Memory bodies whose deletes fail while `deletes_fail` is set.
+struct UndeletableBodies {
+    inner: Arc<MemoryBodyStore>,
+    deletes_fail: Mutex<bool>,
+}
+
+#[async_trait]
+impl BodyStore for UndeletableBodies {
+    async fn create(&self, id: &EmailId) -> Result<Box<dyn crate::email::BodyWriter>, StoreError> {
+        self.inner.create(id).await
+    }
+    async fn open(&self, id: &EmailId) -> Result<Box<dyn crate::email::BodyReader>, StoreError> {
+        self.inner.open(id).await
+    }
+    async fn delete(&self, id: &EmailId) -> Result<(), StoreError> {
+        if *lock(&self.deletes_fail) {
+            return Err(StoreError::storage(std::io::Error::other("delete failed")));
+        }
+        self.inner.delete(id).await
+    }
+    async fn accepted(&self, id: &EmailId) {
+        self.inner.accepted(id).await;
+    }
+    async fn forgetting(&self, id: &EmailId) -> Result<(), StoreError> {
+        self.inner.forgetting(id).await
+    }
+    async fn pending(&self, older_than: SystemTime) -> Result<Vec<EmailId>, StoreError> {
+        self.inner.pending(older_than).await
+    }
+}
+
+#[tokio::test]
+async fn a_body_whose_delete_fails_after_its_record_is_forgotten_is_left_to_the_sweep() {
+    let bodies = Arc::new(MemoryBodyStore::new());
+    let flaky = Arc::new(UndeletableBodies {
+        inner: Arc::clone(&bodies),
+        deletes_fail: Mutex::new(true),
+    });
+    let store = SplitEmailStore::new(
+        Arc::clone(&flaky) as Arc<dyn BodyStore>,
+        Arc::new(MemoryEmailLog::new()) as Arc<dyn EmailLog>,
+    );
+    let (id, result) = receive(&store).await;
+    result.expect("accepted");
+    store.mark_evaluated(&id).await.expect("evaluated");
+
+    assert!(store.forget(&id).await.is_err(), "the body's delete failed");
+    assert!(matches!(store.get(&id).await, Err(StoreError::NotFound(_))));
+    assert!(
+        bodies.contains(&id) && bodies.is_pending(&id),
+        "the body without its record is marked, not lost to every sweep"
+    );
+
+    *lock(&flaky.deletes_fail) = false;
+    let report = store.sweep_orphans(later()).await.expect("sweep");
+    assert_eq!((report.pending, report.deleted), (1, 1));
+    assert!(!bodies.contains(&id) && !bodies.is_pending(&id));
+}
+
+#[tokio::test]
+async fn an_email_kept_by_forget_keeps_its_body_unmarked() {
+    let (bodies, _log, store) = stores();
+    let (id, result) = receive(&store).await;
+    result.expect("accepted");
+    assert!(
+        !store.forget(&id).await.expect("forget"),
+        "not evaluated: kept"
+    );
+    assert!(bodies.contains(&id) && !bodies.is_pending(&id));
+    assert!(store.get(&id).await.is_ok());
+}

@@ -11,7 +11,7 @@ use mailfwd_domain::email::{
 };
 use mailfwd_domain::memory::MemoryEmailLog;
 use mailfwd_s3::ObjectBodyStore;
-use mailfwd_testkit::s3::S3Server;
+use mailfwd_testkit::s3::{Fault, FaultRule, Operation, S3Server};
 
 use crate::read_all;
 use crate::s3::fresh_server_and_store;
@@ -185,4 +185,43 @@ async fn a_recorded_body_whose_marker_stayed_is_kept() {
     assert_eq!(body, b"answered 250");
     let report = world.emails.sweep_orphans(cutoff()).await.expect("sweep");
     assert_eq!(report, SweepReport::default(), "nothing left to look at");
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_deleted_after_its_record_is_swept_later() {
+    let world = world().await;
+    let mut writer = world.emails.begin().await.expect("begin");
+    let id = writer.id();
+    writer.write(b"old mail").await.expect("write");
+    writer.commit(new_email()).await.expect("accepted");
+    assert!(world.marker_gone(&id).await);
+    world.emails.mark_evaluated(&id).await.expect("evaluated");
+
+    // Retention forgets it while S3 refuses to delete anything.
+    for operation in [Operation::DeleteObject, Operation::DeleteObjects] {
+        world
+            .server
+            .faults
+            .inject(FaultRule::new(operation, Fault::InternalError));
+    }
+    let forgot = world.emails.forget(&id).await;
+    assert!(forgot.is_err(), "{forgot:?}");
+    assert!(matches!(
+        world.log.get(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(
+        world.marker(&id).exists(),
+        "the body without its record is marked before the record goes"
+    );
+
+    world.server.faults.clear();
+    world.age_marker(&id);
+    let report = world.emails.sweep_orphans(cutoff()).await.expect("sweep");
+    assert_eq!((report.pending, report.deleted), (1, 1));
+    assert!(matches!(
+        world.bodies.open(&id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(!world.marker(&id).exists());
 }

@@ -28,6 +28,9 @@ pub enum Operation {
     AbortUpload,
     /// A `DELETE` of an object.
     DeleteObject,
+    /// `POST ?delete`: deleting objects in bulk, which is how object_store deletes
+    /// even one object. The keys are in the body, so a rule's key never matches it.
+    DeleteObjects,
     /// A `GET` or `HEAD`: reads and listings.
     Read,
     /// Every request.
@@ -45,6 +48,7 @@ impl Operation {
             Method::PUT if has("partNumber") => Operation::UploadPart,
             Method::PUT => Operation::PutObject,
             Method::POST if has("uploads") => Operation::CreateUpload,
+            Method::POST if has("delete") => Operation::DeleteObjects,
             Method::POST => Operation::CompleteUpload,
             Method::DELETE if has("uploadId") => Operation::AbortUpload,
             Method::DELETE => Operation::DeleteObject,
