@@ -1,7 +1,8 @@
 //! The email store protects itself (ADR 0023): a flood from one client is told to slow
 //! down while another client is served, gRPC hears `RESOURCE_EXHAUSTED` with the
-//! delay, and a disk under the free-space floor refuses new mail at `MAIL FROM` and
-//! says why on `/healthz` and `/metrics`. Whatever was accepted stays.
+//! delay, and a disk under the free-space floor or a backlog over its maximum refuses
+//! new mail at `MAIL FROM` and says why on `/healthz` and `/metrics`, and takes it
+//! again by itself once the backlog drains. Whatever was accepted stays.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use mailfwd_grpc::pb::{Envelope, IngestEmailRequest};
 use mailfwd_grpc::retry_info::{RETRY_INFO_TYPE, RetryInfo, RpcStatus};
 use mailfwd_testkit::Client;
 use mailfwd_testkit::client::{dot_stuffed, queued_id};
+use mailfwd_testkit::sink::{Mode, Options, Sink};
 use prost::Message;
 use serde_json::json;
 use tokio::net::TcpSocket;
@@ -268,4 +270,107 @@ async fn a_body_that_would_wait_minutes_for_the_byte_rate_is_refused_after_data_
         .await
         .unwrap();
     assert_eq!(list["emails"], json!([]), "{list}");
+}
+
+/// What `MAIL FROM` gets on a new connection.
+async fn mail_from_reply(server: &Server) -> String {
+    let mut client = Client::connect(&server.smtp).await;
+    client.ehlo().await;
+    let reply = client.command("MAIL FROM:<a@example.org>").await;
+    client.command("QUIT").await;
+    reply.line().to_owned()
+}
+
+/// Polls `MAIL FROM` on new connections until its reply starts with `code`, for at most
+/// `within`; the reply.
+async fn mail_from_until(server: &Server, code: &str, within: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let line = mail_from_reply(server).await;
+        if line.starts_with(code) {
+            return line;
+        }
+        assert!(
+            start.elapsed() < within,
+            "MAIL FROM still answered {line:?} after {within:?}, waiting for {code}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_backlog_over_its_maximum_refuses_new_mail_until_it_drains_by_itself() {
+    let sink = Sink::start(Options::destination()).await;
+    sink.set_mode(Mode::TempFail);
+    let data = tempfile::tempdir().unwrap();
+    let relay = sink.addr.to_string();
+    let env = [
+        ("MAILFWD_RELAY", relay.as_str()),
+        ("MAILFWD_MAX_BACKLOG", "2"),
+        ("MAILFWD_RETRY_SCHEDULE", "1s"),
+        ("MAILFWD_RETRY_EVERY", "1s"),
+    ];
+    let server = Server::start(data.path(), &env);
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+
+    // Three deliveries pending at a destination that answers 451: over the maximum.
+    let mut client = Client::connect(&server.smtp).await;
+    let mut accepted = Vec::new();
+    for _ in 0..3 {
+        accepted.push(
+            client
+                .send_mail("a@example.org", "sales@acme.test", MESSAGE)
+                .await,
+        );
+        client.cmd("RSET", 250).await;
+    }
+    client.cmd("QUIT", 221).await;
+    let refused = mail_from_until(&server, "452", Duration::from_secs(10)).await;
+    assert_eq!(refused, "452 4.3.1 Insufficient system storage");
+    let health = reqwest::get(format!("{}/healthz", server.http))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    let detail = health.text().await.unwrap();
+    assert!(
+        detail.contains("refusing new mail") && detail.contains("over the maximum of 2"),
+        "{detail}"
+    );
+
+    // The destination comes back: the backlog drains, and new mail is taken again
+    // without anybody touching mailfwd.
+    sink.set_mode(Mode::Accept);
+    mail_from_until(&server, "250", Duration::from_secs(30)).await;
+    assert_eq!(status_of(format!("{}/healthz", server.http)).await, 200);
+    let mut client = Client::connect(&server.smtp).await;
+    accepted.push(
+        client
+            .send_mail("a@example.org", "sales@acme.test", MESSAGE)
+            .await,
+    );
+    client.cmd("QUIT", 221).await;
+
+    // Nothing accepted was lost: all four reach the destination.
+    let start = Instant::now();
+    while sink.received().len() < accepted.len() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} of {} delivered",
+            sink.received().len(),
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = reqwest::get(format!("{}/metrics", server.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("mailfwd_shedding{reason=\"backlog\"} 0"),
+        "{metrics}"
+    );
 }
