@@ -44,8 +44,38 @@ impl Server {
     /// and waits until it says where it listens.
     #[must_use]
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(binary())
-            .arg("serve")
+        let mut serve = Command::new(binary());
+        serve.arg("serve");
+        Server::spawn(serve, data_dir, env)
+    }
+
+    /// Starts `mailfwd serve` as [`Server::start`] does, with `data_dir` a filesystem of
+    /// its own of `size` bytes (a tmpfs in a private mount namespace, gone with the
+    /// process): a disk that really fills up.
+    #[must_use]
+    pub fn start_on_small_disk(data_dir: &Path, size: u64, env: &[(&str, &str)]) -> Server {
+        const UNSHARE: &str = "/usr/bin/unshare";
+        let works = Command::new(UNSHARE)
+            .args(["--mount", "--propagation", "private", "/bin/true"])
+            .status()
+            .is_ok_and(|status| status.success());
+        assert!(
+            works,
+            "{UNSHARE} --mount failed: this test needs util-linux's unshare and the right \
+             to make a mount namespace (root, or user namespaces)"
+        );
+        let mut serve = Command::new(UNSHARE);
+        serve
+            .args(["--mount", "--propagation", "private", "/bin/sh", "-c"])
+            .arg("/bin/mount -t tmpfs -o size=\"$0\" mailfwd-test \"$1\" && exec \"$2\" serve")
+            .arg(size.to_string())
+            .arg(data_dir)
+            .arg(binary());
+        Server::spawn(serve, data_dir, env)
+    }
+
+    fn spawn(mut command: Command, data_dir: &Path, env: &[(&str, &str)]) -> Server {
+        let mut child = command
             .env_clear()
             .env("MAILFWD_DATA_DIR", data_dir)
             .env("MAILFWD_HTTP_LISTEN", "127.0.0.1:0")

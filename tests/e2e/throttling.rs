@@ -1,8 +1,9 @@
 //! The email store protects itself (ADR 0023): a flood from one client is told to slow
 //! down while another client is served, gRPC hears `RESOURCE_EXHAUSTED` with the
-//! delay, and a disk under the free-space floor or a backlog over its maximum refuses
-//! new mail at `MAIL FROM` and says why on `/healthz` and `/metrics`, and takes it
-//! again by itself once the backlog drains. Whatever was accepted stays.
+//! delay, and a disk under the free-space floor (a configured floor, or a small
+//! filesystem that really fills up) or a backlog over its maximum refuses new mail at
+//! `MAIL FROM` and says why on `/healthz` and `/metrics`, and takes it again by itself
+//! once space frees or the backlog drains. Whatever was accepted is delivered.
 
 use std::time::{Duration, Instant};
 
@@ -373,4 +374,108 @@ async fn a_backlog_over_its_maximum_refuses_new_mail_until_it_drains_by_itself()
         metrics.contains("mailfwd_shedding{reason=\"backlog\"} 0"),
         "{metrics}"
     );
+}
+
+/// A message of about `size` bytes, told apart by `n` in its subject.
+fn large_message(n: usize, size: usize) -> Vec<u8> {
+    let mut message = format!("From: a@example.org\r\nSubject: large {n}\r\n\r\n").into_bytes();
+    while message.len() < size {
+        message.extend_from_slice(&[b'x'; 76]);
+        message.extend_from_slice(b"\r\n");
+    }
+    message
+}
+
+#[tokio::test]
+async fn a_small_disk_that_fills_up_refuses_new_mail_and_takes_it_again_once_space_frees() {
+    let sink = Sink::start(Options::destination()).await;
+    sink.set_mode(Mode::TempFail);
+    let data = tempfile::tempdir().unwrap();
+    let relay = sink.addr.to_string();
+    let env = [
+        ("MAILFWD_RELAY", relay.as_str()),
+        ("MAILFWD_DISK_FREE_FLOOR", "8000000"),
+        ("MAILFWD_RETENTION", "1s"),
+        ("MAILFWD_RETRY_SCHEDULE", "1s"),
+        ("MAILFWD_RETRY_EVERY", "1s"),
+    ];
+    // 24 MiB, of which 8 MB are the floor: about thirty 500 KB messages fit above it.
+    let server = Server::start_on_small_disk(data.path(), 24 << 20, &env);
+    server
+        .create_rule("sales@acme.test", json!("alice@dest.test"))
+        .await;
+
+    // The destination answers 451, so every message stays on the disk until it fills.
+    let mut accepted = Vec::new();
+    let refused = loop {
+        let mut client = Client::connect(&server.smtp).await;
+        client.ehlo().await;
+        let mail = client.command("MAIL FROM:<a@example.org>").await;
+        if mail.code != 250 {
+            break mail.line().to_owned();
+        }
+        client.cmd("RCPT TO:<sales@acme.test>", 250).await;
+        let message = large_message(accepted.len(), 500_000);
+        let done = client.data(&dot_stuffed(&message)).await;
+        assert_eq!(done.code, 250, "refused after DATA, not at MAIL: {done:?}");
+        accepted.push(queued_id(&done));
+        client.cmd("QUIT", 221).await;
+        assert!(accepted.len() < 100, "24 MiB never came under the floor");
+        // The free space is measured at most once a second: a pace the floor absorbs.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused, "452 4.3.1 Insufficient system storage");
+    assert!(accepted.len() >= 10, "only {} accepted", accepted.len());
+    let health = reqwest::get(format!("{}/healthz", server.http))
+        .await
+        .unwrap();
+    assert_eq!(health.status().as_u16(), 503);
+    let detail = health.text().await.unwrap();
+    assert!(detail.contains("under the floor"), "{detail}");
+
+    // The destination comes back: what is delivered is deleted by the retention, the
+    // space comes back, and new mail is taken again without anybody touching mailfwd.
+    sink.set_mode(Mode::Accept);
+    let back = Instant::now();
+    mail_from_until(&server, "250", Duration::from_secs(60)).await;
+    eprintln!(
+        "small disk: {} messages of 500 KB accepted before 452 4.3.1; new mail taken again {:?} after the destination came back",
+        accepted.len(),
+        back.elapsed()
+    );
+    assert_eq!(status_of(format!("{}/healthz", server.http)).await, 200);
+    let mut client = Client::connect(&server.smtp).await;
+    let last = large_message(accepted.len(), 500_000);
+    accepted.push(
+        client
+            .send_mail("a@example.org", "sales@acme.test", &last)
+            .await,
+    );
+    client.cmd("QUIT", 221).await;
+
+    // Nothing accepted was lost: every message reached the destination, once.
+    let start = Instant::now();
+    loop {
+        let mut subjects: Vec<String> = sink
+            .received()
+            .iter()
+            .filter_map(|m| {
+                let text = String::from_utf8_lossy(&m.data);
+                let line = text.lines().find(|l| l.starts_with("Subject: large "))?;
+                Some(line.to_owned())
+            })
+            .collect();
+        subjects.sort();
+        subjects.dedup();
+        if subjects.len() == accepted.len() {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} of {} messages delivered",
+            subjects.len(),
+            accepted.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
