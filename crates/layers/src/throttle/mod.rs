@@ -49,7 +49,7 @@ pub struct ThrottleConfig {
 pub struct ThrottledEmailStore {
     inner: Arc<dyn EmailStore>,
     limits: Arc<Limits>,
-    shedder: Shedder,
+    shedder: Arc<Shedder>,
     sources: Sources,
 }
 
@@ -62,7 +62,7 @@ impl ThrottledEmailStore {
         ThrottledEmailStore {
             inner,
             limits: Arc::new(Limits::new(config)),
-            shedder: Shedder::new(Sources::default(), DEFAULT_CHECK_INTERVAL),
+            shedder: Arc::new(Shedder::new(Sources::default(), DEFAULT_CHECK_INTERVAL)),
             sources: Sources::default(),
         }
     }
@@ -84,7 +84,7 @@ impl ThrottledEmailStore {
     /// Measures the disk and the backlog at most once per `interval` (tests shorten it).
     #[must_use]
     pub fn with_check_interval(mut self, interval: Duration) -> Self {
-        self.shedder = Shedder::new(self.sources.clone(), interval);
+        self.shedder = Arc::new(Shedder::new(self.sources.clone(), interval));
         self
     }
 
@@ -142,6 +142,7 @@ impl EmailStore for ThrottledEmailStore {
             writer,
             client.clone(),
             Arc::clone(&self.limits),
+            Arc::clone(&self.shedder),
         )))
     }
 

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use mailfwd_domain::delivery::DeliveryQueue;
@@ -63,6 +63,13 @@ pub(crate) struct Shedder {
     /// Set while one caller measures, so that the others use the last verdict instead
     /// of measuring too.
     measuring: AtomicBool,
+    /// The free space the disk was last measured with (`u64::MAX` before the first
+    /// measurement), and the body bytes written since: between two measurements the
+    /// free space is estimated from them, so a flood of large messages cannot cross the
+    /// floor in the second a verdict is cached (at 80 MB/s it would cross the default
+    /// floor of 75 MiB).
+    last_free: AtomicU64,
+    written: AtomicU64,
 }
 
 /// Clears [`Shedder::measuring`] however the measurement ends, a dropped future too.
@@ -81,7 +88,31 @@ impl Shedder {
             interval,
             cached: Mutex::new(Cached::default()),
             measuring: AtomicBool::new(false),
+            last_free: AtomicU64::new(u64::MAX),
+            written: AtomicU64::new(0),
         }
+    }
+
+    /// Counts `bytes` of body written to the disk since it was last measured.
+    pub(crate) fn wrote(&self, bytes: usize) {
+        if self.sources.disk.is_some() {
+            let bytes = u64::try_from(bytes).unwrap_or(u64::MAX);
+            self.written.fetch_add(bytes, Ordering::Relaxed);
+        }
+    }
+
+    /// The disk's verdict from its last measurement less what was written since.
+    fn estimate(&self) -> Option<Shedding> {
+        let (_, floor) = self.sources.disk.as_ref()?;
+        let last = self.last_free.load(Ordering::Relaxed);
+        if last == u64::MAX {
+            return None;
+        }
+        let free = last.saturating_sub(self.written.load(Ordering::Relaxed));
+        (free < *floor).then_some(Shedding::DiskFull {
+            free,
+            floor: *floor,
+        })
     }
 
     /// The verdict, measured again if the last one is older than the interval.
@@ -97,7 +128,7 @@ impl Shedder {
                 .checked_at
                 .is_some_and(|at| at.elapsed() < self.interval);
             if fresh || self.measuring.swap(true, Ordering::AcqRel) {
-                return cached.verdict;
+                return cached.verdict.or_else(|| self.estimate());
             }
         }
         let _measuring = Measuring(&self.measuring);
@@ -115,11 +146,17 @@ impl Shedder {
 
     async fn measure(&self) -> Option<Shedding> {
         if let Some((probe, floor)) = &self.sources.disk {
+            // What is written from now on counts toward the next estimate (bytes written
+            // while statvfs runs count twice: the estimate errs on the side of the floor).
+            self.written.store(0, Ordering::Relaxed);
             // statvfs blocks on a filesystem that hangs (NFS): never on a Tokio worker.
             let probe = Arc::clone(probe);
             let measured = tokio::task::spawn_blocking(move || probe.free_bytes())
                 .await
                 .unwrap_or_else(|joined| Err(std::io::Error::other(joined.to_string())));
+            if let Ok(free) = measured {
+                self.last_free.store(free, Ordering::Relaxed);
+            }
             match measured {
                 Ok(free) if free < *floor => {
                     return Some(Shedding::DiskFull {

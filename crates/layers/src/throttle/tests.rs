@@ -188,6 +188,31 @@ async fn new_mail_is_refused_under_the_disk_floor_and_taken_again_when_space_fre
 }
 
 #[tokio::test]
+async fn bodies_written_since_the_last_measurement_count_against_the_floor() {
+    let disk = Arc::new(FakeDisk(AtomicU64::new(5000)));
+    let store = ThrottledEmailStore::new(memory_store(), &ThrottleConfig::default())
+        .with_disk_floor(Arc::clone(&disk) as Arc<dyn FreeSpace>, 1000)
+        .with_check_interval(Duration::from_millis(200));
+    store.admit(&peer(1)).await.unwrap();
+    let mut writer = store.begin_for(&peer(1)).await.unwrap();
+    writer.write(&[b'x'; 4500]).await.unwrap();
+    writer.commit(new_email()).await.unwrap();
+
+    // The disk was measured at 5,000 bytes free less than a second ago; 4,500 have been
+    // written since. (The fake disk does not see them: only the estimate does.)
+    let estimated = Shedding::DiskFull {
+        free: 500,
+        floor: 1000,
+    };
+    let refused = store.admit(&peer(2)).await;
+    assert!(matches!(refused, Err(StoreError::InsufficientStorage(why)) if why == estimated));
+
+    // The next measurement decides: here the space is still there.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    store.admit(&peer(2)).await.unwrap();
+}
+
+#[tokio::test]
 async fn new_mail_is_refused_while_the_backlog_is_over_its_maximum() {
     let queue = Arc::new(MemoryDeliveryQueue::new());
     let store = ThrottledEmailStore::new(memory_store(), &ThrottleConfig::default())

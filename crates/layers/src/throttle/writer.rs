@@ -11,20 +11,29 @@ use mailfwd_domain::StoreError;
 use mailfwd_domain::email::{Client, EmailId, EmailWriter, NewEmail, ReceivedEmail};
 
 use super::limits::Limits;
+use super::shedding::Shedder;
 use super::slow_down;
 
 pub(super) struct ThrottledWriter {
     inner: Box<dyn EmailWriter>,
     client: Client,
     limits: Arc<Limits>,
+    /// Told of every chunk written, to estimate the free space between measurements.
+    shedder: Arc<Shedder>,
 }
 
 impl ThrottledWriter {
-    pub(super) fn new(inner: Box<dyn EmailWriter>, client: Client, limits: Arc<Limits>) -> Self {
+    pub(super) fn new(
+        inner: Box<dyn EmailWriter>,
+        client: Client,
+        limits: Arc<Limits>,
+        shedder: Arc<Shedder>,
+    ) -> Self {
         ThrottledWriter {
             inner,
             client,
             limits,
+            shedder,
         }
     }
 }
@@ -40,7 +49,9 @@ impl EmailWriter for ThrottledWriter {
             .bytes(&self.client, chunk.len())
             .await
             .map_err(slow_down)?;
-        self.inner.write(chunk).await
+        self.inner.write(chunk).await?;
+        self.shedder.wrote(chunk.len());
+        Ok(())
     }
 
     async fn commit(self: Box<Self>, email: NewEmail) -> Result<ReceivedEmail, StoreError> {
