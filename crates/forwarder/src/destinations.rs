@@ -130,6 +130,20 @@ impl<J> Destination<J> {
             && !self.probing
             && self.failures == 0
     }
+
+    /// Whether it may be forgotten at `now`: nothing in flight or waiting for
+    /// [`REMEMBER_QUIET`], and dead no longer. A destination that died and got no mail
+    /// since is forgotten too (it would otherwise stay, and count as dead, for ever);
+    /// its next mail starts afresh.
+    fn is_forgettable(&self, now: Instant) -> bool {
+        self.active == 0
+            && self.parked.is_empty()
+            && !self.probing
+            && self.dead_until.is_none_or(|until| until <= now)
+            && self
+                .idle_since
+                .is_some_and(|since| now.saturating_duration_since(since) > REMEMBER_QUIET)
+    }
 }
 
 /// How long a quiet destination's grown window is remembered; checked every
@@ -181,12 +195,8 @@ impl<J> Destinations<J> {
             .is_multiple_of(SWEEP_EVERY)
         {
             let now = Instant::now();
-            known.retain(|_, destination| {
-                !(destination.is_quiet()
-                    && destination
-                        .idle_since
-                        .is_some_and(|since| now - since > REMEMBER_QUIET))
-            });
+            known.retain(|_, destination| !destination.is_forgettable(now));
+            dead_destinations(&known);
         }
         let destination = known.entry(name.to_owned()).or_insert_with(|| Destination {
             active: 0,
@@ -199,10 +209,11 @@ impl<J> Destinations<J> {
             parked: VecDeque::new(),
             idle_since: None,
         });
-        destination.idle_since = None;
         let now = Instant::now();
         if let Some(until) = destination.dead_until {
             if now < until {
+                // Deferred untried: it stays idle, and may be forgotten once its
+                // backoff is long over.
                 return Admission::Dead {
                     for_: until - now,
                     reason: destination.last_error.clone(),
@@ -210,6 +221,7 @@ impl<J> Destinations<J> {
                 };
             }
             // Its backoff is over: one attempt probes it.
+            destination.idle_since = None;
             destination.dead_until = None;
             destination.probing = true;
             destination.active += 1;
@@ -218,8 +230,9 @@ impl<J> Destinations<J> {
                 destination = name,
                 "probing a destination that was unreachable"
             );
-            return self.slot(name, job);
+            return Admission::Go(self.new_slot(name, true), job);
         }
+        destination.idle_since = None;
         if destination.probing || destination.active >= destination.window {
             // Behind the probe too: it decides, when it ends, whether they go or are
             // deferred untried (a job put off would come back a backoff later).
@@ -258,7 +271,7 @@ impl<J> Destinations<J> {
             && let Some(job) = destination.parked.pop_front()
         {
             destination.active += 1;
-            ready.push((self.new_slot(name), job));
+            ready.push((self.new_slot(name, false), job));
         }
         if ready.is_empty() {
             Taken::Nothing
@@ -276,21 +289,24 @@ impl<J> Destinations<J> {
     }
 
     fn slot(self: &Arc<Self>, name: &str, job: J) -> Admission<J> {
-        Admission::Go(self.new_slot(name), job)
+        Admission::Go(self.new_slot(name, false), job)
     }
 
-    /// A slot of `name`, counted in its `active` by the caller.
-    fn new_slot(self: &Arc<Self>, name: &str) -> Slot<J> {
+    /// A slot of `name`, counted in its `active` by the caller; `probe` if its attempt
+    /// decides whether the destination is alive again.
+    fn new_slot(self: &Arc<Self>, name: &str, probe: bool) -> Slot<J> {
         Slot {
             destinations: Arc::clone(self),
             name: name.to_owned(),
+            probe,
             contact: Contact::None,
             error: String::new(),
         }
     }
 
-    /// An attempt in a slot of `name` ended having learned `contact`.
-    fn finished(&self, name: &str, contact: Contact, error: &str) {
+    /// An attempt in a slot of `name` (the probe, if `probe`) ended having learned
+    /// `contact`.
+    fn finished(&self, name: &str, probe: bool, contact: Contact, error: &str) {
         let limits = &self.limits;
         let mut known = self.known();
         let Some(destination) = known.get_mut(name) else {
@@ -331,16 +347,26 @@ impl<J> Destinations<J> {
                     dead_destinations(&known);
                 }
             }
-            Contact::None => {}
+            Contact::None => {
+                if probe && destination.probing {
+                    // The probe learned nothing: its mail could not be read, or it was
+                    // given back before it ran. The next attempt probes instead; left
+                    // probing, the destination would park its mail behind an attempt
+                    // that never comes.
+                    destination.probing = false;
+                    destination.dead_until = Some(Instant::now());
+                }
+            }
         }
         // Forget what has nothing to remember: mail went to a million domains. A window
         // grown by deliveries is worth remembering for a while: a busy destination is
         // idle for a moment between bursts, and would start again from the initial
         // window; `admit` sweeps out those quiet for long.
         if let Some(destination) = known.get_mut(name)
-            && destination.is_quiet()
+            && destination.active == 0
+            && destination.parked.is_empty()
         {
-            if destination.window <= limits.initial_concurrency {
+            if destination.is_quiet() && destination.window <= limits.initial_concurrency {
                 known.remove(name);
             } else {
                 destination.idle_since = Some(Instant::now());
@@ -364,6 +390,8 @@ fn jitter(delay: Duration) -> Duration {
 pub(crate) struct Slot<J> {
     destinations: Arc<Destinations<J>>,
     name: String,
+    /// The attempt that decides whether a dead destination is alive again.
+    probe: bool,
     contact: Contact,
     error: String,
 }
@@ -379,7 +407,7 @@ impl<J> Slot<J> {
 impl<J> Drop for Slot<J> {
     fn drop(&mut self) {
         self.destinations
-            .finished(&self.name, self.contact, &self.error);
+            .finished(&self.name, self.probe, self.contact, &self.error);
     }
 }
 
@@ -421,5 +449,66 @@ mod tests {
             known.keys()
         );
         assert!(known.contains_key("busy.test"));
+    }
+
+    /// Destinations that die at their first failure.
+    fn fragile() -> Arc<Destinations<u32>> {
+        Arc::new(Destinations::new(DestinationLimits {
+            failed_cohort: 1,
+            ..DestinationLimits::default()
+        }))
+    }
+
+    fn kill(destinations: &Arc<Destinations<u32>>, name: &str) {
+        let Admission::Go(slot, _) = destinations.admit(name, 0) else {
+            panic!("{name} has room");
+        };
+        slot.finish(Contact::Unreachable, "connection refused");
+        assert!(matches!(
+            destinations.admit(name, 1),
+            Admission::Dead { job: 1, .. }
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_that_learns_nothing_hands_the_probe_on() {
+        let destinations = fragile();
+        kill(&destinations, "x.test");
+        tokio::time::advance(DestinationLimits::default().min_backoff).await;
+        let Admission::Go(probe, 2) = destinations.admit("x.test", 2) else {
+            panic!("the backoff is over: a probe");
+        };
+        assert!(matches!(destinations.admit("x.test", 3), Admission::Parked));
+        // Its email could not be read, say: it ends without contact.
+        drop(probe);
+        let Taken::Admit(3) = destinations.take_parked("x.test") else {
+            panic!("the parked job is handed on");
+        };
+        let Admission::Go(probe, 3) = destinations.admit("x.test", 3) else {
+            panic!("the next attempt probes");
+        };
+        assert!(matches!(destinations.admit("x.test", 4), Admission::Parked));
+        probe.finish(Contact::Delivered, "");
+        let Taken::Go(ready) = destinations.take_parked("x.test") else {
+            panic!("alive again: the parked job goes");
+        };
+        assert_eq!(ready.iter().map(|(_, job)| *job).collect::<Vec<_>>(), [4]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_destination_that_gets_no_more_mail_is_forgotten() {
+        let destinations = fragile();
+        kill(&destinations, "gone.test");
+        tokio::time::advance(
+            DestinationLimits::default().min_backoff + REMEMBER_QUIET + Duration::from_secs(1),
+        )
+        .await;
+        for _ in 0..SWEEP_EVERY {
+            let Admission::Go(slot, _) = destinations.admit("busy.test", 0) else {
+                panic!("busy.test has room");
+            };
+            slot.finish(Contact::Delivered, "");
+        }
+        assert!(!destinations.known().contains_key("gone.test"));
     }
 }
