@@ -68,6 +68,9 @@ impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
 
     /// Writes `item` with `statement` in the writer's next batch, together with the
     /// items that come meanwhile; its result once that has committed.
+    ///
+    /// The write runs in a task of its own: a caller that stops waiting (its future
+    /// dropped) leaves the others' items to be written and answered all the same.
     pub(crate) async fn write(
         &self,
         writer: &Writer,
@@ -82,50 +85,73 @@ impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
             pending.len() == 1
         };
         if first {
-            let pending = Arc::clone(&self.pending);
-            let result = writer
-                .write(false, move |conn| {
-                    Box::pin(async move {
-                        let waiting = std::mem::take(&mut *lock(&pending));
-                        let mut answered = Vec::with_capacity(waiting.len());
-                        let mut waiting = waiting.into_iter().peekable();
-                        while waiting.peek().is_some() {
-                            let chunk: Vec<Waiting<T, R>> =
-                                waiting.by_ref().take(Self::CHUNK).collect();
-                            let (items, senders): (Vec<T>, Vec<_>) = chunk
-                                .into_iter()
-                                .map(|waiting| (waiting.item, waiting.done))
-                                .unzip();
-                            let results = statement(conn, &items).await?;
-                            answered.extend(senders.into_iter().zip(results));
-                        }
-                        Ok(answered)
-                    })
-                })
-                .await;
-            self.answer(token, result);
+            tokio::spawn(write_pending(
+                writer.clone(),
+                Arc::clone(&self.pending),
+                token,
+                statement,
+            ));
         }
         written.await.map_err(|_| NotWritten)
     }
+}
 
-    /// Tells each caller of a committed write its result; after a failure, fails the
-    /// callers of a write that never ran.
-    fn answer(&self, token: u64, result: Result<Vec<(oneshot::Sender<R>, R)>, WriteError>) {
-        match result {
-            Ok(answered) => {
-                for (done, result) in answered {
-                    let _ = done.send(result);
+/// Results of the statements that ran, kept for their callers until the batch is known
+/// to have committed.
+type Answers<R> = Arc<Mutex<Vec<(oneshot::Sender<R>, R)>>>;
+
+/// Takes every item pending when the writer runs it and writes them, a statement per
+/// [`Coalescer::CHUNK`]; then answers their callers. `token` is the item that queued it.
+async fn write_pending<T: Send + 'static, R: Send + 'static>(
+    writer: Writer,
+    pending: Arc<Mutex<Vec<Waiting<T, R>>>>,
+    token: u64,
+    statement: Statement<T, R>,
+) {
+    let answers: Answers<R> = Arc::default();
+    let (taken, written) = (Arc::clone(&pending), Arc::clone(&answers));
+    let result = writer
+        .write(false, move |conn| {
+            Box::pin(async move {
+                let waiting = std::mem::take(&mut *lock(&taken));
+                let mut waiting = waiting.into_iter().peekable();
+                while waiting.peek().is_some() {
+                    let chunk: Vec<Waiting<T, R>> =
+                        waiting.by_ref().take(Coalescer::<T, R>::CHUNK).collect();
+                    let (items, senders): (Vec<T>, Vec<_>) = chunk
+                        .into_iter()
+                        .map(|waiting| (waiting.item, waiting.done))
+                        .unzip();
+                    // On a failure, the senders of this chunk and the later ones are
+                    // dropped: their callers hear `NotWritten`.
+                    let results = statement(conn, &items).await?;
+                    lock(&written).extend(senders.into_iter().zip(results));
                 }
+                Ok(())
+            })
+        })
+        .await;
+    let answered = std::mem::take(&mut *lock(&answers));
+    match result {
+        // Committed; or only the failed statement was rolled back, and the chunks
+        // before it committed with the batch: their callers hear their results.
+        Ok(()) | Err(WriteError::Statement(_)) => {
+            if let Err(error) = &result {
+                tracing::debug!(%error, "a shared write failed part-way");
             }
-            Err(error) => {
-                tracing::debug!(%error, "a shared write failed");
-                // If this caller's item is still pending, the write never ran, and
-                // every item pending joined it: they fail with it. (Had it run, its
-                // items were taken, and failed when their senders were dropped.)
-                let mut pending = lock(&self.pending);
-                if pending.iter().any(|waiting| waiting.token == token) {
-                    pending.clear();
-                }
+            for (done, result) in answered {
+                let _ = done.send(result);
+            }
+        }
+        Err(error) => {
+            tracing::debug!(%error, "a shared write failed");
+            drop(answered);
+            // If the item that queued the write is still pending, the write never ran,
+            // and every item pending joined it: they fail with it. (Had it run, its
+            // items were taken, and failed when their senders were dropped.)
+            let mut pending = lock(&pending);
+            if pending.iter().any(|waiting| waiting.token == token) {
+                pending.clear();
             }
         }
     }

@@ -39,9 +39,14 @@ pub(crate) enum WriteError {
     /// The writer task has stopped (the runtime is shutting down).
     #[error("the database writer has stopped")]
     Stopped,
-    /// The write's own statement failed.
+    /// The write's own statement failed, and only it: the rest of the batch committed
+    /// (so did the statements of this write that ran before the failed one).
     #[error(transparent)]
     Statement(sqlx::Error),
+    /// The write's own statement failed in a way that made SQLite roll back the whole
+    /// transaction (a full disk, an I/O error): nothing of the batch was written.
+    #[error("{0} (the write transaction was rolled back)")]
+    RolledBackBy(sqlx::Error),
     /// Another write of the same batch failed in a way that made SQLite roll back the
     /// whole transaction (a full disk, an I/O error), and this write with it.
     #[error("the write transaction was rolled back by a failure of another write in it")]
@@ -158,7 +163,7 @@ where
     fn answer(self: Box<Self>, batch: Result<(), WriteError>) {
         let outcome = match (batch, self.result) {
             // The write that brought the transaction down says why.
-            (Err(WriteError::RolledBack), Some(Err(own))) => Err(WriteError::Statement(own)),
+            (Err(WriteError::RolledBack), Some(Err(own))) => Err(WriteError::RolledBackBy(own)),
             (Err(error), _) => Err(error),
             (Ok(()), Some(result)) => result.map_err(WriteError::Statement),
             (Ok(()), None) => Err(WriteError::Stopped),

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use mailfwd_domain::delivery::DeliveryQueue;
+use mailfwd_domain::delivery::{DeliveryQueue, QueueError};
 use mailfwd_domain::email::{EmailLog, now_millis};
 use mailfwd_domain::rule::{RecipientPattern, Rule};
 use mailfwd_domain::{EmailAddress, EmailId, Envelope, NewEmail, ReceivedEmail, RuleStore};
@@ -155,4 +155,36 @@ async fn a_write_that_rolls_back_the_transaction_takes_nothing_else_down_unrepor
     let next = received();
     log.record(&next).await.expect("the next record commits");
     assert_eq!(log.get(&next.id).await.unwrap(), next);
+}
+
+#[tokio::test]
+async fn two_outcomes_of_one_job_in_one_batch_are_told_by_lease() {
+    // A worker's lease lapsed and the job was claimed again; the stale outcome and the
+    // current one may share one batch, and only the current lease settles the job.
+    let database = Database::open(&common::fresh_url("writer"))
+        .await
+        .expect("open a fresh database");
+    let queue = database.queue();
+    let email = received();
+    let start = SystemTime::now();
+    let lease = Duration::from_secs(60);
+    queue
+        .enqueue(email.id, &[address("a@dest.test")], false, start)
+        .await
+        .unwrap();
+    let stale = queue.claim(start, lease, 1).await.unwrap().remove(0);
+    let later = start + lease + Duration::from_secs(1);
+    let current = queue.claim(later, lease, 1).await.unwrap().remove(0);
+
+    let (stale_outcome, current_outcome) = tokio::join!(
+        queue.failed(&stale, "550 from a stale attempt", later),
+        queue.delivered(&current, "250 ok", later),
+    );
+    assert!(
+        matches!(stale_outcome, Err(QueueError::LeaseLost { .. })),
+        "{stale_outcome:?}"
+    );
+    current_outcome.expect("the current lease settles the job");
+    let jobs = queue.jobs_of(email.id).await.unwrap();
+    assert_eq!(jobs[0].last_reply.as_deref(), Some("250 ok"), "{jobs:?}");
 }
