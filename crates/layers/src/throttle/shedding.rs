@@ -146,9 +146,10 @@ impl Shedder {
 
     async fn measure(&self) -> Option<Shedding> {
         if let Some((probe, floor)) = &self.sources.disk {
-            // What is written from now on counts toward the next estimate (bytes written
-            // while statvfs runs count twice: the estimate errs on the side of the floor).
-            self.written.store(0, Ordering::Relaxed);
+            // What was written until now is in the measurement; what is written while
+            // statvfs runs may be too, and counts toward the next estimate anyway (the
+            // estimate errs on the side of the floor).
+            let before = self.written.load(Ordering::Relaxed);
             // statvfs blocks on a filesystem that hangs (NFS): never on a Tokio worker.
             let probe = Arc::clone(probe);
             let measured = tokio::task::spawn_blocking(move || probe.free_bytes())
@@ -156,6 +157,7 @@ impl Shedder {
                 .unwrap_or_else(|joined| Err(std::io::Error::other(joined.to_string())));
             if let Ok(free) = measured {
                 self.last_free.store(free, Ordering::Relaxed);
+                self.written.fetch_sub(before, Ordering::Relaxed);
             }
             match measured {
                 Ok(free) if free < *floor => {
