@@ -249,25 +249,27 @@ impl WriterConnection {
         commits: &AtomicU64,
     ) -> Result<(), Broken> {
         let durable = batch.iter().any(|write| write.durable());
-        if let Err(error) = self.set_synchronous(durable).await {
-            fail(batch.drain(..), "begin", error);
-            return Err(Broken);
-        }
-        // IMMEDIATE takes the write lock up front: a write that reads before it writes
-        // would otherwise fail if a rule change commits in between.
-        let mut tx: Transaction<'_, sqlx::Sqlite> =
-            match self.conn.begin_with("BEGIN IMMEDIATE").await {
-                Ok(tx) => tx,
-                Err(error) => {
-                    fail(batch.drain(..), "begin", error);
-                    return Err(Broken);
-                }
-            };
-        // A marker that exists for as long as the transaction does (see `still_open`).
-        if let Err(error) = sqlx::query("SAVEPOINT batch").execute(&mut *tx).await {
-            fail(batch.drain(..), "begin", error);
-            return Err(Broken);
-        }
+        // One round trip to SQLite's thread for all three (each statement is a hand-off,
+        // and under load the writer commits hundreds of batches a second):
+        // - the `synchronous` level, if this batch needs the other one;
+        // - BEGIN IMMEDIATE, which takes the write lock up front: a write that reads
+        //   before it writes would otherwise fail if a rule change commits in between;
+        // - a savepoint, a marker that exists for as long as the transaction does (see
+        //   `still_open`).
+        let begin = match self.full {
+            Some(full) if full == durable => "BEGIN IMMEDIATE; SAVEPOINT batch",
+            _ if durable => "PRAGMA synchronous = FULL; BEGIN IMMEDIATE; SAVEPOINT batch",
+            _ => "PRAGMA synchronous = NORMAL; BEGIN IMMEDIATE; SAVEPOINT batch",
+        };
+        let mut tx: Transaction<'_, sqlx::Sqlite> = match self.conn.begin_with(begin).await {
+            Ok(tx) => tx,
+            Err(error) => {
+                // The connection is replaced (`Broken`), whatever part of it ran.
+                fail(batch.drain(..), "begin", error);
+                return Err(Broken);
+            }
+        };
+        self.full = Some(durable);
         let mut ran = 0;
         let mut rolled_back = false;
         for write in batch.iter_mut() {
@@ -300,17 +302,6 @@ impl WriterConnection {
                 Err(Broken)
             }
         }
-    }
-
-    async fn set_synchronous(&mut self, durable: bool) -> Result<(), sqlx::Error> {
-        if self.full != Some(durable) {
-            let level = if durable { "FULL" } else { "NORMAL" };
-            sqlx::query(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {level}")))
-                .execute(&mut self.conn)
-                .await?;
-            self.full = Some(durable);
-        }
-        Ok(())
     }
 }
 
