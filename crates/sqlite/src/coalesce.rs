@@ -17,18 +17,20 @@ use tokio::sync::oneshot;
 
 use crate::writer::{WriteError, Writer};
 
-/// Why an item was not written.
+/// Why an item was not written: what the shared write failed with.
 #[derive(Debug, thiserror::Error)]
-#[error("the database write it shared with others failed")]
-pub(crate) struct NotWritten;
+#[error("the database write it shared with others failed: {0}")]
+pub(crate) struct NotWritten(Arc<str>);
+
+/// Where one item's result goes: sent once the write has committed.
+type Done<R> = oneshot::Sender<Result<R, NotWritten>>;
 
 /// An item waiting for its write, and where its result goes.
 struct Waiting<T, R> {
     /// Tells this waiter apart from the others.
     token: u64,
     item: T,
-    /// Sent once the write has committed; dropped if it failed.
-    done: oneshot::Sender<R>,
+    done: Done<R>,
 }
 
 /// The items of one kind waiting for the writer.
@@ -52,9 +54,9 @@ impl<T, R> std::fmt::Debug for Coalescer<T, R> {
     }
 }
 
-fn lock<W>(pending: &Mutex<Vec<W>>) -> MutexGuard<'_, Vec<W>> {
-    // Each critical section leaves the list whole: a panic cannot tear it.
-    pending.lock().unwrap_or_else(PoisonError::into_inner)
+fn lock<X>(mutex: &Mutex<X>) -> MutexGuard<'_, X> {
+    // Each critical section leaves its lists whole: a panic cannot tear them.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Writes `items` (at most [`Coalescer::CHUNK`]) with one statement and returns each
@@ -67,13 +69,15 @@ impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
     pub(crate) const CHUNK: usize = 250;
 
     /// Writes `item` with `statement` in the writer's next batch, together with the
-    /// items that come meanwhile; its result once that has committed.
+    /// items that come meanwhile; its result once that has committed (`durable`: on
+    /// disk, see [`Writer::write`]).
     ///
     /// The write runs in a task of its own: a caller that stops waiting (its future
     /// dropped) leaves the others' items to be written and answered all the same.
     pub(crate) async fn write(
         &self,
         writer: &Writer,
+        durable: bool,
         item: T,
         statement: Statement<T, R>,
     ) -> Result<R, NotWritten> {
@@ -87,31 +91,41 @@ impl<T: Send + 'static, R: Send + 'static> Coalescer<T, R> {
         if first {
             tokio::spawn(write_pending(
                 writer.clone(),
+                durable,
                 Arc::clone(&self.pending),
                 token,
                 statement,
             ));
         }
-        written.await.map_err(|_| NotWritten)
+        written
+            .await
+            .unwrap_or_else(|_| Err(NotWritten("the database writer has stopped".into())))
     }
 }
 
-/// Results of the statements that ran, kept for their callers until the batch is known
-/// to have committed.
-type Answers<R> = Arc<Mutex<Vec<(oneshot::Sender<R>, R)>>>;
+/// What the statements that ran left for their callers, until the batch is known to
+/// have committed: results, and the callers of the chunks that failed or never ran.
+struct Answers<R> {
+    written: Vec<(Done<R>, R)>,
+    failed: Vec<Done<R>>,
+}
 
 /// Takes every item pending when the writer runs it and writes them, a statement per
 /// [`Coalescer::CHUNK`]; then answers their callers. `token` is the item that queued it.
 async fn write_pending<T: Send + 'static, R: Send + 'static>(
     writer: Writer,
+    durable: bool,
     pending: Arc<Mutex<Vec<Waiting<T, R>>>>,
     token: u64,
     statement: Statement<T, R>,
 ) {
-    let answers: Answers<R> = Arc::default();
-    let (taken, written) = (Arc::clone(&pending), Arc::clone(&answers));
+    let answers = Arc::new(Mutex::new(Answers {
+        written: Vec::new(),
+        failed: Vec::new(),
+    }));
+    let (taken, left) = (Arc::clone(&pending), Arc::clone(&answers));
     let result = writer
-        .write(false, move |conn| {
+        .write(durable, move |conn| {
             Box::pin(async move {
                 let waiting = std::mem::take(&mut *lock(&taken));
                 let mut waiting = waiting.into_iter().peekable();
@@ -122,37 +136,61 @@ async fn write_pending<T: Send + 'static, R: Send + 'static>(
                         .into_iter()
                         .map(|waiting| (waiting.item, waiting.done))
                         .unzip();
-                    // On a failure, the senders of this chunk and the later ones are
-                    // dropped: their callers hear `NotWritten`.
-                    let results = statement(conn, &items).await?;
-                    lock(&written).extend(senders.into_iter().zip(results));
+                    match statement(conn, &items).await {
+                        Ok(results) => lock(&left).written.extend(senders.into_iter().zip(results)),
+                        Err(error) => {
+                            // This chunk and the ones after it are not written.
+                            let mut left = lock(&left);
+                            left.failed.extend(senders);
+                            left.failed.extend(waiting.map(|waiting| waiting.done));
+                            return Err(error);
+                        }
+                    }
                 }
                 Ok(())
             })
         })
         .await;
-    let answered = std::mem::take(&mut *lock(&answers));
-    match result {
-        // Committed; or only the failed statement was rolled back, and the chunks
-        // before it committed with the batch: their callers hear their results.
-        Ok(()) | Err(WriteError::Statement(_)) => {
-            if let Err(error) = &result {
-                tracing::debug!(%error, "a shared write failed part-way");
-            }
-            for (done, result) in answered {
-                let _ = done.send(result);
-            }
+    let Answers { written, failed } = {
+        let mut answers = lock(&answers);
+        Answers {
+            written: std::mem::take(&mut answers.written),
+            failed: std::mem::take(&mut answers.failed),
         }
-        Err(error) => {
-            tracing::debug!(%error, "a shared write failed");
-            drop(answered);
-            // If the item that queued the write is still pending, the write never ran,
-            // and every item pending joined it: they fail with it. (Had it run, its
-            // items were taken, and failed when their senders were dropped.)
-            let mut pending = lock(&pending);
-            if pending.iter().any(|waiting| waiting.token == token) {
-                pending.clear();
-            }
+    };
+    let Err(error) = &result else {
+        for (done, result) in written {
+            let _ = done.send(Ok(result));
         }
+        return;
+    };
+    tracing::debug!(%error, "a shared write failed");
+    let not_written = || NotWritten(error.to_string().into());
+    if matches!(error, WriteError::Statement(_)) {
+        // Only the failed statement was rolled back: the chunks before it committed
+        // with the batch, and their callers hear their results.
+        for (done, result) in written {
+            let _ = done.send(Ok(result));
+        }
+    } else {
+        for (done, _) in written {
+            let _ = done.send(Err(not_written()));
+        }
+    }
+    for done in failed {
+        let _ = done.send(Err(not_written()));
+    }
+    // If the item that queued the write is still pending, the write never ran, and
+    // every item pending joined it: they fail with it.
+    let never_ran: Vec<Waiting<T, R>> = {
+        let mut pending = lock(&pending);
+        if pending.iter().any(|waiting| waiting.token == token) {
+            std::mem::take(&mut *pending)
+        } else {
+            Vec::new()
+        }
+    };
+    for waiting in never_ran {
+        let _ = waiting.done.send(Err(not_written()));
     }
 }

@@ -1,6 +1,7 @@
 //! `EmailLog` on SQLite: the received log in the `emails` table.
 
 mod marks;
+mod records;
 mod row;
 
 use async_trait::async_trait;
@@ -14,6 +15,7 @@ use sqlx::sqlite::SqlitePool;
 
 use crate::writer::{WriteError, Writer};
 use marks::{EvaluatedMarks, mark_all};
+use records::{NewRecord, Records, insert_all};
 use row::{COLUMNS, EmailRow, from_unix_millis, unix_millis};
 
 /// The received log in the `emails` table, one row per accepted email.
@@ -30,6 +32,7 @@ pub struct SqliteEmailLog {
     pool: SqlitePool,
     writer: Writer,
     inline_limit: usize,
+    records: Records,
     marks: EvaluatedMarks,
 }
 
@@ -42,6 +45,7 @@ impl SqliteEmailLog {
             pool,
             writer,
             inline_limit: 0,
+            records: Records::default(),
             marks: EvaluatedMarks::default(),
         }
     }
@@ -71,12 +75,15 @@ fn store_error(error: WriteError) -> StoreError {
 impl EmailLog for SqliteEmailLog {
     async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError> {
         let row = EmailRow::from_email(email)?;
-        self.writer
-            .write(true, move |conn| {
-                Box::pin(async move { row.insert(None).execute(conn).await.map(drop) })
-            })
+        self.records
+            .write(
+                &self.writer,
+                true,
+                NewRecord { row, body: None },
+                insert_all,
+            )
             .await
-            .map_err(store_error)
+            .map_err(StoreError::storage)
     }
 
     fn inline_limit(&self) -> usize {
@@ -85,12 +92,14 @@ impl EmailLog for SqliteEmailLog {
 
     async fn record_with_body(&self, email: &ReceivedEmail, body: Bytes) -> Result<(), StoreError> {
         let row = EmailRow::from_email(email)?;
-        self.writer
-            .write(true, move |conn| {
-                Box::pin(async move { row.insert(Some(&body)).execute(conn).await.map(drop) })
-            })
+        let record = NewRecord {
+            row,
+            body: Some(body),
+        };
+        self.records
+            .write(&self.writer, true, record, insert_all)
             .await
-            .map_err(store_error)
+            .map_err(StoreError::storage)
     }
 
     async fn inline_body(&self, id: &EmailId) -> Result<Option<Bytes>, StoreError> {
@@ -192,7 +201,7 @@ impl EmailLog for SqliteEmailLog {
 
     async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
         self.marks
-            .write(&self.writer, id.to_string(), mark_all)
+            .write(&self.writer, false, id.to_string(), mark_all)
             .await
             .map_err(StoreError::storage)
     }

@@ -74,7 +74,7 @@ impl SqliteDeliveryQueue {
         };
         let settled = self
             .settles
-            .write(&self.writer, settle, settle_all)
+            .write(&self.writer, false, settle, settle_all)
             .await
             .map_err(QueueError::storage)?;
         if !settled {

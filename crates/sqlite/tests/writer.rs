@@ -188,3 +188,41 @@ async fn two_outcomes_of_one_job_in_one_batch_are_told_by_lease() {
     let jobs = queue.jobs_of(email.id).await.unwrap();
     assert_eq!(jobs[0].last_reply.as_deref(), Some("250 ok"), "{jobs:?}");
 }
+
+#[tokio::test]
+async fn records_that_share_a_statement_are_answered_as_it_went() {
+    // Records that arrive together share one INSERT: a record refused by a trigger
+    // fails with it whatever shared it, each caller hears why, and an answer of Ok
+    // means the record is stored.
+    let url = common::fresh_url("writer");
+    let database = Database::open(&url).await.expect("open a fresh database");
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect to the database");
+    sqlx::query(
+        "CREATE TRIGGER refuse BEFORE INSERT ON emails WHEN NEW.helo = 'refused.test'
+         BEGIN SELECT RAISE(ABORT, 'refused by the test'); END",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("create the trigger");
+    let log = database.email_log();
+    let mut refused = received();
+    refused.email.helo = Some("refused.test".to_owned());
+    let (good, other) = (received(), received());
+    let (good_recorded, refused_recorded, other_recorded) =
+        tokio::join!(log.record(&good), log.record(&refused), log.record(&other),);
+    let error = refused_recorded.expect_err("the refused record fails");
+    assert!(error.to_string().contains("refused by the test"), "{error}");
+    assert!(log.get(&refused.id).await.is_err());
+    for (email, recorded) in [(&good, good_recorded), (&other, other_recorded)] {
+        let stored = log.get(&email.id).await.is_ok();
+        assert_eq!(recorded.is_ok(), stored, "{recorded:?}");
+        if let Err(error) = recorded {
+            assert!(error.to_string().contains("refused by the test"), "{error}");
+        }
+    }
+    // And the writer goes on.
+    let next = received();
+    log.record(&next).await.expect("the next record commits");
+}

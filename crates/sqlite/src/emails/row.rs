@@ -82,32 +82,6 @@ pub(super) fn from_unix_millis(ms: i64) -> SystemTime {
 }
 
 impl EmailRow {
-    /// Records the email, with its `body` if the record keeps it, replacing an earlier
-    /// record of the same id (a retried commit).
-    pub(super) fn insert<'q>(
-        &'q self,
-        body: Option<&'q [u8]>,
-    ) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
-        sqlx::query(
-            "INSERT INTO emails (id, received_at, sender, recipients, size, peer, helo, tls, encoding, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-             ON CONFLICT (id) DO UPDATE SET received_at = excluded.received_at,
-                 sender = excluded.sender, recipients = excluded.recipients, size = excluded.size,
-                 peer = excluded.peer, helo = excluded.helo, tls = excluded.tls,
-                 encoding = excluded.encoding, body = excluded.body",
-        )
-        .bind(&self.id)
-        .bind(self.received_at)
-        .bind(&self.sender)
-        .bind(&self.recipients)
-        .bind(self.size)
-        .bind(&self.peer)
-        .bind(&self.helo)
-        .bind(self.tls)
-        .bind(self.encoding)
-        .bind(body)
-    }
-
     /// The row for `email`.
     ///
     /// # Errors
