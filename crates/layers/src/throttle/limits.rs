@@ -136,8 +136,8 @@ fn too_slow(reason: &'static str, retry_after: Duration) -> Reached {
     }
 }
 
-/// Takes `n` cells from a limiter through `check`, a burst at a time when `n` is more
-/// than it holds, sleeping until each is allowed; refused if a wait would end after
+/// Takes `n` cells from a limiter through `check`, a quarter of a burst at a time when
+/// `n` is more than it holds, sleeping until each is allowed; refused if a wait would end after
 /// `give_up_at` (other clients took the global rate meanwhile).
 async fn paced(
     check: impl Fn(NonZeroU32) -> Result<Result<(), NotUntil>, InsufficientCapacity>,
@@ -157,7 +157,10 @@ async fn paced(
                 }
                 tokio::time::sleep(wait).await;
             }
-            Err(InsufficientCapacity(burst)) => piece = burst.max(1),
+            // A quarter of the burst at a time: a piece the size of the whole burst
+            // would wait for a full bucket, which senders sharing a global rate may
+            // never leave.
+            Err(InsufficientCapacity(burst)) => piece = (burst / 4).max(1),
         }
     }
     Ok(())
