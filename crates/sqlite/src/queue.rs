@@ -1,5 +1,6 @@
 //! `DeliveryQueue` on SQLite.
 
+mod enqueue;
 mod forget;
 mod row;
 mod settle;
@@ -18,6 +19,7 @@ use sqlx::sqlite::{SqliteConnection, SqlitePool};
 
 use crate::coalesce::Coalescer;
 use crate::writer::{WriteError, Writer};
+use enqueue::{NewJobs, enqueue_all};
 use row::{JOB_COLUMNS, JobRow, millis, time};
 use settle::{Settle, settle_all};
 
@@ -31,6 +33,8 @@ pub struct SqliteDeliveryQueue {
     writer: Writer,
     /// Outcomes waiting for the writer, written together.
     settles: Arc<Coalescer<Settle, bool>>,
+    /// New jobs waiting for the writer, written together.
+    new_jobs: Arc<Coalescer<NewJobs, Vec<EnqueueOutcome>>>,
 }
 
 /// A new job's lease, when it is claimed as it is enqueued.
@@ -49,6 +53,7 @@ impl SqliteDeliveryQueue {
             pool,
             writer,
             settles: Arc::default(),
+            new_jobs: Arc::default(),
         }
     }
 
@@ -103,6 +108,20 @@ impl SqliteDeliveryQueue {
             .map(|d| (d.match_key(), d.to_string()))
             .collect();
         let email = email.to_string();
+        if !force && jobs.len() <= ROWS_PER_INSERT {
+            // Fresh mail: shares one `INSERT` with the other emails' jobs of the moment.
+            let new = NewJobs {
+                email,
+                jobs,
+                now: millis(now),
+                lease,
+            };
+            return self
+                .new_jobs
+                .write(&self.writer, false, new, enqueue_all)
+                .await
+                .map_err(QueueError::storage);
+        }
         self.writer
             .write(false, move |conn| {
                 Box::pin(enqueue_jobs(conn, email, jobs, force, millis(now), lease))
@@ -166,46 +185,6 @@ fn insert_statement<'a>(
     insert
 }
 
-/// The common case of [`enqueue_jobs`] in one statement: new jobs for an email that
-/// has none (fresh mail), inserted with `RETURNING`, so nothing is read first. Only if
-/// some already existed are their states read, to say what happened to them.
-async fn enqueue_new_jobs(
-    conn: &mut SqliteConnection,
-    email: &str,
-    jobs: &[(String, String)],
-    now: i64,
-    lease: Option<NewLease>,
-) -> Result<Vec<EnqueueOutcome>, sqlx::Error> {
-    let mut insert = insert_statement(email, jobs, false, now, lease);
-    insert.push(" RETURNING destination_key");
-    let inserted: Vec<String> = insert.build_query_scalar().fetch_all(&mut *conn).await?;
-    let existing: Vec<(String, String)> = if inserted.len() == jobs.len() {
-        Vec::new()
-    } else {
-        sqlx::query_as("SELECT destination_key, state FROM delivery_jobs WHERE email_id = ?1")
-            .bind(email)
-            .fetch_all(&mut *conn)
-            .await?
-    };
-    Ok(jobs
-        .iter()
-        .map(|(key, _)| {
-            if inserted.contains(key) {
-                return EnqueueOutcome::Enqueued;
-            }
-            let state = existing
-                .iter()
-                .find(|(k, _)| k == key)
-                .map(|(_, s)| s.as_str());
-            match state {
-                Some("delivered") => EnqueueOutcome::AlreadyDelivered,
-                Some("failed") => EnqueueOutcome::AlreadyFailed,
-                _ => EnqueueOutcome::AlreadyPending,
-            }
-        })
-        .collect())
-}
-
 /// Inserts one job per (key, address) in `jobs` and says what happened to each. A
 /// failure leaves nothing half-written.
 async fn enqueue_jobs(
@@ -216,9 +195,6 @@ async fn enqueue_jobs(
     now: i64,
     lease: Option<NewLease>,
 ) -> Result<Vec<EnqueueOutcome>, sqlx::Error> {
-    if !force && jobs.len() <= ROWS_PER_INSERT {
-        return enqueue_new_jobs(conn, &email, &jobs, now, lease).await;
-    }
     // Read before writing (the writer's transaction holds the write lock, so nothing
     // changes in between): which jobs exist, and in which state.
     let existing: Vec<(String, String)> =

@@ -226,3 +226,36 @@ async fn records_that_share_a_statement_are_answered_as_it_went() {
     let next = received();
     log.record(&next).await.expect("the next record commits");
 }
+
+#[tokio::test]
+async fn jobs_of_many_emails_share_one_insert_and_one_email_is_claimed_once() {
+    // New jobs that arrive together share one INSERT … RETURNING; two enqueues of one
+    // email in the same batch (an evaluation and a reprocess) must not both claim it.
+    let database = Database::open(&common::fresh_url("writer"))
+        .await
+        .expect("open a fresh database");
+    let queue = database.queue();
+    let (first, second) = (received(), received());
+    let now = SystemTime::now();
+    let lease = Duration::from_secs(60);
+    let to = [address("a@dest.test"), address("b@dest.test")];
+    let (a, b, again) = tokio::join!(
+        queue.enqueue_claimed(first.id, &to, now, lease),
+        queue.enqueue_claimed(second.id, &to, now, lease),
+        queue.enqueue_claimed(first.id, &to, now, lease),
+    );
+    let claimed = |outcomes: Vec<(mailfwd_domain::delivery::EnqueueOutcome, Option<_>)>| {
+        outcomes
+            .into_iter()
+            .filter(|(_, claimed)| claimed.is_some())
+            .count()
+    };
+    assert_eq!(
+        claimed(a.unwrap()) + claimed(again.unwrap()),
+        2,
+        "each job of one email claimed once"
+    );
+    assert_eq!(claimed(b.unwrap()), 2);
+    assert_eq!(queue.jobs_of(first.id).await.unwrap().len(), 2);
+    assert_eq!(queue.jobs_of(second.id).await.unwrap().len(), 2);
+}
