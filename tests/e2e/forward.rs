@@ -217,12 +217,7 @@ async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
     assert_eq!(received.iter().filter(|m| m.sender.is_empty()).count(), 1);
     assert_eq!(forwarded(&sink), 1);
 
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     for name in [
         "mailfwd_received_total 3",
         "mailfwd_delivered_total 2",

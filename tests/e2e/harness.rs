@@ -184,6 +184,16 @@ impl Server {
 
 /// The HTTP API calls several suites make.
 impl Server {
+    /// What `/metrics` shows now.
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.http))
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics as text")
+    }
+
     /// Creates the rule `email` → `forward` (one address or a list); it must be `201`.
     pub async fn create_rule(&self, email: &str, forward: serde_json::Value) {
         let response = reqwest::Client::new()

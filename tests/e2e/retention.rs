@@ -97,12 +97,7 @@ async fn old_finished_emails_are_deleted_and_one_with_a_pending_delivery_stays()
     assert!(body_file_exists(data.path(), &pending));
     let deliveries = server.deliveries(&pending).await;
     assert_eq!(deliveries[0]["state"], "pending", "{deliveries:?}");
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("mailfwd_retention_deleted_total 1"),
         "{metrics}"

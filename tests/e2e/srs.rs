@@ -197,12 +197,7 @@ async fn a_refused_delivery_gives_the_original_sender_exactly_one_dsn_and_a_null
         "only the headers are returned"
     );
     assert!(!text.contains("from nobody"));
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("mailfwd_dsn_total{outcome=\"sent\"} 1"),
         "{metrics}"

@@ -89,12 +89,7 @@ async fn a_flood_from_one_client_is_slowed_down_while_another_is_served() {
         let url = format!("{}/v1/emails/{id}", server.http);
         assert_eq!(status_of(url).await, 200, "accepted email {id} is gone");
     }
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     let line = format!(
         "mailfwd_throttled_total{{reason=\"client_messages\"}} {}",
         refused.len()
@@ -188,12 +183,7 @@ async fn a_disk_floor_above_the_free_space_refuses_new_mail_at_mail_from_and_rec
         detail.contains("refusing new mail") && detail.contains("under the floor"),
         "{detail}"
     );
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("mailfwd_shedding{reason=\"disk\"} 1"),
         "{metrics}"
@@ -364,12 +354,7 @@ async fn a_backlog_over_its_maximum_refuses_new_mail_until_it_drains_by_itself()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let metrics = reqwest::get(format!("{}/metrics", server.http))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = server.metrics().await;
     assert!(
         metrics.contains("mailfwd_shedding{reason=\"backlog\"} 0"),
         "{metrics}"
