@@ -12,6 +12,9 @@
 //! it holds no worker meanwhile, and the window stays full without a trip through the
 //! queue. Only when [`MAX_PARKED`] wait already is a job put off through the queue.
 
+mod destination;
+mod limits;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -20,47 +23,8 @@ use std::time::Duration;
 use mailfwd_domain::delivery::Contact;
 use tokio::time::Instant;
 
-/// The per-destination limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DestinationLimits {
-    /// Concurrent attempts a destination gets at first, and after it was dead
-    /// (Postfix's `initial_destination_concurrency`).
-    pub initial_concurrency: usize,
-    /// The most concurrent attempts one destination ever gets; it grows by one with
-    /// each delivery (Postfix's `default_destination_concurrency_limit`).
-    pub concurrency_limit: usize,
-    /// Connection-level failures in a row (no server answered, or an attempt ran out of
-    /// its deadline) that mark a destination dead: one cohort at the initial
-    /// concurrency.
-    pub failed_cohort: u32,
-    /// How long a destination is dead at first; doubled by each failed probe
-    /// (Postfix's `minimal_backoff_time`).
-    pub min_backoff: Duration,
-    /// The longest a destination is dead before it is probed (Postfix's
-    /// `maximal_backoff_time`).
-    pub max_backoff: Duration,
-    /// How far a job is put off through the queue (with ±20 % jitter) when its
-    /// destination has no free slot and [`MAX_PARKED`] jobs wait for one already.
-    pub busy_delay: Duration,
-    /// The most recipients of one message sent to a destination in one transaction
-    /// (Postfix's `smtp_destination_recipient_limit`); more go in further
-    /// transactions (ADR 0017).
-    pub recipient_limit: usize,
-}
-
-impl Default for DestinationLimits {
-    fn default() -> Self {
-        DestinationLimits {
-            initial_concurrency: 5,
-            concurrency_limit: 20,
-            failed_cohort: 5,
-            min_backoff: Duration::from_secs(60),
-            max_backoff: Duration::from_secs(10 * 60),
-            busy_delay: Duration::from_secs(5),
-            recipient_limit: 50,
-        }
-    }
-}
+use destination::{Destination, SWEEP_EVERY};
+pub use limits::DestinationLimits;
 
 /// Jobs parked with one destination at most; beyond, they are put off through the
 /// queue. Each holds little (its claim and a shared record), so this bounds memory, not
@@ -100,57 +64,6 @@ pub(crate) enum Taken<J> {
     /// Nothing parked, or no room.
     Nothing,
 }
-
-/// What is known of one destination.
-#[derive(Debug)]
-struct Destination<J> {
-    active: usize,
-    window: usize,
-    failures: u32,
-    /// Dead until then.
-    dead_until: Option<Instant>,
-    /// Its backoff ran out: the one attempt in flight decides whether it is alive.
-    probing: bool,
-    /// The backoff of its next death.
-    backoff: Duration,
-    last_error: String,
-    /// Jobs waiting for a slot, oldest first; parked only while a slot is taken, so an
-    /// attempt that ends is always there to take them.
-    parked: VecDeque<J>,
-    /// When its last attempt ended, while nothing is in flight or waiting.
-    idle_since: Option<Instant>,
-}
-
-impl<J> Destination<J> {
-    /// Whether it holds nothing but a grown window (or not even that).
-    fn is_quiet(&self) -> bool {
-        self.active == 0
-            && self.parked.is_empty()
-            && self.dead_until.is_none()
-            && !self.probing
-            && self.failures == 0
-    }
-
-    /// Whether it may be forgotten at `now`: nothing in flight or waiting for
-    /// [`REMEMBER_QUIET`], and dead no longer. A destination that died and got no mail
-    /// since is forgotten too (it would otherwise stay, and count as dead, for ever);
-    /// its next mail starts afresh.
-    fn is_forgettable(&self, now: Instant) -> bool {
-        self.active == 0
-            && self.parked.is_empty()
-            && !self.probing
-            && self.dead_until.is_none_or(|until| until <= now)
-            && self
-                .idle_since
-                .is_some_and(|since| now.saturating_duration_since(since) > REMEMBER_QUIET)
-    }
-}
-
-/// How long a quiet destination's grown window is remembered; checked every
-/// [`SWEEP_EVERY`] admissions, so mail to a million domains does not keep a million
-/// entries.
-const REMEMBER_QUIET: Duration = Duration::from_secs(10 * 60);
-const SWEEP_EVERY: u32 = 4096;
 
 /// Every destination mail is going to or was lately, by name, with the jobs (`J`)
 /// parked with each.
@@ -412,103 +325,4 @@ impl<J> Drop for Slot<J> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn deliver_once(destinations: &Arc<Destinations<()>>, name: &str) {
-        let Admission::Go(slot, ()) = destinations.admit(name, ()) else {
-            panic!("{name} has room");
-        };
-        slot.finish(Contact::Delivered, "");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_grown_window_is_kept_for_a_while_then_swept_out() {
-        let destinations = Arc::new(Destinations::new(DestinationLimits::default()));
-        // Mail to many domains, each growing its window by one delivery.
-        for n in 0..100 {
-            deliver_once(&destinations, &format!("d{n}.test"));
-        }
-        assert_eq!(
-            destinations.known().len(),
-            100,
-            "grown windows are remembered"
-        );
-        assert_eq!(destinations.known()["d0.test"].window, 6);
-
-        tokio::time::advance(REMEMBER_QUIET + Duration::from_secs(1)).await;
-        // A busy destination keeps going meanwhile; the sweep comes with admissions.
-        for _ in 0..SWEEP_EVERY {
-            deliver_once(&destinations, "busy.test");
-        }
-        let known = destinations.known();
-        assert_eq!(
-            known.len(),
-            1,
-            "quiet ones are forgotten: {:?}",
-            known.keys()
-        );
-        assert!(known.contains_key("busy.test"));
-    }
-
-    /// Destinations that die at their first failure.
-    fn fragile() -> Arc<Destinations<u32>> {
-        Arc::new(Destinations::new(DestinationLimits {
-            failed_cohort: 1,
-            ..DestinationLimits::default()
-        }))
-    }
-
-    fn kill(destinations: &Arc<Destinations<u32>>, name: &str) {
-        let Admission::Go(slot, _) = destinations.admit(name, 0) else {
-            panic!("{name} has room");
-        };
-        slot.finish(Contact::Unreachable, "connection refused");
-        assert!(matches!(
-            destinations.admit(name, 1),
-            Admission::Dead { job: 1, .. }
-        ));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_probe_that_learns_nothing_hands_the_probe_on() {
-        let destinations = fragile();
-        kill(&destinations, "x.test");
-        tokio::time::advance(DestinationLimits::default().min_backoff).await;
-        let Admission::Go(probe, 2) = destinations.admit("x.test", 2) else {
-            panic!("the backoff is over: a probe");
-        };
-        assert!(matches!(destinations.admit("x.test", 3), Admission::Parked));
-        // Its email could not be read, say: it ends without contact.
-        drop(probe);
-        let Taken::Admit(3) = destinations.take_parked("x.test") else {
-            panic!("the parked job is handed on");
-        };
-        let Admission::Go(probe, 3) = destinations.admit("x.test", 3) else {
-            panic!("the next attempt probes");
-        };
-        assert!(matches!(destinations.admit("x.test", 4), Admission::Parked));
-        probe.finish(Contact::Delivered, "");
-        let Taken::Go(ready) = destinations.take_parked("x.test") else {
-            panic!("alive again: the parked job goes");
-        };
-        assert_eq!(ready.iter().map(|(_, job)| *job).collect::<Vec<_>>(), [4]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_dead_destination_that_gets_no_more_mail_is_forgotten() {
-        let destinations = fragile();
-        kill(&destinations, "gone.test");
-        tokio::time::advance(
-            DestinationLimits::default().min_backoff + REMEMBER_QUIET + Duration::from_secs(1),
-        )
-        .await;
-        for _ in 0..SWEEP_EVERY {
-            let Admission::Go(slot, _) = destinations.admit("busy.test", 0) else {
-                panic!("busy.test has room");
-            };
-            slot.finish(Contact::Delivered, "");
-        }
-        assert!(!destinations.known().contains_key("gone.test"));
-    }
-}
+mod tests;
