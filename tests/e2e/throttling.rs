@@ -289,19 +289,43 @@ async fn mail_from_until(server: &Server, code: &str, within: Duration) -> Strin
     }
 }
 
+/// A destination that answers 451 to every recipient until told otherwise.
+struct DownDestination {
+    sink: Sink,
+    relay: String,
+}
+
+impl DownDestination {
+    async fn start() -> DownDestination {
+        let sink = Sink::start(Options::destination()).await;
+        sink.set_mode(Mode::TempFail);
+        let relay = sink.addr.to_string();
+        DownDestination { sink, relay }
+    }
+
+    /// mailfwd's settings relaying to it, retrying every second, with `extra`.
+    fn env<'a>(&'a self, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut env = vec![
+            ("MAILFWD_RELAY", self.relay.as_str()),
+            ("MAILFWD_RETRY_SCHEDULE", "1s"),
+            ("MAILFWD_RETRY_EVERY", "1s"),
+        ];
+        env.extend_from_slice(extra);
+        env
+    }
+
+    fn comes_back(&self) {
+        self.sink.set_mode(Mode::Accept);
+    }
+}
+
 #[tokio::test]
 async fn a_backlog_over_its_maximum_refuses_new_mail_until_it_drains_by_itself() {
-    let sink = Sink::start(Options::destination()).await;
-    sink.set_mode(Mode::TempFail);
+    let destination = DownDestination::start().await;
     let data = tempfile::tempdir().unwrap();
-    let relay = sink.addr.to_string();
-    let env = [
-        ("MAILFWD_RELAY", relay.as_str()),
-        ("MAILFWD_MAX_BACKLOG", "2"),
-        ("MAILFWD_RETRY_SCHEDULE", "1s"),
-        ("MAILFWD_RETRY_EVERY", "1s"),
-    ];
+    let env = destination.env(&[("MAILFWD_MAX_BACKLOG", "2")]);
     let server = Server::start(data.path(), &env);
+    let sink = &destination.sink;
     server
         .create_rule("sales@acme.test", json!("alice@dest.test"))
         .await;
@@ -332,7 +356,7 @@ async fn a_backlog_over_its_maximum_refuses_new_mail_until_it_drains_by_itself()
 
     // The destination comes back: the backlog drains, and new mail is taken again
     // without anybody touching mailfwd.
-    sink.set_mode(Mode::Accept);
+    destination.comes_back();
     mail_from_until(&server, "250", Duration::from_secs(30)).await;
     assert_eq!(status_of(format!("{}/healthz", server.http)).await, 200);
     let mut client = Client::connect(&server.smtp).await;
@@ -373,17 +397,13 @@ fn large_message(n: usize, size: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn a_small_disk_that_fills_up_refuses_new_mail_and_takes_it_again_once_space_frees() {
-    let sink = Sink::start(Options::destination()).await;
-    sink.set_mode(Mode::TempFail);
+    let destination = DownDestination::start().await;
     let data = tempfile::tempdir().unwrap();
-    let relay = sink.addr.to_string();
-    let env = [
-        ("MAILFWD_RELAY", relay.as_str()),
+    let env = destination.env(&[
         ("MAILFWD_DISK_FREE_FLOOR", "8000000"),
         ("MAILFWD_RETENTION", "1s"),
-        ("MAILFWD_RETRY_SCHEDULE", "1s"),
-        ("MAILFWD_RETRY_EVERY", "1s"),
-    ];
+    ]);
+    let sink = &destination.sink;
     // 24 MiB, of which 8 MB are the floor: about thirty 500 KB messages fit above it.
     let server = Server::start_on_small_disk(data.path(), 24 << 20, &env);
     server
@@ -420,7 +440,7 @@ async fn a_small_disk_that_fills_up_refuses_new_mail_and_takes_it_again_once_spa
 
     // The destination comes back: what is delivered is deleted by the retention, the
     // space comes back, and new mail is taken again without anybody touching mailfwd.
-    sink.set_mode(Mode::Accept);
+    destination.comes_back();
     let back = Instant::now();
     mail_from_until(&server, "250", Duration::from_secs(60)).await;
     eprintln!(
