@@ -3,9 +3,12 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
+use bytes::Bytes;
+
 use crate::email::{
-    BodyReader, BodyStore, EmailLog, EmailStore, Encoding, Envelope, NewEmail, SplitEmailStore,
-    StoreError,
+    BodyReader, BodyStore, EmailId, EmailLog, EmailPage, EmailQuery, EmailStore, Encoding,
+    Envelope, NewEmail, ReceivedEmail, SplitEmailStore, StoreError, UnevaluatedStats,
 };
 use crate::memory::{MemoryBodyStore, MemoryEmailLog};
 
@@ -100,4 +103,59 @@ async fn an_aborted_email_keeps_nothing_anywhere() {
         bodies.open(&id).await,
         Err(StoreError::NotFound(_))
     ));
+}
+
+/// A log keeping bodies whose `record_with_body` writes, then reports a failure (a
+/// commit whose answer was lost).
+struct LostAnswer(MemoryEmailLog);
+
+#[async_trait]
+impl EmailLog for LostAnswer {
+    async fn record(&self, email: &ReceivedEmail) -> Result<(), StoreError> {
+        self.0.record(email).await
+    }
+    fn inline_limit(&self) -> usize {
+        self.0.inline_limit()
+    }
+    async fn record_with_body(&self, email: &ReceivedEmail, body: Bytes) -> Result<(), StoreError> {
+        self.0.record_with_body(email, body).await?;
+        Err(StoreError::storage(std::io::Error::other("answer lost")))
+    }
+    async fn inline_body(&self, id: &EmailId) -> Result<Option<Bytes>, StoreError> {
+        self.0.inline_body(id).await
+    }
+    async fn get(&self, id: &EmailId) -> Result<ReceivedEmail, StoreError> {
+        self.0.get(id).await
+    }
+    async fn list(&self, query: &EmailQuery) -> Result<EmailPage, StoreError> {
+        self.0.list(query).await
+    }
+    async fn mark_evaluated(&self, id: &EmailId) -> Result<(), StoreError> {
+        self.0.mark_evaluated(id).await
+    }
+    async fn unevaluated(
+        &self,
+        after: Option<EmailId>,
+        limit: usize,
+    ) -> Result<Vec<ReceivedEmail>, StoreError> {
+        self.0.unevaluated(after, limit).await
+    }
+    async fn unevaluated_stats(&self) -> Result<UnevaluatedStats, StoreError> {
+        self.0.unevaluated_stats().await
+    }
+    async fn forget(&self, id: &EmailId) -> Result<bool, StoreError> {
+        self.0.forget(id).await
+    }
+}
+
+#[tokio::test]
+async fn a_small_body_written_despite_its_error_is_accepted() {
+    let log = Arc::new(LostAnswer(MemoryEmailLog::with_inline_limit(1024)));
+    let store = SplitEmailStore::new(Arc::new(MemoryBodyStore::new()), log.clone());
+    let mut writer = store.begin().await.unwrap();
+    let id = writer.id();
+    writer.write(b"Subject: x\r\n\r\nsmall\r\n").await.unwrap();
+    let accepted = writer.commit(new_email()).await;
+    assert_eq!(accepted.expect("the record is there: accepted").id, id);
+    assert!(log.get(&id).await.is_ok());
 }

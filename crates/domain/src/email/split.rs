@@ -126,9 +126,16 @@ impl EmailWriter for SplitWriter {
                     size: bytes.len() as u64,
                     received_at: now_millis(),
                 };
-                // One write: nothing to take back if it fails.
-                log.record_with_body(&received, Bytes::from(bytes)).await?;
-                return Ok(received);
+                // One write: nothing to take back if it fails. But a commit whose
+                // answer was lost may have written it: then it is accepted, or the
+                // client would send it again and it would be forwarded twice.
+                return match log.record_with_body(&received, Bytes::from(bytes)).await {
+                    Ok(()) => Ok(received),
+                    Err(error) => match log.get(&id).await {
+                        Ok(_) => Ok(received),
+                        Err(_) => Err(error),
+                    },
+                };
             }
             Body::Stored(stored) => stored,
         };
