@@ -217,7 +217,16 @@ async fn a_down_destination_is_retried_and_a_5xx_fails_for_good() {
     assert_eq!(received.iter().filter(|m| m.sender.is_empty()).count(), 1);
     assert_eq!(forwarded(&sink), 1);
 
-    let metrics = server.metrics().await;
+    // The sink has both messages; the second's outcome is recorded just after.
+    let start = Instant::now();
+    let mut metrics = server.metrics().await;
+    while !(metrics.contains("mailfwd_delivered_total 2")
+        && metrics.contains("mailfwd_queue_pending 0"))
+        && start.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        metrics = server.metrics().await;
+    }
     for name in [
         "mailfwd_received_total 3",
         "mailfwd_delivered_total 2",
